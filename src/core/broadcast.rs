@@ -1,0 +1,1 @@
+//! Transmit-limited broadcast queue.

@@ -1,0 +1,1 @@
+//! LZW as Go's compress/lzw writes it (LSB, 8-bit literals).

@@ -1,0 +1,1 @@
+//! msgpack as hashicorp/go-msgpack writes and reads it.
