@@ -107,7 +107,12 @@ impl BroadcastQueue {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let item = Item { msg, transmits: 0, name, token };
+        let item = Item {
+            msg,
+            transmits: 0,
+            name,
+            token,
+        };
         self.order.insert(item.key(id));
         if let Some(n) = &item.name {
             self.by_name.insert(n.clone(), id);
@@ -141,7 +146,11 @@ impl BroadcastQueue {
                 break;
             };
             let from = (transmits, Reverse(free), Reverse(u64::MAX));
-            let to = (transmits.saturating_add(1), Reverse(usize::MAX), Reverse(u64::MAX));
+            let to = (
+                transmits.saturating_add(1),
+                Reverse(usize::MAX),
+                Reverse(u64::MAX),
+            );
             let Some(&key) = self.order.range(from..to).next() else {
                 tier = self.order.range(to..).next().map(|k| k.0);
                 continue;
@@ -221,11 +230,13 @@ impl BroadcastQueue {
 
     /// Remove an item whose key is already out of `order`.
     fn remove_unordered(&mut self, id: u64) {
-        let Some(item) = self.items.remove(&id) else { return };
-        if let Some(n) = &item.name {
-            if self.by_name.get(n) == Some(&id) {
-                self.by_name.remove(n);
-            }
+        let Some(item) = self.items.remove(&id) else {
+            return;
+        };
+        if let Some(n) = &item.name
+            && self.by_name.get(n) == Some(&id)
+        {
+            self.by_name.remove(n);
         }
         self.finished_tokens.extend(item.token);
     }
@@ -299,7 +310,15 @@ mod tests {
         q.push(b"cc".to_vec(), None, None).expect("room");
         // Tier 0 first: largest first, newest among equals; then tier 1.
         let got = take_all(&mut q, 100, 3);
-        assert_eq!(got, vec![b"cc".to_vec(), b"bb".to_vec(), b"a".to_vec(), b"old".to_vec()]);
+        assert_eq!(
+            got,
+            vec![
+                b"cc".to_vec(),
+                b"bb".to_vec(),
+                b"a".to_vec(),
+                b"old".to_vec()
+            ]
+        );
     }
 
     #[test]
@@ -334,9 +353,12 @@ mod tests {
     #[test]
     fn named_messages_replace_each_other() {
         let mut q = BroadcastQueue::new(4, 16);
-        q.push(b"alive-1".to_vec(), Some("n1".into()), Some(1)).expect("room");
-        q.push(b"other".to_vec(), Some("n2".into()), None).expect("room");
-        q.push(b"dead-1".to_vec(), Some("n1".into()), None).expect("room");
+        q.push(b"alive-1".to_vec(), Some("n1".into()), Some(1))
+            .expect("room");
+        q.push(b"other".to_vec(), Some("n2".into()), None)
+            .expect("room");
+        q.push(b"dead-1".to_vec(), Some("n1".into()), None)
+            .expect("room");
         assert_eq!(q.len(), 2);
         assert_eq!(q.stats().invalidated, 1);
         assert_eq!(q.drain_finished().collect::<Vec<_>>(), vec![1]);

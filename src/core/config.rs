@@ -68,6 +68,9 @@ pub struct SwimConfig {
     /// Whether a dead member's name may be taken by another address after this long; zero
     /// means never (only after it is reaped). memberlist `DeadNodeReclaimTime` (0).
     pub dead_node_reclaim: Duration,
+    /// Deadline of a whole push/pull or reliable-message stream. memberlist `TCPTimeout` (LAN
+    /// 10 s); Alertmanager `--cluster.tcp-timeout` (10 s). Bound ≥ 1 ms.
+    pub tcp_timeout: Duration,
     /// Skip the TCP fallback ping. memberlist `DisableTcpPings` (false).
     pub disable_tcp_pings: bool,
     /// Budget of one gossip packet, before label and encryption overhead. memberlist
@@ -137,6 +140,7 @@ impl SwimConfig {
             gossip_nodes: 3,
             gossip_to_the_dead: Duration::from_secs(30),
             dead_node_reclaim: Duration::ZERO,
+            tcp_timeout: Duration::from_secs(10),
             disable_tcp_pings: false,
             packet_budget: 1400,
             compress: true,
@@ -170,6 +174,7 @@ impl SwimConfig {
             suspicion_mult: 3,
             push_pull_interval: Duration::from_secs(15),
             probe_timeout: Duration::from_millis(200),
+            tcp_timeout: Duration::from_secs(1),
             gossip_interval: Duration::from_millis(100),
             gossip_to_the_dead: Duration::from_secs(15),
             ..Self::lan(name, advertise)
@@ -180,7 +185,14 @@ impl SwimConfig {
     /// delegate versions.
     pub fn vsn(&self) -> Vsn {
         let [dmin, dmax, dcur] = self.delegate_versions;
-        Vsn([PROTOCOL_MIN, PROTOCOL_MAX, self.protocol_version, dmin, dmax, dcur])
+        Vsn([
+            PROTOCOL_MIN,
+            PROTOCOL_MAX,
+            self.protocol_version,
+            dmin,
+            dmax,
+            dcur,
+        ])
     }
 
     /// The wire codec these settings imply.
@@ -218,10 +230,16 @@ impl SwimConfig {
         if self.gossip_interval.is_zero() {
             return fail("gossip_interval", "must be > 0");
         }
+        if self.tcp_timeout.is_zero() {
+            return fail("tcp_timeout", "must be > 0");
+        }
         let mults = [
             ("retransmit_mult", self.retransmit_mult),
             ("suspicion_mult", self.suspicion_mult),
-            ("suspicion_max_timeout_mult", self.suspicion_max_timeout_mult),
+            (
+                "suspicion_max_timeout_mult",
+                self.suspicion_max_timeout_mult,
+            ),
             ("awareness_max_multiplier", self.awareness_max_multiplier),
         ];
         for (field, v) in mults {
@@ -229,7 +247,10 @@ impl SwimConfig {
                 return fail(field, "must be 1..=64");
             }
         }
-        if self.user_retransmit_mult.is_some_and(|m| !(1..=64).contains(&m)) {
+        if self
+            .user_retransmit_mult
+            .is_some_and(|m| !(1..=64).contains(&m))
+        {
             return fail("user_retransmit_mult", "must be 1..=64");
         }
         if !(1..=64).contains(&self.gossip_nodes) {
@@ -241,8 +262,7 @@ impl SwimConfig {
         if !(64..=65_000).contains(&self.packet_budget) {
             return fail("packet_budget", "must be 64..=65000");
         }
-        if self.membership_queue_len == 0 || self.user_queue_len == 0 || self.event_queue_len == 0
-        {
+        if self.membership_queue_len == 0 || self.user_queue_len == 0 || self.event_queue_len == 0 {
             return fail("queue lengths", "must be at least 1");
         }
         if self.max_members < 2 {
@@ -275,7 +295,10 @@ mod tests {
         assert_eq!(c.probe_timeout, Duration::from_millis(500));
         assert_eq!(c.packet_budget, 1400);
         assert_eq!(c.gossip_nodes, 5);
-        assert_eq!(SwimConfig::alertmanager("a".into(), addr(), 2).gossip_nodes, 3);
+        assert_eq!(
+            SwimConfig::alertmanager("a".into(), addr(), 2).gossip_nodes,
+            3
+        );
         assert_eq!(c.vsn(), Vsn::ALERTMANAGER);
         c.validate().expect("preset is valid");
     }
@@ -283,30 +306,76 @@ mod tests {
     #[test]
     fn presets_validate() {
         SwimConfig::lan("a".into(), addr()).validate().expect("lan");
-        SwimConfig::local("a".into(), addr()).validate().expect("local");
+        SwimConfig::local("a".into(), addr())
+            .validate()
+            .expect("local");
     }
 
     #[test]
     fn bounds_are_enforced() {
         let base = SwimConfig::lan("a".into(), addr());
         let bad = [
-            SwimConfig { meta: vec![0; 513], ..base.clone() },
-            SwimConfig { label: vec![b'x'; 256], ..base.clone() },
-            SwimConfig { protocol_version: 1, ..base.clone() },
-            SwimConfig { protocol_version: 6, ..base.clone() },
-            SwimConfig { delegate_versions: [1, 0, 0], ..base.clone() },
-            SwimConfig { probe_timeout: Duration::from_secs(2), ..base.clone() },
-            SwimConfig { gossip_interval: Duration::ZERO, ..base.clone() },
-            SwimConfig { retransmit_mult: 0, ..base.clone() },
-            SwimConfig { gossip_nodes: 0, ..base.clone() },
-            SwimConfig { packet_budget: 10, ..base.clone() },
-            SwimConfig { user_queue_len: 0, ..base.clone() },
-            SwimConfig { max_members: 1, ..base.clone() },
-            SwimConfig { name: "".into(), ..base.clone() },
+            SwimConfig {
+                meta: vec![0; 513],
+                ..base.clone()
+            },
+            SwimConfig {
+                label: vec![b'x'; 256],
+                ..base.clone()
+            },
+            SwimConfig {
+                protocol_version: 1,
+                ..base.clone()
+            },
+            SwimConfig {
+                protocol_version: 6,
+                ..base.clone()
+            },
+            SwimConfig {
+                delegate_versions: [1, 0, 0],
+                ..base.clone()
+            },
+            SwimConfig {
+                probe_timeout: Duration::from_secs(2),
+                ..base.clone()
+            },
+            SwimConfig {
+                gossip_interval: Duration::ZERO,
+                ..base.clone()
+            },
+            SwimConfig {
+                retransmit_mult: 0,
+                ..base.clone()
+            },
+            SwimConfig {
+                gossip_nodes: 0,
+                ..base.clone()
+            },
+            SwimConfig {
+                packet_budget: 10,
+                ..base.clone()
+            },
+            SwimConfig {
+                user_queue_len: 0,
+                ..base.clone()
+            },
+            SwimConfig {
+                max_members: 1,
+                ..base.clone()
+            },
+            SwimConfig {
+                name: "".into(),
+                ..base.clone()
+            },
         ];
         for c in bad {
             assert!(c.validate().is_err(), "{c:?} should be rejected");
         }
-        SwimConfig { meta: vec![0; 512], ..base }.validate().expect("512-byte meta is allowed");
+        SwimConfig {
+            meta: vec![0; 512],
+            ..base
+        }
+        .validate()
+        .expect("512-byte meta is allowed");
     }
 }

@@ -58,7 +58,11 @@ impl Codec {
         packet: &[u8],
         visit: &mut dyn FnMut(Message<'_>),
     ) -> Result<PacketSummary, WireError> {
-        todo!("{} {}", packet.len(), visit as *const _ as *const () as usize)
+        todo!(
+            "{} {}",
+            packet.len(),
+            visit as *const _ as *const () as usize
+        )
     }
 
     /// Wrap `payload` (one encoded message or compound) for the wire, appending to `out`:
@@ -70,7 +74,11 @@ impl Codec {
 
     /// Bytes the label header adds to every packet (memberlist `labelOverhead`).
     pub fn label_overhead(&self) -> usize {
-        if self.label.is_empty() { 0 } else { 2 + self.label.len() }
+        if self.label.is_empty() {
+            0
+        } else {
+            2 + self.label.len()
+        }
     }
 }
 
