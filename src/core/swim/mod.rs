@@ -738,3 +738,6 @@ pub(crate) fn push_pull_scale(interval: Duration, n: usize) -> Duration {
     let mult = doublings as u32 + 1;
     interval * mult
 }
+
+#[cfg(test)]
+mod tests;
