@@ -720,3 +720,428 @@ impl<'a> Compress<'a> {
         Ok(m)
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    //! Golden vectors from spec Appendix A (produced by the real Go encoder), and strategies
+    //! shared with the packet and stream tests.
+
+    use proptest::collection::vec;
+    use proptest::option;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    pub(crate) const PING: &str = "0085a44e6f6465a66e6f64652d62a55365714e6f01aa536f7572636541646472a40a000001aa536f757263654e6f6465a66e6f64652d61aa536f75726365506f7274cd2386";
+    const PING_MIN: &str = "0082a44e6f6465a66e6f64652d62a55365714e6fcd012c";
+    const INDIRECT: &str = "0188a44e61636bc3a44e6f6465a66e6f64652d63a4506f7274cd2386a55365714e6f07aa536f7572636541646472a40a000001aa536f757263654e6f6465a66e6f64652d61aa536f75726365506f7274cd2386a6546172676574a40a000002";
+    pub(crate) const ACK_NIL: &str = "0282a75061796c6f6164c0a55365714e6f01";
+    const ACK_EMPTY: &str = "0282a75061796c6f6164a0a55365714e6f01";
+    const NACK: &str = "0b81a55365714e6fce00011170";
+    pub(crate) const SUSPECT: &str =
+        "0383a446726f6da66e6f64652d61ab496e6361726e6174696f6e05a44e6f6465a66e6f64652d62";
+    const DEAD: &str =
+        "0583a446726f6da66e6f64652d62ab496e6361726e6174696f6e05a44e6f6465a66e6f64652d62";
+    const ALIVE: &str = "0486a441646472a40a000001ab496e6361726e6174696f6e01a44d657461a0a44e6f6465a66e6f64652d61a4506f7274cd2386a356736ea6010502000000";
+    const ALIVE_V6_NILMETA: &str = "0486a441646472b0fd000000000000000000000000000001ab496e6361726e6174696f6e01a44d657461c0a44e6f6465a66e6f64652d61a4506f7274cd2386a356736ea6010502000000";
+    const SUSPECT_LONGNAME: &str = "0383a446726f6da178ab496e6361726e6174696f6eccc8a44e6f6465da0023303132333435363738396162636465663031323334353637383961626364656658595a";
+    /// An `alive` body (no type byte) with `Addr` as bin8, `Node` as str8, `Vsn` as an array
+    /// and `Meta` nil: Go's decoders accept all of it.
+    const TOLERANCE_PROBE: &str = "86a441646472c4040a000001ab496e6361726e6174696f6e01a44d657461c0a44e6f6465d9066e6f64652d7aa4506f7274cd2386a356736e96010502000000";
+
+    const IP: &[u8] = &[10, 0, 0, 1];
+
+    /// The ping of spec §5.1, as decoded from [`PING`].
+    pub(crate) fn ping() -> Ping<'static> {
+        Ping {
+            node: "node-b",
+            seq_no: 1,
+            source_addr: IP,
+            source_node: "node-a",
+            source_port: 9094,
+        }
+    }
+
+    pub(crate) fn suspect() -> Suspect<'static> {
+        Suspect {
+            from: "node-a",
+            incarnation: 5,
+            node: "node-b",
+        }
+    }
+
+    fn golden() -> Vec<(&'static str, Message<'static>)> {
+        let alive = Alive {
+            addr: Some(IP),
+            incarnation: 1,
+            meta: Some(&[]),
+            node: "node-a",
+            port: 9094,
+            vsn: Some(Vsn::ALERTMANAGER),
+        };
+        const V6: &[u8] = &[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let long = "0123456789abcdef0123456789abcdefXYZ";
+        vec![
+            (PING, Message::Ping(ping())),
+            (
+                PING_MIN,
+                Message::Ping(Ping {
+                    node: "node-b",
+                    seq_no: 300,
+                    ..Ping::default()
+                }),
+            ),
+            (
+                INDIRECT,
+                Message::IndirectPing(IndirectPing {
+                    nack: true,
+                    node: "node-c",
+                    port: 9094,
+                    seq_no: 7,
+                    source_addr: IP,
+                    source_node: "node-a",
+                    source_port: 9094,
+                    target: &[10, 0, 0, 2],
+                }),
+            ),
+            (
+                ACK_NIL,
+                Message::Ack(Ack {
+                    payload: None,
+                    seq_no: 1,
+                }),
+            ),
+            (
+                ACK_EMPTY,
+                Message::Ack(Ack {
+                    payload: Some(&[]),
+                    seq_no: 1,
+                }),
+            ),
+            (NACK, Message::Nack(Nack { seq_no: 70_000 })),
+            (SUSPECT, Message::Suspect(suspect())),
+            (
+                DEAD,
+                Message::Dead(Dead {
+                    from: "node-b",
+                    incarnation: 5,
+                    node: "node-b",
+                }),
+            ),
+            (ALIVE, Message::Alive(alive)),
+            (
+                ALIVE_V6_NILMETA,
+                Message::Alive(Alive {
+                    addr: Some(V6),
+                    meta: None,
+                    ..alive
+                }),
+            ),
+            (
+                SUSPECT_LONGNAME,
+                Message::Suspect(Suspect {
+                    from: "x",
+                    incarnation: 200,
+                    node: long,
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn golden_vectors_decode_and_reencode_identically() {
+        for (hex_bytes, expected) in golden() {
+            let bytes = hex::decode(hex_bytes).unwrap();
+            assert_eq!(Message::decode(&bytes), Ok(expected), "{hex_bytes}");
+            for ints in [IntEncoding::Unsigned, IntEncoding::Signed] {
+                let mut out = vec![0xee];
+                expected.encode(ints, &mut out);
+                assert_eq!(
+                    hex::encode(&out[1..]),
+                    hex_bytes,
+                    "appends to existing bytes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decoder_tolerance_probe() {
+        let mut bytes = vec![MessageType::Alive as u8];
+        bytes.extend(hex::decode(TOLERANCE_PROBE).unwrap());
+        let expected = Alive {
+            addr: Some(IP),
+            incarnation: 1,
+            meta: None,
+            node: "node-z",
+            port: 9094,
+            vsn: Some(Vsn::ALERTMANAGER),
+        };
+        assert_eq!(Message::decode(&bytes), Ok(Message::Alive(expected)));
+    }
+
+    /// Build a message body from msgpack hex (type byte first) and decode it.
+    fn decode_hex(hex_bytes: &str) -> Result<Message<'static>, WireError> {
+        Message::decode(hex::decode(hex_bytes).unwrap().leak())
+    }
+
+    #[test]
+    fn keys_are_case_sensitive_and_unknown_keys_are_skipped() {
+        // {"seqno": 5, "Extra": {"a": [1, {"b": nil}]}, "SeqNo": 9}
+        let hex_bytes = "0b83a57365716e6f05a54578747261 81a16192 0181a162c0 a55365714e6f09";
+        let decoded = decode_hex(&hex_bytes.replace(' ', ""));
+        assert_eq!(decoded, Ok(Message::Nack(Nack { seq_no: 9 })));
+        // Missing keys keep their zero values.
+        assert_eq!(decode_hex("0b80"), Ok(Message::Nack(Nack { seq_no: 0 })));
+    }
+
+    #[test]
+    fn vsn_length_rules() {
+        let alive = |vsn_hex: &str| {
+            let hex_bytes = format!("0481a356736e{vsn_hex}");
+            match decode_hex(&hex_bytes) {
+                Ok(Message::Alive(alive)) => Ok(alive.vsn),
+                other => Err(other),
+            }
+        };
+        assert_eq!(alive("a50105020000"), Ok(None), "five bytes are too short");
+        assert_eq!(
+            alive("a701050200000009"),
+            Ok(Some(Vsn::ALERTMANAGER)),
+            "first six of seven"
+        );
+        assert_eq!(alive("c0"), Ok(None));
+        assert_eq!(alive("9501050200cc00"), Ok(None), "array of five");
+        assert_eq!(alive("9701050200000009"), Ok(Some(Vsn::ALERTMANAGER)));
+        assert!(alive("96cd01000502000000").is_err(), "256 is not a byte");
+    }
+
+    #[test]
+    fn integers_accept_every_marker_and_never_wrap() {
+        for seq in [
+            "2a",
+            "cc2a",
+            "cd002a",
+            "ce0000002a",
+            "cf000000000000002a",
+            "d02a",
+            "d1002a",
+        ] {
+            let decoded = decode_hex(&format!("0b81a55365714e6f{seq}"));
+            assert_eq!(decoded, Ok(Message::Nack(Nack { seq_no: 42 })), "{seq}");
+        }
+        for seq in ["ff", "d0ff", "cf0000000100000000", "d3ffffffffffffffff"] {
+            let decoded = decode_hex(&format!("0b81a55365714e6f{seq}"));
+            assert_eq!(decoded, Err(WireError::IntOutOfRange("SeqNo")), "{seq}");
+        }
+        // A port above 65535.
+        let decoded = decode_hex("0081aa536f75726365506f7274ce00010000");
+        assert_eq!(decoded, Err(WireError::IntOutOfRange("SourcePort")));
+    }
+
+    #[test]
+    fn strings_must_be_utf8_and_types_must_match() {
+        assert_eq!(
+            decode_hex("0081a44e6f6465a2c328"),
+            Err(WireError::InvalidUtf8("Node"))
+        );
+        assert_eq!(
+            decode_hex("0081a44e6f6465c3"),
+            Err(WireError::UnexpectedMarker {
+                marker: 0xc3,
+                field: "Node"
+            })
+        );
+        assert_eq!(
+            decode_hex("0081a44e6f6465a9"),
+            Err(WireError::Truncated("Node"))
+        );
+        assert_eq!(decode_hex("00"), Err(WireError::Truncated("ping")));
+        assert_eq!(decode_hex(""), Err(WireError::Truncated("message type")));
+    }
+
+    #[test]
+    fn non_message_types_are_rejected() {
+        for ty in [6u8, 7, 9, 10, 12, 13, 14, 244, 255] {
+            assert_eq!(
+                Message::decode(&[ty, 0x80]),
+                Err(WireError::UnexpectedType(ty))
+            );
+        }
+        assert_eq!(Message::decode(&[8]), Ok(Message::User(&[])));
+    }
+
+    #[test]
+    fn message_type_bytes() {
+        for b in 0..=u8::MAX {
+            match MessageType::from_u8(b) {
+                Some(ty) => assert_eq!(ty as u8, b),
+                None => assert!(b > 13),
+            }
+        }
+    }
+
+    #[test]
+    fn node_state_kinds() {
+        for (value, kind) in [
+            (0, NodeStateKind::Alive),
+            (1, NodeStateKind::Suspect),
+            (2, NodeStateKind::Dead),
+            (3, NodeStateKind::Left),
+            (4, NodeStateKind::Other(4)),
+            (-1, NodeStateKind::Other(-1)),
+        ] {
+            assert_eq!(NodeStateKind::from_go_int(value), kind);
+            assert_eq!(kind.to_go_int(), value);
+        }
+    }
+
+    pub(crate) fn text() -> impl Strategy<Value = &'static str> {
+        prop_oneof!["\\PC{0,40}", "[a-z]{30,300}"].prop_map(|s: String| &*s.leak())
+    }
+
+    pub(crate) fn bytes() -> impl Strategy<Value = &'static [u8]> {
+        prop_oneof![vec(any::<u8>(), 0..40), vec(any::<u8>(), 0..400)].prop_map(|v| &*v.leak())
+    }
+
+    pub(crate) fn raw() -> impl Strategy<Value = Raw<'static>> {
+        option::of(bytes())
+    }
+
+    fn vsn() -> impl Strategy<Value = Option<Vsn>> {
+        option::of(any::<[u8; 6]>().prop_map(Vsn))
+    }
+
+    pub(crate) fn ints() -> impl Strategy<Value = IntEncoding> {
+        prop_oneof![Just(IntEncoding::Unsigned), Just(IntEncoding::Signed)]
+    }
+
+    pub(crate) fn arb_ping() -> impl Strategy<Value = Ping<'static>> {
+        (text(), any::<u32>(), bytes(), text(), any::<u16>()).prop_map(
+            |(node, seq_no, source_addr, source_node, source_port)| Ping {
+                node,
+                seq_no,
+                source_addr,
+                source_node,
+                source_port,
+            },
+        )
+    }
+
+    pub(crate) fn arb_ack() -> impl Strategy<Value = Ack<'static>> {
+        (raw(), any::<u32>()).prop_map(|(payload, seq_no)| Ack { payload, seq_no })
+    }
+
+    fn arb_indirect() -> impl Strategy<Value = IndirectPing<'static>> {
+        let fields = (any::<bool>(), text(), any::<u16>(), any::<u32>());
+        (fields, bytes(), text(), any::<u16>(), bytes()).prop_map(
+            |((nack, node, port, seq_no), source_addr, source_node, source_port, target)| {
+                IndirectPing {
+                    nack,
+                    node,
+                    port,
+                    seq_no,
+                    source_addr,
+                    source_node,
+                    source_port,
+                    target,
+                }
+            },
+        )
+    }
+
+    fn arb_alive() -> impl Strategy<Value = Alive<'static>> {
+        (raw(), any::<u32>(), raw(), text(), any::<u16>(), vsn()).prop_map(
+            |(addr, incarnation, meta, node, port, vsn)| Alive {
+                addr,
+                incarnation,
+                meta,
+                node,
+                port,
+                vsn,
+            },
+        )
+    }
+
+    pub(crate) fn arb_message() -> impl Strategy<Value = Message<'static>> {
+        let accusation = || (text(), any::<u32>(), text());
+        prop_oneof![
+            arb_ping().prop_map(Message::Ping),
+            arb_indirect().prop_map(Message::IndirectPing),
+            arb_ack().prop_map(Message::Ack),
+            any::<u32>().prop_map(|seq_no| Message::Nack(Nack { seq_no })),
+            accusation().prop_map(|(from, incarnation, node)| {
+                Message::Suspect(Suspect {
+                    from,
+                    incarnation,
+                    node,
+                })
+            }),
+            arb_alive().prop_map(Message::Alive),
+            accusation().prop_map(|(from, incarnation, node)| Message::Dead(Dead {
+                from,
+                incarnation,
+                node
+            })),
+            bytes().prop_map(Message::User),
+        ]
+    }
+
+    fn arb_state() -> impl Strategy<Value = NodeStateKind> {
+        prop_oneof![
+            Just(NodeStateKind::Alive),
+            Just(NodeStateKind::Suspect),
+            Just(NodeStateKind::Dead),
+            Just(NodeStateKind::Left),
+            any::<i64>()
+                .prop_filter("not 0..=3", |v| !(0..=3).contains(v))
+                .prop_map(NodeStateKind::Other),
+        ]
+    }
+
+    pub(crate) fn arb_node() -> impl Strategy<Value = PushNodeState<'static>> {
+        (
+            raw(),
+            any::<u32>(),
+            raw(),
+            text(),
+            any::<u16>(),
+            arb_state(),
+            vsn(),
+        )
+            .prop_map(
+                |(addr, incarnation, meta, name, port, state, vsn)| PushNodeState {
+                    addr,
+                    incarnation,
+                    meta,
+                    name,
+                    port,
+                    state,
+                    vsn,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(message in arb_message(), ints in ints()) {
+            let mut out = Vec::new();
+            message.encode(ints, &mut out);
+            prop_assert_eq!(Message::decode(&out), Ok(message));
+        }
+
+        #[test]
+        fn push_node_state_round_trips(node in arb_node(), ints in ints()) {
+            let mut out = Vec::new();
+            node.encode_body(ints, &mut out);
+            let mut r = Reader::new(&out);
+            prop_assert_eq!(PushNodeState::decode_body(&mut r), Ok(node));
+            prop_assert!(r.rest().is_empty());
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in vec(any::<u8>(), 0..200)) {
+            let _ = Message::decode(&bytes);
+        }
+    }
+}

@@ -380,3 +380,230 @@ fn unexpected(marker: Marker, field: &'static str) -> WireError {
         field,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(write: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        write(&mut out);
+        hex::encode(out)
+    }
+
+    fn header(len: usize) -> String {
+        let data = vec![b'x'; len];
+        let hex_bytes = written(|out| write_raw(out, &data));
+        hex_bytes[..hex_bytes.len() - 2 * len].to_owned()
+    }
+
+    #[test]
+    fn raw_family_never_uses_str8_or_bin() {
+        assert_eq!(header(0), "a0");
+        assert_eq!(header(31), "bf");
+        assert_eq!(header(32), "da0020");
+        assert_eq!(header(255), "da00ff");
+        assert_eq!(header(65_535), "daffff");
+        assert_eq!(header(65_536), "db00010000");
+        assert_eq!(written(|out| write_opt_raw(out, None)), "c0");
+        assert_eq!(written(|out| write_opt_raw(out, Some(&[]))), "a0");
+    }
+
+    #[test]
+    fn small_writers() {
+        assert_eq!(written(|out| write_bool(out, true)), "c3");
+        assert_eq!(written(|out| write_bool(out, false)), "c2");
+        assert_eq!(written(|out| write_map_len(out, 15)), "8f");
+        assert_eq!(written(|out| write_map_len(out, 16)), "de0010");
+    }
+
+    #[test]
+    fn unsigned_integers_take_their_smallest_unsigned_form() {
+        for (value, expected) in [
+            (0, "00"),
+            (127, "7f"),
+            (128, "cc80"),
+            (255, "ccff"),
+            (256, "cd0100"),
+            (65_535, "cdffff"),
+            (65_536, "ce00010000"),
+            (u64::from(u32::MAX), "ceffffffff"),
+            (1 << 32, "cf0000000100000000"),
+        ] {
+            assert_eq!(written(|out| write_uint(out, value)), expected, "{value}");
+        }
+    }
+
+    /// Spec §3.4: the one byte difference between go-msgpack v0.5.3 and v2.
+    #[test]
+    fn go_ints_follow_the_codec_version() {
+        for (value, unsigned, signed) in [
+            (0, "00", "00"),
+            (127, "7f", "7f"),
+            (128, "cc80", "d10080"),
+            (200, "ccc8", "d100c8"),
+            (300, "cd012c", "d1012c"),
+            (32_767, "cd7fff", "d17fff"),
+            (32_768, "cd8000", "d200008000"),
+            (70_000, "ce00011170", "d200011170"),
+            (i64::from(i32::MAX), "ce7fffffff", "d27fffffff"),
+            (1 << 31, "ce80000000", "d30000000080000000"),
+            (-1, "ff", "ff"),
+            (-32, "e0", "e0"),
+            (-33, "d0df", "d0df"),
+            (-129, "d1ff7f", "d1ff7f"),
+        ] {
+            assert_eq!(
+                written(|out| write_go_int(out, value, IntEncoding::Unsigned)),
+                unsigned
+            );
+            assert_eq!(
+                written(|out| write_go_int(out, value, IntEncoding::Signed)),
+                signed
+            );
+        }
+    }
+
+    fn reader(hex_bytes: &str) -> Reader<'static> {
+        Reader::new(hex::decode(hex_bytes).unwrap().leak())
+    }
+
+    #[test]
+    fn raw_accepts_str8_bin_and_nil() {
+        for hex_bytes in ["a3616263", "d903616263", "da0003616263", "db00000003616263"] {
+            assert_eq!(reader(hex_bytes).str("s"), Ok("abc"), "{hex_bytes}");
+        }
+        for hex_bytes in ["c403616263", "c50003616263", "c600000003616263"] {
+            assert_eq!(
+                reader(hex_bytes).raw("b"),
+                Ok(Some(&b"abc"[..])),
+                "{hex_bytes}"
+            );
+        }
+        assert_eq!(reader("c0").raw("b"), Ok(None));
+        assert_eq!(reader("c0").str("s"), Ok(""));
+        assert_eq!(reader("c0").int::<u32>("i"), Ok(0));
+        assert_eq!(reader("c0").bool("b"), Ok(false));
+        assert_eq!(reader("c0").map_len("m"), Ok(0));
+    }
+
+    #[test]
+    fn lengths_beyond_the_input_are_truncations_with_a_lower_bound() {
+        let mut r = reader("db7fffffff41");
+        assert_eq!(r.raw("b"), Err(WireError::Truncated("b")));
+        assert_eq!(r.wanted(), 5 + 0x7fff_ffff);
+        // A map claiming 65535 entries needs at least two bytes per entry.
+        let mut r = reader("deffff80");
+        assert_eq!(r.map_len("m"), Err(WireError::Truncated("m")));
+        assert_eq!(r.wanted(), 3 + 2 * 0xffff);
+        let mut r = reader("cd01");
+        assert_eq!(r.int::<u16>("i"), Err(WireError::Truncated("i")));
+        assert_eq!(r.wanted(), 3);
+        // Nothing recorded: one byte more than present.
+        assert_eq!(reader("a1").wanted(), 2);
+    }
+
+    #[test]
+    fn skip_handles_every_type() {
+        let values = [
+            "00",
+            "ff",
+            "c0",
+            "c2",
+            "c3",
+            "cc01",
+            "cd0102",
+            "ce01020304",
+            "cf0102030405060708",
+            "d001",
+            "d10102",
+            "d201020304",
+            "d30102030405060708",
+            "ca01020304",
+            "cb0102030405060708",
+            "d40101",
+            "d5010102",
+            "d601",
+            "d701",
+            "d801",
+            "a26869",
+            "d9026869",
+            "da00026869",
+            "db000000026869",
+            "c4026869",
+            "c5000100",
+            "c60000000100",
+            "c70201aabb",
+            "c8000101aa",
+            "c9000000010100",
+            "9201a0",
+            "dc00020102",
+            "dd00000001c0",
+            "81a1610f",
+            "de0001a16101",
+            "df00000001a16101",
+        ];
+        for value in values {
+            let value = match value {
+                // Fixed extensions: complete their data.
+                "d601" => "d60101020304",
+                "d701" => "d7010102030405060708",
+                "d801" => "d80100112233445566778899aabbccddeeff",
+                other => other,
+            };
+            let mut r = reader(&format!("{value}2a"));
+            assert_eq!(r.skip_value(), Ok(()), "{value}");
+            assert_eq!(r.rest(), &[0x2a], "{value}");
+        }
+        assert!(matches!(
+            reader("c1").skip_value(),
+            Err(WireError::UnexpectedMarker { .. })
+        ));
+    }
+
+    #[test]
+    fn skip_is_iterative_and_bounded() {
+        // 200,000 nested one-element arrays: recursion would overflow the stack.
+        let mut deep = vec![0x91; 200_000];
+        deep.push(0x00);
+        let mut r = Reader::new(&deep);
+        assert_eq!(r.skip_value(), Ok(()));
+        assert!(r.rest().is_empty());
+        // Counts larger than the input are refused before any looping.
+        assert_eq!(
+            reader("dd7fffffff").skip_value(),
+            Err(WireError::Truncated("skipped value"))
+        );
+        assert_eq!(
+            reader("df7fffffff").skip_value(),
+            Err(WireError::Truncated("skipped value"))
+        );
+        // Each nesting level adds to the pending count, which the input must still cover.
+        assert!(reader(&"9f".repeat(100)).skip_value().is_err());
+    }
+
+    #[test]
+    fn version_forms() {
+        assert_eq!(
+            reader("a6010502000000").version("v"),
+            Ok(Some([1, 5, 2, 0, 0, 0]))
+        );
+        assert_eq!(
+            reader("96010502000000").version("v"),
+            Ok(Some([1, 5, 2, 0, 0, 0]))
+        );
+        assert_eq!(
+            reader("dc0006010502000000").version("v"),
+            Ok(Some([1, 5, 2, 0, 0, 0]))
+        );
+        assert_eq!(
+            reader("dd00000001ff").version("v"),
+            Err(WireError::IntOutOfRange("v"))
+        );
+        assert_eq!(
+            reader("ddffffffff").version("v"),
+            Err(WireError::Truncated("v"))
+        );
+        assert_eq!(reader("90").version("v"), Ok(None));
+    }
+}

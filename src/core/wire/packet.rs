@@ -288,3 +288,424 @@ pub fn encode_compound(parts: &[&[u8]], out: &mut Vec<u8>) -> Result<(), WireErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::core::wire::Ping;
+    use crate::core::wire::message::tests::{PING, SUSPECT, arb_message, ping, suspect};
+
+    const COMPOUND: &str = "0702004500270085a44e6f6465a66e6f64652d62a55365714e6f01aa536f7572636541646472a40a000001aa536f757263654e6f6465a66e6f64652d61aa536f75726365506f7274cd23860383a446726f6da66e6f64652d61ab496e6361726e6174696f6e05a44e6f6465a66e6f64652d62";
+    pub(crate) const COMPRESSED_PING: &str = "0982a4416c676f00a3427566da004100011422e5e40d9932a6dc182cd3424ca92965e2140ca06aca9b3a72c6940942868c1c520a0000a06811a3c68207132e6c11a6e2c58c65a0bc9143a7d908430101";
+    const COMPRESSED_USER: &str = "0982a4416c676f00a3427566da00280011841133666041820613225c78b0a142870c1f4a8c4811a2c589172b62dca8b163c68f1c1b0604";
+    const CRC_PING_HEADER: &str = "0c779c94c7";
+    const LABEL_PROD: &str = "f40470726f64";
+
+    fn unhex(hex_bytes: &str) -> Vec<u8> {
+        hex::decode(hex_bytes).unwrap()
+    }
+
+    /// Decode with `codec` and collect every visited message, re-encoded (messages borrow from
+    /// decompressed buffers that do not outlive the call).
+    fn decode(codec: &Codec, packet: &[u8]) -> Result<(Vec<Vec<u8>>, PacketSummary), WireError> {
+        let mut seen = Vec::new();
+        let summary = codec.decode_packet(packet, &mut |m| {
+            let mut out = Vec::new();
+            m.encode(IntEncoding::Signed, &mut out);
+            seen.push(out);
+        })?;
+        Ok((seen, summary))
+    }
+
+    fn summary(messages: usize, malformed: usize, truncated: usize) -> PacketSummary {
+        PacketSummary {
+            messages,
+            malformed,
+            truncated,
+        }
+    }
+
+    fn labelled(label: &str) -> Codec {
+        Codec {
+            label: label.as_bytes().to_vec(),
+            ..Codec::default()
+        }
+    }
+
+    #[test]
+    fn golden_compound() {
+        let packet = unhex(COMPOUND);
+        let mut seen = Vec::new();
+        let got = Codec::default().decode_packet(&packet, &mut |m| seen.push(format!("{m:?}")));
+        assert_eq!(got, Ok(summary(2, 0, 0)));
+        let expected =
+            [Message::Ping(ping()), Message::Suspect(suspect())].map(|m| format!("{m:?}"));
+        assert_eq!(seen, expected);
+
+        let mut out = Vec::new();
+        encode_compound(&[&unhex(PING), &unhex(SUSPECT)], &mut out).unwrap();
+        assert_eq!(hex::encode(out), COMPOUND);
+    }
+
+    #[test]
+    fn golden_compressed_ping() {
+        let ping = unhex(PING);
+        let (seen, got) = decode(&Codec::default(), &unhex(COMPRESSED_PING)).unwrap();
+        assert_eq!((seen, got), (vec![ping.clone()], summary(1, 0, 0)));
+
+        let mut wrapped = Vec::new();
+        Compress {
+            algo: 0,
+            buf: &lzw::compress(&ping),
+        }
+        .encode(&mut wrapped);
+        assert_eq!(hex::encode(wrapped), COMPRESSED_PING);
+        // 80 bytes compressed against 69 plain: UDP keeps the plain form.
+        let mut out = Vec::new();
+        Codec::default().seal_packet(&ping, false, &mut out);
+        assert_eq!(out, ping);
+    }
+
+    #[test]
+    fn golden_compressed_user() {
+        let mut user = vec![MessageType::User as u8];
+        user.extend(b"abcabcabc".repeat(20));
+        assert_eq!(user.len(), 181);
+        let mut out = Vec::new();
+        Codec::default().seal_packet(&user, false, &mut out);
+        assert_eq!(hex::encode(&out), COMPRESSED_USER);
+        let (seen, _) = decode(&Codec::default(), &out).unwrap();
+        assert_eq!(seen, vec![user]);
+    }
+
+    #[test]
+    fn golden_labelled_and_crc_ping() {
+        let ping = unhex(PING);
+        let labelled_ping = unhex(&format!("{LABEL_PROD}{PING}"));
+        let crc_ping = unhex(&format!("{CRC_PING_HEADER}{PING}"));
+        let prod = labelled("prod");
+
+        let mut out = Vec::new();
+        prod.seal_packet(&ping, false, &mut out);
+        assert_eq!(out, labelled_ping);
+        assert_eq!(decode(&prod, &labelled_ping).unwrap().0, vec![ping.clone()]);
+        assert_eq!(prod.label_overhead(), 6);
+
+        out.clear();
+        Codec::default().seal_packet(&ping, true, &mut out);
+        assert_eq!(out, crc_ping);
+        assert_eq!(
+            decode(&Codec::default(), &crc_ping).unwrap().0,
+            vec![ping.clone()]
+        );
+
+        out.clear();
+        prod.seal_packet(&ping, true, &mut out);
+        assert_eq!(
+            hex::encode(&out),
+            format!("{LABEL_PROD}{CRC_PING_HEADER}{PING}")
+        );
+    }
+
+    #[test]
+    fn crc_mismatch_and_short_crc() {
+        let mut crc_ping = unhex(&format!("{CRC_PING_HEADER}{PING}"));
+        *crc_ping.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            decode(&Codec::default(), &crc_ping),
+            Err(WireError::CrcMismatch)
+        );
+        // Fewer than 5 bytes: not a CRC header, and 12 is not a message.
+        assert_eq!(
+            decode(&Codec::default(), &[12, 0, 0]),
+            Err(WireError::UnexpectedType(12))
+        );
+    }
+
+    #[test]
+    fn crc_only_at_the_top() {
+        let crc_ping = unhex(&format!("{CRC_PING_HEADER}{PING}"));
+        let mut packet = Vec::new();
+        encode_compound(&[&crc_ping, &unhex(SUSPECT)], &mut packet).unwrap();
+        assert_eq!(
+            decode(&Codec::default(), &packet).unwrap().1,
+            summary(1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn label_mismatches() {
+        let ping = unhex(PING);
+        let labelled_ping = unhex(&format!("{LABEL_PROD}{PING}"));
+        let mismatch = Err(WireError::LabelMismatch);
+        assert_eq!(decode(&Codec::default(), &labelled_ping), mismatch);
+        assert_eq!(decode(&labelled("prod"), &ping), mismatch);
+        assert_eq!(decode(&labelled("prof"), &labelled_ping), mismatch);
+        assert_eq!(decode(&labelled("prod2"), &labelled_ping), mismatch);
+        assert_eq!(
+            decode(&Codec::default(), &[LABEL_MSG, 0, 0]),
+            Err(WireError::InvalidLabel)
+        );
+        assert_eq!(
+            decode(&Codec::default(), &[LABEL_MSG]),
+            Err(WireError::Truncated("label length"))
+        );
+        assert_eq!(
+            decode(&labelled("prod"), &[LABEL_MSG, 4, b'p']),
+            Err(WireError::Truncated("label"))
+        );
+    }
+
+    #[test]
+    fn truncated_compound_delivers_the_parts_before() {
+        let packet = unhex(COMPOUND);
+        let (seen, got) = decode(&Codec::default(), &packet[..packet.len() - 5]).unwrap();
+        assert_eq!((seen, got), (vec![unhex(PING)], summary(1, 0, 1)));
+        // Only the lengths: both parts missing.
+        assert_eq!(
+            decode(&Codec::default(), &packet[..6]).unwrap().1,
+            summary(0, 0, 2)
+        );
+        // The length table itself cut short: the whole packet is bad.
+        assert_eq!(
+            decode(&Codec::default(), &packet[..4]),
+            Err(WireError::Truncated("compound lengths"))
+        );
+        assert_eq!(
+            decode(&Codec::default(), &[7]),
+            Err(WireError::Truncated("compound count"))
+        );
+        assert_eq!(
+            decode(&Codec::default(), &[7, 0]).unwrap().1,
+            summary(0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn bad_parts_are_counted_and_skipped() {
+        let ping = unhex(PING);
+        let bad: [&[u8]; 8] = [
+            &[6, 0x80],
+            &[10, 1],
+            &[12, 0, 0, 0, 0, 0],
+            &[13, 0x80],
+            &[244, 1, b'x'],
+            &[0, 0xc1],
+            &[],
+            &[9, 0x80],
+        ];
+        let mut parts: Vec<&[u8]> = vec![&ping];
+        parts.extend(bad);
+        parts.push(&ping);
+        let mut packet = Vec::new();
+        encode_compound(&parts, &mut packet).unwrap();
+        let (seen, got) = decode(&Codec::default(), &packet).unwrap();
+        assert_eq!((seen.len(), got), (2, summary(2, bad.len(), 0)));
+        // At the top level a bad message rejects the packet.
+        assert_eq!(
+            decode(&Codec::default(), &[13, 0x80]),
+            Err(WireError::UnexpectedType(13))
+        );
+        assert_eq!(
+            decode(&Codec::default(), &[]),
+            Err(WireError::Truncated("message type"))
+        );
+    }
+
+    fn compressed(plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Compress {
+            algo: 0,
+            buf: &lzw::compress(plain),
+        }
+        .encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn compound_and_compress_nest_both_ways() {
+        let ping = unhex(PING);
+        let suspect = unhex(SUSPECT);
+        let mut inner = Vec::new();
+        encode_compound(&[&ping, &compressed(&suspect)], &mut inner).unwrap();
+        let packet = compressed(&inner);
+        let (seen, got) = decode(&Codec::default(), &packet).unwrap();
+        assert_eq!((seen, got), (vec![ping, suspect], summary(2, 0, 0)));
+    }
+
+    #[test]
+    fn nesting_is_capped() {
+        let mut packet = unhex(PING);
+        for _ in 0..MAX_DEPTH {
+            packet = compressed(&packet);
+        }
+        assert_eq!(
+            decode(&Codec::default(), &packet).unwrap().1,
+            summary(1, 0, 0)
+        );
+        assert_eq!(
+            decode(&Codec::default(), &compressed(&packet)),
+            Err(WireError::TooDeep)
+        );
+
+        // Inside a compound the too-deep part is counted as malformed.
+        let mut packet = unhex(PING);
+        for _ in 0..=MAX_DEPTH {
+            let mut outer = Vec::new();
+            encode_compound(&[&packet], &mut outer).unwrap();
+            packet = outer;
+        }
+        assert_eq!(
+            decode(&Codec::default(), &packet).unwrap().1,
+            summary(0, 1, 0)
+        );
+    }
+
+    #[test]
+    fn decompression_is_capped_per_packet() {
+        let mut user = vec![MessageType::User as u8];
+        user.resize(600 << 10, b'a');
+        let bomb = compressed(&user);
+        assert!(bomb.len() < 8 << 10);
+        let codec = Codec::default();
+        assert_eq!(decode(&codec, &bomb).unwrap().1, summary(1, 0, 0));
+        // Two parts of 600 KiB exceed the 1 MiB budget of one packet.
+        let mut packet = Vec::new();
+        encode_compound(&[&bomb, &bomb], &mut packet).unwrap();
+        assert_eq!(decode(&codec, &packet).unwrap().1, summary(1, 1, 0));
+        let small = Codec {
+            max_packet_decompressed_len: 1000,
+            ..Codec::default()
+        };
+        assert!(matches!(
+            decode(&small, &bomb),
+            Err(WireError::TooLarge { limit: 1000, .. })
+        ));
+    }
+
+    #[test]
+    fn compress_errors() {
+        // {Algo: 1, Buf: ""}
+        let other_algo = unhex("0982a4416c676f01a3427566a0");
+        assert_eq!(
+            decode(&Codec::default(), &other_algo),
+            Err(WireError::UnknownCompression(1))
+        );
+        let corrupt = unhex("0982a4416c676f00a3427566a3000102");
+        assert_eq!(decode(&Codec::default(), &corrupt), Err(WireError::Lzw));
+    }
+
+    #[test]
+    fn compound_limits_leave_out_unchanged() {
+        let ping = unhex(PING);
+        let mut out = vec![1, 2, 3];
+        let parts = vec![ping.as_slice(); COMPOUND_MAX_PARTS + 1];
+        let err = WireError::TooLarge {
+            what: "compound parts",
+            limit: 255,
+        };
+        assert_eq!(encode_compound(&parts, &mut out), Err(err));
+        let big = vec![8u8; 65_536];
+        let err = WireError::TooLarge {
+            what: "compound part",
+            limit: 65_535,
+        };
+        assert_eq!(encode_compound(&[&ping, &big], &mut out), Err(err));
+        assert_eq!(out, [1, 2, 3]);
+
+        encode_compound(&parts[1..], &mut out).unwrap();
+        let (seen, got) = decode(&Codec::default(), &out[3..]).unwrap();
+        assert_eq!((seen.len(), got), (255, summary(255, 0, 0)));
+    }
+
+    fn codecs() -> impl Strategy<Value = Codec> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(""), Just("prod"), Just("x")],
+        )
+            .prop_map(|(compress, label)| Codec {
+                compress,
+                ..labelled(label)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn packets_round_trip(
+            messages in vec(arb_message(), 1..12),
+            codec in codecs(),
+            crc in any::<bool>(),
+        ) {
+            let encoded: Vec<Vec<u8>> = messages
+                .iter()
+                .map(|m| {
+                    let mut out = Vec::new();
+                    m.encode(codec.ints, &mut out);
+                    out
+                })
+                .collect();
+            let mut payload = Vec::new();
+            if let [single] = encoded.as_slice() {
+                payload.clone_from(single);
+            } else {
+                let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+                encode_compound(&parts, &mut payload).unwrap();
+            }
+            let mut packet = Vec::new();
+            codec.seal_packet(&payload, crc, &mut packet);
+            let (seen, got) = decode(&codec, &packet).unwrap();
+            prop_assert_eq!(got, summary(messages.len(), 0, 0));
+            prop_assert_eq!(seen, encoded);
+        }
+
+        #[test]
+        fn arbitrary_packets_never_panic(
+            bytes in vec(any::<u8>(), 0..600),
+            first in prop_oneof![0u8..=13, Just(LABEL_MSG)],
+        ) {
+            let mut typed = bytes.clone();
+            typed.insert(0, first);
+            for codec in [Codec::default(), labelled("prod")] {
+                let _ = decode(&codec, &bytes);
+                let _ = decode(&codec, &typed);
+            }
+        }
+
+        #[test]
+        fn mutated_packets_never_panic(
+            message in arb_message(),
+            edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut part = Vec::new();
+            message.encode(IntEncoding::Signed, &mut part);
+            let mut packet = Vec::new();
+            encode_compound(&[&part, &compressed(&part)], &mut packet).unwrap();
+            for (at, byte) in edits {
+                let at = at.index(packet.len());
+                packet[at] = byte;
+            }
+            let _ = decode(&Codec::default(), &packet);
+            let _ = decode(&Codec::default(), &packet[..cut.index(packet.len())]);
+        }
+    }
+
+    #[test]
+    fn borrowed_messages_survive_decompression_scope() {
+        // Messages handed to the visitor may borrow decompressed bytes; copying a field out is
+        // how a caller keeps it.
+        let packet = compressed(&unhex(PING));
+        let mut node = String::new();
+        Codec::default()
+            .decode_packet(&packet, &mut |m| {
+                if let Message::Ping(Ping { node: n, .. }) = m {
+                    node = n.to_owned();
+                }
+            })
+            .unwrap();
+        assert_eq!(node, "node-b");
+    }
+}
