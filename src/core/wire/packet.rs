@@ -25,6 +25,7 @@ const CRC_HEADER_LEN: usize = 5;
 pub struct Codec {
     /// Cluster label (`--cluster.label`); empty for none. Packets and streams carrying another
     /// label — or any label when ours is empty, or none when ours is set — are rejected.
+    /// At most [`super::LABEL_MAX_LEN`] (255) bytes: its length is one byte on the wire.
     pub label: Vec<u8>,
     /// How Go `int` fields above 127 are written. Both forms are always accepted.
     pub ints: IntEncoding,
@@ -32,7 +33,8 @@ pub struct Codec {
     /// makes them strictly smaller; streams are always compressed.
     pub compress: bool,
     /// Largest decompressed UDP packet accepted (default 1 MiB; a datagram is ≤ 64 KiB, and a
-    /// higher ratio than this means a hostile sender).
+    /// higher ratio than this means a hostile sender). It bounds the sum over every compress
+    /// layer in one packet, so nested compression cannot multiply it.
     pub max_packet_decompressed_len: usize,
     /// Largest stream message accepted, before and after decompression (default 20 MiB, what
     /// memberlist allows for push/pull state).

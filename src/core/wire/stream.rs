@@ -759,7 +759,8 @@ mod tests {
             let mut with_garbage = sealed.clone();
             with_garbage.extend([0xc1, 0x00]);
             let len = sealed.len();
-            prop_assert_eq!(codec.stream_frame(&with_garbage, dialer), Ok(StreamFrame::Complete { len }));
+            let framed = codec.stream_frame(&with_garbage, dialer);
+            prop_assert_eq!(framed, Ok(StreamFrame::Complete { len }));
             prop_assert_eq!(codec.decode_stream(&sealed, dialer, |m| m == message), Ok(true));
         }
     }
@@ -768,16 +769,23 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         #[test]
-        fn every_prefix_is_incomplete_with_a_true_lower_bound((codec, dialer, _m, sealed) in sealed()) {
+        fn every_prefix_is_incomplete_with_a_true_lower_bound(
+            (codec, dialer, _m, sealed) in sealed(),
+        ) {
             for cut in 0..sealed.len() {
                 match codec.stream_frame(&sealed[..cut], dialer) {
                     Ok(StreamFrame::Incomplete { at_least }) => {
-                        prop_assert!(cut < at_least && at_least <= sealed.len(), "{} {}", cut, at_least);
+                        let bounded = cut < at_least && at_least <= sealed.len();
+                        prop_assert!(bounded, "prefix {}: at least {}", cut, at_least);
                     }
                     other => prop_assert!(false, "prefix {}: {:?}", cut, other),
                 }
             }
-            prop_assert_eq!(codec.stream_frame(&sealed, dialer), Ok(StreamFrame::Complete { len: sealed.len() }));
+            let complete = Ok(StreamFrame::Complete { len: sealed.len() });
+            prop_assert_eq!(codec.stream_frame(&sealed, dialer), complete.clone());
+            let mut with_garbage = sealed.clone();
+            with_garbage.extend_from_slice(&sealed);
+            prop_assert_eq!(codec.stream_frame(&with_garbage, dialer), complete);
         }
 
         #[test]
