@@ -281,7 +281,7 @@ pub enum Message<'a> {
     User(&'a [u8]),
 }
 
-impl<'a> Message<'a> {
+impl Message<'_> {
     /// The type byte this message is sent with.
     pub fn kind(&self) -> MessageType {
         match self {
@@ -318,7 +318,7 @@ impl<'a> Message<'a> {
     /// stream-only types are not messages: they yield [`WireError::UnexpectedType`].
     ///
     /// Bytes after the msgpack body are ignored, as Go's decoder does.
-    pub fn decode(buf: &'a [u8]) -> Result<Message<'a>, WireError> {
+    pub fn decode(buf: &[u8]) -> Result<Message<'_>, WireError> {
         let (&ty, body) = buf
             .split_first()
             .ok_or(WireError::Truncated("message type"))?;
