@@ -24,10 +24,18 @@ use std::time::Duration;
 use hearsay::core::swim::MemberState;
 use util::sim::{Faults, Sim};
 
-const FAULTS: Faults = Faults { loss: 0.10, duplicate: 0.01, delay_ms: (1, 25) };
+const FAULTS: Faults = Faults {
+    loss: 0.10,
+    duplicate: 0.01,
+    delay_ms: (1, 25),
+};
 
-/// Cold start: joins are push/pulls, so one round trip plus a few gossip rounds.
-const CONVERGE_MS: u64 = 10_000;
+/// Cold start. Usually a second (joins are push/pulls, then gossip), but when all nodes start
+/// within 200 ms an `alive` can exhaust its retransmits before some nodes are even known to
+/// its senders — gossip only reaches members one already knows. Then it takes anti-entropy:
+/// the first push/pull comes after a random stagger of up to one interval (60 s, the
+/// Alertmanager setting), the next one interval later, plus slack for a lost exchange.
+const CONVERGE_MS: u64 = 125_000;
 /// After a heal: up to 15 s until Alertmanager's refresh loop re-joins a missing configured
 /// peer, then refutations of the partition-time verdicts spread (a few gossip rounds), plus
 /// slack for a lost join under 10 % loss (the next refresh, 15 s later).
@@ -73,7 +81,11 @@ fn run_seeds(n: usize) {
             if n == 5 { "five_nodes" } else { "twenty_nodes" }
         );
     }
-    eprintln!("{n}-node scenario: {} seeds passed in {:.1?}", seeds.len(), started.elapsed());
+    eprintln!(
+        "{n}-node scenario: {} seeds passed in {:.1?}",
+        seeds.len(),
+        started.elapsed()
+    );
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -102,20 +114,30 @@ struct Accuracy {
 }
 
 impl Accuracy {
+    /// Sampled every 100 ms of simulated time (a violation shorter than that is not a
+    /// declaration anyone could act on).
     fn observe(&mut self, sim: &Sim) {
-        if self.violation.is_some() || self.active_from.is_none_or(|t| sim.now < t) {
+        if !sim.now.is_multiple_of(100)
+            || self.violation.is_some()
+            || self.active_from.is_none_or(|t| sim.now < t)
+        {
             return;
         }
         let live = sim.live();
+        let views: Vec<_> = live.iter().map(|&v| sim.view(v)).collect();
         for &x in &live {
+            let name = sim.name(x);
             let holders = live
                 .iter()
-                .filter(|&&v| v != x)
-                .filter(|&&v| sim.view(v).get(sim.name(x)).is_some_and(|s| s.is_gone()))
+                .zip(&views)
+                .filter(|&(&v, view)| v != x && view.get(name).is_some_and(|s| s.is_gone()))
                 .count();
             if holders * 2 > live.len() - 1 {
-                self.violation =
-                    Some(format!("at {} ms, {holders} of {} live peers hold live {} dead", sim.now, live.len() - 1, sim.name(x)));
+                self.violation = Some(format!(
+                    "at {} ms, {holders} of {} live peers hold live {name} dead",
+                    sim.now,
+                    live.len() - 1
+                ));
             }
         }
     }
@@ -132,7 +154,10 @@ fn agreement(sim: &Sim) -> Result<(), String> {
             .map(|(n, _)| n)
             .collect();
         if members != expected {
-            return Err(format!("{} sees {members:?}, expected {expected:?}", sim.name(v)));
+            return Err(format!(
+                "{} sees {members:?}, expected {expected:?}",
+                sim.name(v)
+            ));
         }
     }
     Ok(())
@@ -147,18 +172,26 @@ fn converge(sim: &mut Sim, deadline: u64, acc: &mut Accuracy, what: &str) -> Res
             agreed_at = Some(sim.now);
         }
     }
-    agreed_at.ok_or_else(|| format!("{what}: no agreement by {deadline} ms: {}", agreement(sim).unwrap_err()))
+    agreed_at.ok_or_else(|| {
+        format!(
+            "{what}: no agreement by {deadline} ms: {}",
+            agreement(sim).unwrap_err()
+        )
+    })
 }
 
 fn scenario(seed: u64, n: usize) -> Result<(), String> {
     let mut sim = Sim::new(seed, n, FAULTS);
-    let mut acc = Accuracy { active_from: None, violation: None };
+    let mut acc = Accuracy {
+        active_from: None,
+        violation: None,
+    };
     for i in 0..n {
         sim.start(i);
         sim.run_until(sim.now + 10, &mut |_| {});
     }
     let start = sim.now;
-    converge(&mut sim, start + CONVERGE_MS, &mut acc, "cold start")?;
+    let cold = converge(&mut sim, start + CONVERGE_MS, &mut acc, "cold start")? - start;
     acc.active_from = Some(sim.now);
     sim.run_until(sim.now + 10_000, &mut |s| acc.observe(s));
 
@@ -169,7 +202,7 @@ fn scenario(seed: u64, n: usize) -> Result<(), String> {
     sim.run_until(sim.now + PARTITION_MS, &mut |_| {});
     sim.heal();
     let healed = sim.now;
-    converge(&mut sim, healed + HEAL_MS, &mut acc, "after heal")?;
+    let heal = converge(&mut sim, healed + HEAL_MS, &mut acc, "after heal")? - healed;
     acc.active_from = Some(healed + HEAL_MS);
     sim.run_until(healed + HEAL_MS, &mut |s| acc.observe(s));
 
@@ -182,13 +215,18 @@ fn scenario(seed: u64, n: usize) -> Result<(), String> {
     let mut detected: Option<u64> = None;
     while sim.now < crashed + bound && detected.is_none() {
         sim.run_until(sim.now + 50, &mut |s| acc.observe(s));
-        let all = sim.live().into_iter().all(|v| sim.view(v).get(&name).is_none_or(|s| s.is_gone()));
+        let all = sim
+            .live()
+            .into_iter()
+            .all(|v| sim.view(v).get(&name).is_none_or(|s| s.is_gone()));
         if all {
             detected = Some(sim.now);
         }
     }
     let Some(detected) = detected else {
-        return Err(format!("crashed {name} not declared dead by all within {bound} ms"));
+        return Err(format!(
+            "crashed {name} not declared dead by all within {bound} ms"
+        ));
     };
     sim.run_until(sim.now + 2_000, &mut |s| acc.observe(s));
 
@@ -196,14 +234,15 @@ fn scenario(seed: u64, n: usize) -> Result<(), String> {
     sim.start(victim);
     let restarted = sim.now;
     acc.active_from = Some(restarted + RESTART_MS);
-    converge(&mut sim, restarted + RESTART_MS, &mut acc, "after restart")?;
+    let rejoin = converge(&mut sim, restarted + RESTART_MS, &mut acc, "after restart")? - restarted;
     sim.run_until(sim.now + 10_000, &mut |s| acc.observe(s));
     if let Some(v) = acc.violation {
         return Err(v);
     }
     if std::env::var("SIM_VERBOSE").is_ok() {
         eprintln!(
-            "seed {seed}: detected crash after {} ms (bound {bound}), {} packets, {:.1?} simulated",
+            "seed {seed}: converged {cold} ms after start, {heal} ms after heal; crash detected after {} ms \
+             (bound {bound}); rejoined {rejoin} ms after restart; {} packets, {:.1?} simulated",
             detected - crashed,
             sim.packets,
             Duration::from_millis(sim.now)

@@ -57,9 +57,22 @@ struct Node {
 }
 
 enum Delivery {
-    Packet { from: SocketAddr, bytes: Vec<u8> },
-    Stream { from_node: usize, from_epoch: u64, id: StreamId, bytes: Vec<u8>, expect_reply: bool },
-    Reply { epoch: u64, id: StreamId, result: Result<Vec<u8>, StreamFailure> },
+    Packet {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Stream {
+        from_node: usize,
+        from_epoch: u64,
+        id: StreamId,
+        bytes: Vec<u8>,
+        expect_reply: bool,
+    },
+    Reply {
+        epoch: u64,
+        id: StreamId,
+        result: Result<Vec<u8>, StreamFailure>,
+    },
 }
 
 struct InFlight {
@@ -125,7 +138,17 @@ impl Sim {
             })
             .collect();
         let by_addr = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
-        Self { seed, rng, now: 0, nodes, by_addr, queue: BinaryHeap::new(), seq: 0, faults, packets: 0 }
+        Self {
+            seed,
+            rng,
+            now: 0,
+            nodes,
+            by_addr,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            faults,
+            packets: 0,
+        }
     }
 
     /// Number of nodes (live or not).
@@ -240,7 +263,11 @@ impl Sim {
         if self.now >= node.next_refresh {
             node.next_refresh = self.now + REFRESH_MS;
             let swim = node.swim.as_ref().expect("tick of a live node");
-            let known: Vec<SocketAddr> = swim.members().filter(|m| !m.state.is_gone()).map(|m| m.addr).collect();
+            let known: Vec<SocketAddr> = swim
+                .members()
+                .filter(|m| !m.state.is_gone())
+                .map(|m| m.addr)
+                .collect();
             join.extend(node.peers.iter().copied().filter(|p| !known.contains(p)));
         }
         if !join.is_empty() {
@@ -288,18 +315,30 @@ impl Sim {
                 }
             }
         }
-        let deadline = self.swim_mut(i).poll_timeout().expect("a core always has a next timer");
+        let deadline = self
+            .swim_mut(i)
+            .poll_timeout()
+            .expect("a core always has a next timer");
         self.nodes[i].deadline = deadline.0;
     }
 
     fn send_packet(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        let Some(&j) = self.by_addr.get(&to) else { return };
+        let Some(&j) = self.by_addr.get(&to) else {
+            return;
+        };
         if self.rng.random_bool(self.faults.loss) {
             return;
         }
         if self.rng.random_bool(self.faults.duplicate) {
             let delay = self.delay();
-            self.enqueue(delay, j, Delivery::Packet { from, bytes: bytes.clone() });
+            self.enqueue(
+                delay,
+                j,
+                Delivery::Packet {
+                    from,
+                    bytes: bytes.clone(),
+                },
+            );
         }
         let delay = self.delay();
         self.enqueue(delay, j, Delivery::Packet { from, bytes });
@@ -312,12 +351,19 @@ impl Sim {
 
     fn enqueue(&mut self, delay: u64, to: usize, delivery: Delivery) {
         self.seq += 1;
-        self.queue.push(Reverse(InFlight { at: self.now + delay, seq: self.seq, to, delivery }));
+        self.queue.push(Reverse(InFlight {
+            at: self.now + delay,
+            seq: self.seq,
+            to,
+            delivery,
+        }));
     }
 
     fn deliver_due(&mut self) {
         while self.queue.peek().is_some_and(|Reverse(f)| f.at <= self.now) {
-            let Some(Reverse(f)) = self.queue.pop() else { break };
+            let Some(Reverse(f)) = self.queue.pop() else {
+                break;
+            };
             self.deliver(f.to, f.delivery);
         }
     }
@@ -331,14 +377,30 @@ impl Sim {
                 }
                 let now = self.local_now(to);
                 // Peer garbage is counted, not fatal; our own packets must always decode.
-                self.swim_mut(to).handle_packet(now, from, &bytes).expect("a core's packet decodes");
+                self.swim_mut(to)
+                    .handle_packet(now, from, &bytes)
+                    .expect("a core's packet decodes");
                 self.drain(to);
             }
-            Delivery::Stream { from_node, from_epoch, id, bytes, expect_reply } => {
+            Delivery::Stream {
+                from_node,
+                from_epoch,
+                id,
+                bytes,
+                expect_reply,
+            } => {
                 let result = self.serve_stream(from_node, to, &bytes);
                 if expect_reply {
                     let delay = self.delay();
-                    self.enqueue(delay, from_node, Delivery::Reply { epoch: from_epoch, id, result });
+                    self.enqueue(
+                        delay,
+                        from_node,
+                        Delivery::Reply {
+                            epoch: from_epoch,
+                            id,
+                            result,
+                        },
+                    );
                 }
             }
             Delivery::Reply { epoch, id, result } => {
@@ -351,7 +413,11 @@ impl Sim {
                     let len = frame_len(swim, &bytes, false);
                     bytes[..len].to_vec()
                 });
-                self.swim_mut(to).handle_stream_reply(now, id, frame.as_deref().map_err(Clone::clone));
+                self.swim_mut(to).handle_stream_reply(
+                    now,
+                    id,
+                    frame.as_deref().map_err(Clone::clone),
+                );
                 self.drain(to);
             }
         }
@@ -359,14 +425,26 @@ impl Sim {
 
     /// What the responding driver does with an inbound stream: delimit one frame, hand it to
     /// the core, return its reply.
-    fn serve_stream(&mut self, from_node: usize, to: usize, bytes: &[u8]) -> Result<Vec<u8>, StreamFailure> {
+    fn serve_stream(
+        &mut self,
+        from_node: usize,
+        to: usize,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, StreamFailure> {
         if self.nodes[to].swim.is_none() || !self.connected(from_node, to) {
             return Err(StreamFailure::Connect);
         }
         let from = self.nodes[from_node].addr;
         let now = self.local_now(to);
-        let len = frame_len(self.nodes[to].swim.as_ref().expect("checked above"), bytes, true);
-        let reply = self.swim_mut(to).handle_stream(now, from, &bytes[..len]).expect("a core's stream decodes");
+        let len = frame_len(
+            self.nodes[to].swim.as_ref().expect("checked above"),
+            bytes,
+            true,
+        );
+        let reply = self
+            .swim_mut(to)
+            .handle_stream(now, from, &bytes[..len])
+            .expect("a core's stream decodes");
         self.drain(to);
         reply.ok_or(StreamFailure::Closed)
     }
@@ -378,7 +456,10 @@ fn frame_len(swim: &Swim, bytes: &[u8], inbound: bool) -> usize {
         if cut > 0 && cut < bytes.len() {
             match swim.codec().stream_frame(&bytes[..cut], inbound) {
                 Ok(StreamFrame::Incomplete { .. }) => {}
-                other => panic!("a {cut}-byte prefix of a {}-byte frame gave {other:?}", bytes.len()),
+                other => panic!(
+                    "a {cut}-byte prefix of a {}-byte frame gave {other:?}",
+                    bytes.len()
+                ),
             }
         }
     }
