@@ -187,8 +187,8 @@ fn report(figures: &[Figure], json: bool) {
         return;
     }
     println!(
-        "{:<10} {:<26} {:>16} {:<12} {}",
-        "scenario", "metric", "value", "unit", "vs anchor"
+        "{:<10} {:<26} {:>16} {:<12} vs anchor",
+        "scenario", "metric", "value", "unit"
     );
     for f in figures {
         let vs = f.anchor.map_or(String::new(), |(name, v)| {
