@@ -24,11 +24,7 @@ use std::time::Duration;
 use hearsay::core::swim::MemberState;
 use util::sim::{Faults, Sim};
 
-const FAULTS: Faults = Faults {
-    loss: 0.10,
-    duplicate: 0.01,
-    delay_ms: (1, 25),
-};
+const FAULTS: Faults = Faults { loss: 0.10, duplicate: 0.01, delay_ms: (1, 25) };
 
 /// Cold start. Usually a second (joins are push/pulls, then gossip), but when all nodes start
 /// within 200 ms an `alive` can exhaust its retransmits before some nodes are even known to
@@ -81,11 +77,7 @@ fn run_seeds(n: usize) {
             if n == 5 { "five_nodes" } else { "twenty_nodes" }
         );
     }
-    eprintln!(
-        "{n}-node scenario: {} seeds passed in {:.1?}",
-        seeds.len(),
-        started.elapsed()
-    );
+    eprintln!("{n}-node scenario: {} seeds passed in {:.1?}", seeds.len(), started.elapsed());
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -154,10 +146,7 @@ fn agreement(sim: &Sim) -> Result<(), String> {
             .map(|(n, _)| n)
             .collect();
         if members != expected {
-            return Err(format!(
-                "{} sees {members:?}, expected {expected:?}",
-                sim.name(v)
-            ));
+            return Err(format!("{} sees {members:?}, expected {expected:?}", sim.name(v)));
         }
     }
     Ok(())
@@ -173,19 +162,13 @@ fn converge(sim: &mut Sim, deadline: u64, acc: &mut Accuracy, what: &str) -> Res
         }
     }
     agreed_at.ok_or_else(|| {
-        format!(
-            "{what}: no agreement by {deadline} ms: {}",
-            agreement(sim).unwrap_err()
-        )
+        format!("{what}: no agreement by {deadline} ms: {}", agreement(sim).unwrap_err())
     })
 }
 
 fn scenario(seed: u64, n: usize) -> Result<(), String> {
     let mut sim = Sim::new(seed, n, FAULTS);
-    let mut acc = Accuracy {
-        active_from: None,
-        violation: None,
-    };
+    let mut acc = Accuracy { active_from: None, violation: None };
     for i in 0..n {
         sim.start(i);
         sim.run_until(sim.now + 10, &mut |_| {});
@@ -215,18 +198,14 @@ fn scenario(seed: u64, n: usize) -> Result<(), String> {
     let mut detected: Option<u64> = None;
     while sim.now < crashed + bound && detected.is_none() {
         sim.run_until(sim.now + 50, &mut |s| acc.observe(s));
-        let all = sim
-            .live()
-            .into_iter()
-            .all(|v| sim.view(v).get(&name).is_none_or(|s| s.is_gone()));
+        let all =
+            sim.live().into_iter().all(|v| sim.view(v).get(&name).is_none_or(|s| s.is_gone()));
         if all {
             detected = Some(sim.now);
         }
     }
     let Some(detected) = detected else {
-        return Err(format!(
-            "crashed {name} not declared dead by all within {bound} ms"
-        ));
+        return Err(format!("crashed {name} not declared dead by all within {bound} ms"));
     };
     sim.run_until(sim.now + 2_000, &mut |s| acc.observe(s));
 

@@ -59,11 +59,7 @@ fn main() -> ExitCode {
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args {
-        scenarios: Vec::new(),
-        json: false,
-        seconds: 1.0,
-    };
+    let mut args = Args { scenarios: Vec::new(), json: false, seconds: 1.0 };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--json" => args.json = true,
@@ -104,13 +100,7 @@ fn codec(args: &Args, out: &mut Vec<Figure>) {
     let payloads: Vec<Vec<u8>> = (0..6u8)
         .map(|i| {
             (0..200u8)
-                .map(|j| {
-                    if j % 7 == 0 {
-                        i
-                    } else {
-                        b"nflog-entry-"[usize::from(j) % 12]
-                    }
-                })
+                .map(|j| if j % 7 == 0 { i } else { b"nflog-entry-"[usize::from(j) % 12] })
                 .collect()
         })
         .collect();
@@ -134,9 +124,7 @@ fn codec(args: &Args, out: &mut Vec<Figure>) {
     });
     let decode = rate(args.seconds, || {
         let mut n = 0;
-        codec
-            .decode_packet(black_box(&sealed), &mut |_| n += 1)
-            .expect("our packet decodes");
+        codec.decode_packet(black_box(&sealed), &mut |_| n += 1).expect("our packet decodes");
         black_box(n);
     });
     out.push(Figure {
@@ -186,17 +174,11 @@ fn report(figures: &[Figure], json: bool) {
         }
         return;
     }
-    println!(
-        "{:<10} {:<26} {:>16} {:<12} vs anchor",
-        "scenario", "metric", "value", "unit"
-    );
+    println!("{:<10} {:<26} {:>16} {:<12} vs anchor", "scenario", "metric", "value", "unit");
     for f in figures {
-        let vs = f.anchor.map_or(String::new(), |(name, v)| {
-            format!("{:.3}× {name} ({v:.0})", f.value / v)
-        });
-        println!(
-            "{:<10} {:<26} {:>16.1} {:<12} {}",
-            f.scenario, f.metric, f.value, f.unit, vs
-        );
+        let vs = f
+            .anchor
+            .map_or(String::new(), |(name, v)| format!("{:.3}× {name} ({v:.0})", f.value / v));
+        println!("{:<10} {:<26} {:>16.1} {:<12} {}", f.scenario, f.metric, f.value, f.unit, vs);
     }
 }

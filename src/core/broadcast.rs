@@ -60,6 +60,25 @@ pub struct QueueStats {
     pub rejected: u64,
 }
 
+/// How to fill one packet from the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Fill {
+    /// Bytes each message costs on top of its length (compound length, type byte).
+    pub overhead: usize,
+    /// Bytes available.
+    pub budget: usize,
+    /// Most messages to take (a compound holds at most 255 parts).
+    pub max_parts: usize,
+    /// Cluster size `n` for the retransmit limit.
+    pub nodes: usize,
+    /// How many transmissions each taken message counts for: the number of peers the same
+    /// packet goes to (memberlist builds one packet per peer; sending one to several is the
+    /// same as far as the limit is concerned).
+    pub copies: u32,
+    /// Take only messages never sent before.
+    pub fresh_only: bool,
+}
+
 /// A bounded transmit-limited queue.
 #[derive(Debug)]
 pub struct BroadcastQueue {
@@ -70,6 +89,10 @@ pub struct BroadcastQueue {
     items: BTreeMap<u64, Item>,
     by_name: BTreeMap<NodeName, u64>,
     finished_tokens: Vec<u64>,
+    /// Never-sent messages and their total length.
+    /// Never-sent messages by id (oldest first) and their total length.
+    fresh: BTreeSet<u64>,
+    fresh_bytes: usize,
     stats: QueueStats,
 }
 
@@ -84,6 +107,8 @@ impl BroadcastQueue {
             items: BTreeMap::new(),
             by_name: BTreeMap::new(),
             finished_tokens: Vec::new(),
+            fresh: BTreeSet::new(),
+            fresh_bytes: 0,
             stats: QueueStats::default(),
         }
     }
@@ -107,12 +132,9 @@ impl BroadcastQueue {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let item = Item {
-            msg,
-            transmits: 0,
-            name,
-            token,
-        };
+        self.fresh.insert(id);
+        self.fresh_bytes += msg.len();
+        let item = Item { msg, transmits: 0, name, token };
         self.order.insert(item.key(id));
         if let Some(n) = &item.name {
             self.by_name.insert(n.clone(), id);
@@ -122,57 +144,92 @@ impl BroadcastQueue {
         Ok(())
     }
 
-    /// Fill a packet: hand messages to `emit` while they fit in `budget` bytes, each costing
-    /// `overhead` bytes on top of its length, taking at most `max_parts` messages. `nodes` is
-    /// the cluster size `n` used for the retransmit limit. Returns the bytes used.
-    pub fn take(
-        &mut self,
-        overhead: usize,
-        budget: usize,
-        max_parts: usize,
-        nodes: usize,
-        emit: &mut dyn FnMut(&[u8]),
-    ) -> usize {
-        let limit = retransmit_limit(self.retransmit_mult, nodes);
+    /// Fill a packet: hand messages to `emit` while they fit, as `fill` says. Returns the bytes
+    /// used (messages plus per-message overhead).
+    pub fn take(&mut self, fill: &Fill, emit: &mut dyn FnMut(&[u8])) -> usize {
+        if fill.fresh_only {
+            return self.take_fresh(fill, emit);
+        }
+        let limit = retransmit_limit(self.retransmit_mult, fill.nodes);
         let mut used = 0;
         let mut parts = 0;
         let mut bumped = Vec::new();
         let mut tier = self.order.first().map(|k| k.0);
         while let Some(transmits) = tier {
-            if parts >= max_parts {
+            if parts >= fill.max_parts {
                 break;
             }
-            let Some(free) = budget.checked_sub(used + overhead).filter(|f| *f > 0) else {
+            let Some(free) = fill.budget.checked_sub(used + fill.overhead).filter(|f| *f > 0) else {
                 break;
             };
             let from = (transmits, Reverse(free), Reverse(u64::MAX));
-            let to = (
-                transmits.saturating_add(1),
-                Reverse(usize::MAX),
-                Reverse(u64::MAX),
-            );
+            let to = (transmits.saturating_add(1), Reverse(usize::MAX), Reverse(u64::MAX));
             let Some(&key) = self.order.range(from..to).next() else {
                 tier = self.order.range(to..).next().map(|k| k.0);
                 continue;
             };
-            let id = key.2.0;
             self.order.remove(&key);
-            let item = self.items.get_mut(&id).expect("BUG: order and items agree");
-            emit(&item.msg);
-            used += overhead + item.msg.len();
+            used += fill.overhead + self.send_one(key.2.0, fill.copies, limit, emit, &mut bumped);
             parts += 1;
-            self.stats.transmitted += 1;
-            if item.transmits + 1 >= limit {
-                self.remove_unordered(id);
-                self.stats.finished += 1;
-            } else {
-                // Re-insert only after the walk: the bumped tier is ahead of us.
-                item.transmits += 1;
-                bumped.push(item.key(id));
+        }
+        // Re-insert only after the walk: the bumped tier is ahead of us.
+        self.order.extend(bumped);
+        used
+    }
+
+    /// Never-sent messages, oldest first, while they fit. Eager flushing uses this: under
+    /// sustained load, newest-first would leave the oldest messages behind indefinitely.
+    fn take_fresh(&mut self, fill: &Fill, emit: &mut dyn FnMut(&[u8])) -> usize {
+        let limit = retransmit_limit(self.retransmit_mult, fill.nodes);
+        let mut used = 0;
+        let mut bumped = Vec::new();
+        let mut parts = 0;
+        while parts < fill.max_parts {
+            let Some(&id) = self.fresh.first() else { break };
+            let len = self.items.get(&id).map_or(0, |item| item.msg.len());
+            if used + fill.overhead + len > fill.budget {
+                break;
             }
+            self.order.remove(&(0, Reverse(len), Reverse(id)));
+            used += fill.overhead + self.send_one(id, fill.copies, limit, emit, &mut bumped);
+            parts += 1;
         }
         self.order.extend(bumped);
         used
+    }
+
+    /// Emit one message (already out of `order`) and count `copies` transmissions: it either
+    /// finishes or moves to a later tier (its new key goes to `bumped`). Returns its length.
+    fn send_one(
+        &mut self,
+        id: u64,
+        copies: u32,
+        limit: u32,
+        emit: &mut dyn FnMut(&[u8]),
+        bumped: &mut Vec<Key>,
+    ) -> usize {
+        let copies = copies.max(1);
+        let item = self.items.get_mut(&id).expect("BUG: order and items agree");
+        emit(&item.msg);
+        let len = item.msg.len();
+        self.stats.transmitted += u64::from(copies);
+        if item.transmits == 0 {
+            self.fresh.remove(&id);
+            self.fresh_bytes -= len;
+        }
+        if item.transmits.saturating_add(copies) >= limit {
+            self.remove_unordered(id);
+            self.stats.finished += 1;
+        } else {
+            item.transmits += copies;
+            bumped.push(item.key(id));
+        }
+        len
+    }
+
+    /// Bytes a packet needs to carry every never-sent message, at `overhead` bytes each.
+    pub fn fresh_bytes(&self, overhead: usize) -> usize {
+        self.fresh_bytes + self.fresh.len() * overhead
     }
 
     /// Drop messages until at most `max` remain, least useful first (memberlist `Prune`).
@@ -224,6 +281,10 @@ impl BroadcastQueue {
     fn remove(&mut self, id: u64) {
         if let Some(item) = self.items.get(&id) {
             self.order.remove(&item.key(id));
+            if item.transmits == 0 {
+                self.fresh.remove(&id);
+                self.fresh_bytes -= item.msg.len();
+            }
             self.remove_unordered(id);
         }
     }
@@ -259,9 +320,13 @@ pub fn retransmit_limit(mult: u32, nodes: usize) -> u32 {
 mod tests {
     use super::*;
 
+    fn fill(budget: usize, max_parts: usize, nodes: usize) -> Fill {
+        Fill { overhead: 2, budget, max_parts, nodes, copies: 1, fresh_only: false }
+    }
+
     fn take_all(q: &mut BroadcastQueue, budget: usize, nodes: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        q.take(2, budget, 255, nodes, &mut |m| out.push(m.to_vec()));
+        q.take(&fill(budget, 255, nodes), &mut |m| out.push(m.to_vec()));
         out
     }
 
@@ -310,15 +375,7 @@ mod tests {
         q.push(b"cc".to_vec(), None, None).expect("room");
         // Tier 0 first: largest first, newest among equals; then tier 1.
         let got = take_all(&mut q, 100, 3);
-        assert_eq!(
-            got,
-            vec![
-                b"cc".to_vec(),
-                b"bb".to_vec(),
-                b"a".to_vec(),
-                b"old".to_vec()
-            ]
-        );
+        assert_eq!(got, vec![b"cc".to_vec(), b"bb".to_vec(), b"a".to_vec(), b"old".to_vec()]);
     }
 
     #[test]
@@ -346,19 +403,16 @@ mod tests {
             q.push(i.to_be_bytes().to_vec(), None, None).expect("room");
         }
         let mut n = 0;
-        q.take(2, 65_000, 254, 3, &mut |_| n += 1);
+        q.take(&fill(65_000, 254, 3), &mut |_| n += 1);
         assert_eq!(n, 254);
     }
 
     #[test]
     fn named_messages_replace_each_other() {
         let mut q = BroadcastQueue::new(4, 16);
-        q.push(b"alive-1".to_vec(), Some("n1".into()), Some(1))
-            .expect("room");
-        q.push(b"other".to_vec(), Some("n2".into()), None)
-            .expect("room");
-        q.push(b"dead-1".to_vec(), Some("n1".into()), None)
-            .expect("room");
+        q.push(b"alive-1".to_vec(), Some("n1".into()), Some(1)).expect("room");
+        q.push(b"other".to_vec(), Some("n2".into()), None).expect("room");
+        q.push(b"dead-1".to_vec(), Some("n1".into()), None).expect("room");
         assert_eq!(q.len(), 2);
         assert_eq!(q.stats().invalidated, 1);
         assert_eq!(q.drain_finished().collect::<Vec<_>>(), vec![1]);
@@ -375,7 +429,7 @@ mod tests {
         assert_eq!(q.stats().rejected, 1);
         assert_eq!(q.len(), 2);
         // Send one; now it can be pruned to make room.
-        q.take(2, 3, 255, 3, &mut |_| {});
+        q.take(&fill(3, 255, 3), &mut |_| {});
         q.push(b"c".to_vec(), None, None).expect("room after prune");
         assert_eq!(q.len(), 2);
         assert_eq!(q.stats().pruned, 1);
@@ -385,9 +439,38 @@ mod tests {
     fn prune_drops_most_transmitted_first() {
         let mut q = BroadcastQueue::new(10, 16);
         q.push(b"sent".to_vec(), None, None).expect("room");
-        q.take(2, 100, 255, 3, &mut |_| {});
+        q.take(&fill(100, 255, 3), &mut |_| {});
         q.push(b"fresh".to_vec(), None, None).expect("room");
         q.prune(1);
         assert_eq!(take_all(&mut q, 100, 3), vec![b"fresh".to_vec()]);
+    }
+
+    #[test]
+    fn copies_count_as_transmissions_and_fresh_bytes_are_tracked() {
+        let mut q = BroadcastQueue::new(3, 16);
+        q.push(vec![1; 10], None, None).expect("room");
+        q.push(vec![2; 20], None, None).expect("room");
+        assert_eq!(q.fresh_bytes(3), 36);
+        let two_peers = Fill { copies: 2, ..fill(100, 255, 5) };
+        assert_eq!(q.take(&two_peers, &mut |_| {}), 34);
+        assert_eq!(q.fresh_bytes(3), 0);
+        assert_eq!(q.stats().transmitted, 4);
+        // Limit 3: one more copy finishes both.
+        q.take(&fill(100, 255, 5), &mut |_| {});
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn fresh_only_skips_messages_already_sent() {
+        let mut q = BroadcastQueue::new(4, 16);
+        q.push(b"old".to_vec(), None, None).expect("room");
+        q.take(&fill(100, 255, 3), &mut |_| {});
+        q.push(b"new".to_vec(), None, None).expect("room");
+        let mut got = Vec::new();
+        q.push(b"newer".to_vec(), None, None).expect("room");
+        q.take(&Fill { fresh_only: true, ..fill(100, 255, 3) }, &mut |m| got.push(m.to_vec()));
+        assert_eq!(got, vec![b"new".to_vec(), b"newer".to_vec()], "oldest first, sent ones skipped");
+        q.prune(0);
+        assert_eq!(q.fresh_bytes(2), 0);
     }
 }

@@ -56,10 +56,7 @@ mod tests {
     #[test]
     fn millis_arithmetic_saturates() {
         assert_eq!(Millis(5) - Duration::from_millis(10), Millis(0));
-        assert_eq!(
-            Millis(u64::MAX) + Duration::from_millis(1),
-            Millis(u64::MAX)
-        );
+        assert_eq!(Millis(u64::MAX) + Duration::from_millis(1), Millis(u64::MAX));
         assert_eq!(Millis(10).since(Millis(20)), Duration::ZERO);
         assert_eq!(Millis(20).since(Millis(5)), Duration::from_millis(15));
     }

@@ -57,22 +57,9 @@ struct Node {
 }
 
 enum Delivery {
-    Packet {
-        from: SocketAddr,
-        bytes: Vec<u8>,
-    },
-    Stream {
-        from_node: usize,
-        from_epoch: u64,
-        id: StreamId,
-        bytes: Vec<u8>,
-        expect_reply: bool,
-    },
-    Reply {
-        epoch: u64,
-        id: StreamId,
-        result: Result<Vec<u8>, StreamFailure>,
-    },
+    Packet { from: SocketAddr, bytes: Vec<u8> },
+    Stream { from_node: usize, from_epoch: u64, id: StreamId, bytes: Vec<u8>, expect_reply: bool },
+    Reply { epoch: u64, id: StreamId, result: Result<Vec<u8>, StreamFailure> },
 }
 
 struct InFlight {
@@ -263,11 +250,8 @@ impl Sim {
         if self.now >= node.next_refresh {
             node.next_refresh = self.now + REFRESH_MS;
             let swim = node.swim.as_ref().expect("tick of a live node");
-            let known: Vec<SocketAddr> = swim
-                .members()
-                .filter(|m| !m.state.is_gone())
-                .map(|m| m.addr)
-                .collect();
+            let known: Vec<SocketAddr> =
+                swim.members().filter(|m| !m.state.is_gone()).map(|m| m.addr).collect();
             join.extend(node.peers.iter().copied().filter(|p| !known.contains(p)));
         }
         if !join.is_empty() {
@@ -315,10 +299,7 @@ impl Sim {
                 }
             }
         }
-        let deadline = self
-            .swim_mut(i)
-            .poll_timeout()
-            .expect("a core always has a next timer");
+        let deadline = self.swim_mut(i).poll_timeout().expect("a core always has a next timer");
         self.nodes[i].deadline = deadline.0;
     }
 
@@ -331,14 +312,7 @@ impl Sim {
         }
         if self.rng.random_bool(self.faults.duplicate) {
             let delay = self.delay();
-            self.enqueue(
-                delay,
-                j,
-                Delivery::Packet {
-                    from,
-                    bytes: bytes.clone(),
-                },
-            );
+            self.enqueue(delay, j, Delivery::Packet { from, bytes: bytes.clone() });
         }
         let delay = self.delay();
         self.enqueue(delay, j, Delivery::Packet { from, bytes });
@@ -351,12 +325,7 @@ impl Sim {
 
     fn enqueue(&mut self, delay: u64, to: usize, delivery: Delivery) {
         self.seq += 1;
-        self.queue.push(Reverse(InFlight {
-            at: self.now + delay,
-            seq: self.seq,
-            to,
-            delivery,
-        }));
+        self.queue.push(Reverse(InFlight { at: self.now + delay, seq: self.seq, to, delivery }));
     }
 
     fn deliver_due(&mut self) {
@@ -382,24 +351,14 @@ impl Sim {
                     .expect("a core's packet decodes");
                 self.drain(to);
             }
-            Delivery::Stream {
-                from_node,
-                from_epoch,
-                id,
-                bytes,
-                expect_reply,
-            } => {
+            Delivery::Stream { from_node, from_epoch, id, bytes, expect_reply } => {
                 let result = self.serve_stream(from_node, to, &bytes);
                 if expect_reply {
                     let delay = self.delay();
                     self.enqueue(
                         delay,
                         from_node,
-                        Delivery::Reply {
-                            epoch: from_epoch,
-                            id,
-                            result,
-                        },
+                        Delivery::Reply { epoch: from_epoch, id, result },
                     );
                 }
             }
@@ -436,11 +395,7 @@ impl Sim {
         }
         let from = self.nodes[from_node].addr;
         let now = self.local_now(to);
-        let len = frame_len(
-            self.nodes[to].swim.as_ref().expect("checked above"),
-            bytes,
-            true,
-        );
+        let len = frame_len(self.nodes[to].swim.as_ref().expect("checked above"), bytes, true);
         let reply = self
             .swim_mut(to)
             .handle_stream(now, from, &bytes[..len])
@@ -456,10 +411,9 @@ fn frame_len(swim: &Swim, bytes: &[u8], inbound: bool) -> usize {
         if cut > 0 && cut < bytes.len() {
             match swim.codec().stream_frame(&bytes[..cut], inbound) {
                 Ok(StreamFrame::Incomplete { .. }) => {}
-                other => panic!(
-                    "a {cut}-byte prefix of a {}-byte frame gave {other:?}",
-                    bytes.len()
-                ),
+                other => {
+                    panic!("a {cut}-byte prefix of a {}-byte frame gave {other:?}", bytes.len())
+                }
             }
         }
     }

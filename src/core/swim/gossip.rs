@@ -7,7 +7,12 @@ use std::net::SocketAddr;
 use super::member::MemberState;
 use super::probe::partial_shuffle;
 use super::{Delegate, PendingStream, StreamFailure, Swim};
-use crate::core::Incarnation;
+use crate::core::broadcast::Fill;
+use crate::core::{Incarnation, Millis};
+
+/// What a user message costs in a compound: its 2-byte length and the `userMsg` type byte
+/// (memberlist `compoundOverhead + userMsgOverhead`).
+const USER_OVERHEAD: usize = COMPOUND_PART_OVERHEAD + 1;
 use crate::core::wire::{
     Alive, COMPOUND_HEADER_OVERHEAD, COMPOUND_MAX_PARTS, COMPOUND_PART_OVERHEAD, Message,
     MessageType, NodeStateKind, PushNodeState, PushPull, StreamMessage, encode_compound,
@@ -68,72 +73,179 @@ impl<D: Delegate> Swim<D> {
     /// each user message costing one more byte for its `userMsg` type.
     fn collect_broadcasts(&mut self, budget: usize, max_parts: usize) -> Parts {
         let mut parts = Parts::default();
-        let members = self.members.len();
-        let alive = self.num_alive();
-        let used = self.membership_queue.take(
-            COMPOUND_PART_OVERHEAD,
+        let fill = Fill {
+            overhead: COMPOUND_PART_OVERHEAD,
             budget,
             max_parts,
-            members,
-            &mut |m| {
-                parts.bytes.extend_from_slice(m);
-                parts.lens.push(m.len());
-            },
-        );
+            nodes: self.members.len(),
+            copies: 1,
+            fresh_only: false,
+        };
+        let used = self.membership_queue.take(&fill, &mut |m| {
+            parts.bytes.extend_from_slice(m);
+            parts.lens.push(m.len());
+        });
         self.check_leave_finished();
         let avail = budget.saturating_sub(used);
         let room = max_parts.saturating_sub(parts.lens.len());
-        if avail > COMPOUND_PART_OVERHEAD + 1 && room > 0 {
-            self.user_queue
-                .take(COMPOUND_PART_OVERHEAD + 1, avail, room, alive, &mut |m| {
-                    parts.bytes.push(MessageType::User as u8);
-                    parts.bytes.extend_from_slice(m);
-                    parts.lens.push(m.len() + 1);
-                });
+        if avail > USER_OVERHEAD && room > 0 {
+            let fill = Fill {
+                overhead: USER_OVERHEAD,
+                budget: avail,
+                max_parts: room,
+                nodes: self.num_alive(),
+                ..fill
+            };
+            self.take_user(&fill, &mut parts);
         }
         parts
     }
 
-    /// One gossip round: up to `gossip_nodes` random live (or recently dead) members each get a
-    /// packet of queued broadcasts.
-    pub(super) fn gossip(&mut self) {
+    fn take_user(&mut self, fill: &Fill, parts: &mut Parts) {
+        self.user_queue.take(fill, &mut |m| {
+            parts.bytes.push(MessageType::User as u8);
+            parts.bytes.extend_from_slice(m);
+            parts.lens.push(m.len() + 1);
+        });
+    }
+
+    /// Bytes one gossip packet can carry after the compound header and label.
+    pub(super) fn gossip_budget(&self) -> usize {
+        self.config
+            .packet_budget
+            .saturating_sub(COMPOUND_HEADER_OVERHEAD + self.codec.label_overhead())
+    }
+
+    /// Up to `gossip_nodes` random members worth gossiping to: alive or suspect, or dead for less
+    /// than `gossip_to_the_dead` (so they can still hear of it and refute); never left.
+    fn gossip_targets(&mut self) -> Vec<(SocketAddr, bool)> {
         let now = self.now;
         let to_the_dead = self.config.gossip_to_the_dead;
-        let mut targets: Vec<usize> = (0..self.members.len())
-            .filter(|&i| {
-                self.members.at(i).is_some_and(|m| {
-                    m.name != self.config.name
-                        && match m.state {
-                            MemberState::Alive | MemberState::Suspect => true,
-                            MemberState::Dead => now.since(m.state_change) <= to_the_dead,
-                            MemberState::Left => false,
-                        }
-                })
+        let mut targets: Vec<(SocketAddr, bool)> = self
+            .members
+            .iter()
+            .filter(|m| {
+                m.name != self.config.name
+                    && match m.state {
+                        MemberState::Alive | MemberState::Suspect => true,
+                        MemberState::Dead => now.since(m.state_change) <= to_the_dead,
+                        MemberState::Left => false,
+                    }
             })
+            .map(|m| (m.addr, m.vsn.protocol_max() >= 5))
             .collect();
         let k = self.config.gossip_nodes.min(targets.len());
         partial_shuffle(&mut targets, k, &mut self.rng);
-        let budget = self
-            .config
-            .packet_budget
-            .saturating_sub(COMPOUND_HEADER_OVERHEAD + self.codec.label_overhead());
-        for &i in &targets[..k] {
-            let Some(target) = self.members.at(i) else {
-                continue;
-            };
-            let (addr, crc) = (target.addr, target.vsn.protocol_max() >= 5);
+        targets.truncate(k);
+        targets
+    }
+
+    /// One gossip round: each target gets its own packet of queued broadcasts, filled
+    /// fewest-transmits-first (memberlist `gossip`).
+    pub(super) fn gossip(&mut self) {
+        let budget = self.gossip_budget();
+        for (addr, crc) in self.gossip_targets() {
             let parts = self.collect_broadcasts(budget, COMPOUND_MAX_PARTS);
-            match parts.lens.len() {
-                0 => return,
-                1 => self.seal_and_send(addr, crc, &parts.bytes),
-                _ => {
-                    let mut compound = Vec::with_capacity(budget + 8);
-                    encode_compound(&parts.slices(), &mut compound)
-                        .expect("BUG: parts are capped at 255");
-                    self.seal_and_send(addr, crc, &compound);
-                }
+            if parts.lens.is_empty() {
+                return;
             }
+            self.send_parts(&[(addr, crc)], &parts);
         }
+    }
+
+    /// Send never-sent user messages now instead of at the next gossip round: every full
+    /// packet at once, and a partial one once its oldest message has waited `broadcast_linger`.
+    /// Each packet goes to `gossip_nodes` random members and counts as that many transmissions,
+    /// so retransmit limits are exactly memberlist's; only the schedule is faster.
+    pub(super) fn flush_fresh(&mut self) {
+        let Some(linger) = self.config.broadcast_linger else { return };
+        let budget = self.gossip_budget();
+        let mut sent = false;
+        loop {
+            let fresh = self.user_queue.fresh_bytes(USER_OVERHEAD);
+            let full = fresh >= budget;
+            let lingered = self.fresh_since.is_some_and(|t| t + linger <= self.now);
+            if fresh == 0 || !(full || lingered) {
+                break;
+            }
+            let targets = self.gossip_targets();
+            let copies = u32::try_from(targets.len()).unwrap_or(u32::MAX);
+            if copies == 0 {
+                break;
+            }
+            let mut parts = Parts::default();
+            let fill = Fill {
+                overhead: USER_OVERHEAD,
+                budget,
+                max_parts: COMPOUND_MAX_PARTS,
+                nodes: self.num_alive(),
+                copies,
+                fresh_only: true,
+            };
+            self.take_user(&fill, &mut parts);
+            if parts.lens.is_empty() {
+                break;
+            }
+            self.send_parts(&targets, &parts);
+            sent = true;
+        }
+        if self.user_queue.fresh_bytes(USER_OVERHEAD) == 0 {
+            self.fresh_since = None;
+        } else if sent || self.fresh_since.is_none() {
+            self.fresh_since = Some(self.now);
+        }
+    }
+
+    /// When [`Self::flush_fresh`] has work, if eager flushing is on.
+    pub(super) fn flush_deadline(&self) -> Option<Millis> {
+        let linger = self.config.broadcast_linger?;
+        let since = self.fresh_since?;
+        if self.user_queue.fresh_bytes(USER_OVERHEAD) >= self.gossip_budget() {
+            Some(self.now)
+        } else {
+            Some(since + linger)
+        }
+    }
+
+    /// One packet of `parts` to each target (sealed once per CRC setting).
+    fn send_parts(&mut self, targets: &[(SocketAddr, bool)], parts: &Parts) {
+        let payload;
+        let payload_bytes = if parts.lens.len() == 1 {
+            &parts.bytes
+        } else {
+            let mut compound = Vec::with_capacity(parts.bytes.len() + 2 * parts.lens.len() + 2);
+            encode_compound(&parts.slices(), &mut compound).expect("BUG: parts are capped at 255");
+            payload = compound;
+            &payload
+        };
+        let mut sealed: [Option<Vec<u8>>; 2] = [None, None];
+        for &(addr, crc) in targets {
+            let packet = sealed[usize::from(crc)].get_or_insert_with(|| {
+                let mut p = Vec::with_capacity(payload_bytes.len() + 16);
+                self.codec.seal_packet(payload_bytes, crc, &mut p);
+                p
+            });
+            let bytes = packet.clone();
+            self.push_transmit(addr, bytes);
+        }
+    }
+
+    /// A user message for one member, over UDP (memberlist `SendBestEffort`).
+    pub(super) fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]) {
+        let mut plain = Vec::with_capacity(msg.len() + 1);
+        Message::User(msg).encode(self.codec.ints, &mut plain);
+        let crc = self.members.iter().any(|m| m.addr == to && m.vsn.protocol_max() >= 5);
+        self.seal_and_send(to, crc, &plain);
+    }
+
+    /// A user message for one member, over a TCP stream (memberlist `SendReliable`).
+    pub(super) fn send_user_stream(&mut self, to: SocketAddr, msg: &[u8]) -> bool {
+        let mut plain = Vec::with_capacity(msg.len() + 16);
+        StreamMessage::User(msg).encode(self.codec.ints, &mut plain);
+        let mut sealed = Vec::with_capacity(plain.len() / 2 + 64);
+        self.codec.seal_stream(&plain, true, &mut sealed);
+        let deadline = self.now + self.config.tcp_timeout;
+        self.push_stream(to, sealed, None, deadline)
     }
 
     /// Periodic anti-entropy with one random live member.
@@ -157,11 +269,7 @@ impl<D: Delegate> Swim<D> {
         self.push_stream(
             peer,
             bytes,
-            Some(PendingStream::PushPull {
-                peer,
-                join,
-                deadline,
-            }),
+            Some(PendingStream::PushPull { peer, join, deadline }),
             deadline,
         )
     }
@@ -170,11 +278,7 @@ impl<D: Delegate> Swim<D> {
     pub(super) fn encode_push_pull(&mut self, join: bool, dialer: bool) -> Vec<u8> {
         let user_state = self.delegate.local_state(join);
         let nodes: Vec<PushNodeState<'_>> = self.members.iter().map(|m| m.push_state()).collect();
-        let msg = StreamMessage::PushPull(PushPull {
-            join,
-            nodes,
-            user_state: &user_state,
-        });
+        let msg = StreamMessage::PushPull(PushPull { join, nodes, user_state: &user_state });
         let mut plain = Vec::with_capacity(256 + user_state.len());
         msg.encode(self.codec.ints, &mut plain);
         let mut sealed = Vec::with_capacity(plain.len() / 2 + 64);
@@ -195,10 +299,7 @@ impl<D: Delegate> Swim<D> {
                     return None;
                 }
                 // Go's TCP ping ack carries a nil payload.
-                let ack = crate::core::wire::Ack {
-                    payload: None,
-                    seq_no: ping.seq_no,
-                };
+                let ack = crate::core::wire::Ack { payload: None, seq_no: ping.seq_no };
                 let mut plain = Vec::with_capacity(32);
                 StreamMessage::Ack(ack).encode(self.codec.ints, &mut plain);
                 let mut sealed = Vec::with_capacity(64);
@@ -258,11 +359,8 @@ impl<D: Delegate> Swim<D> {
             let inc = Incarnation(node.incarnation);
             match node.state {
                 NodeStateKind::Alive => {
-                    let port = if node.port == 0 {
-                        self.config.advertise.port()
-                    } else {
-                        node.port
-                    };
+                    let port =
+                        if node.port == 0 { self.config.advertise.port() } else { node.port };
                     let alive = Alive {
                         addr: node.addr,
                         incarnation: node.incarnation,
@@ -291,15 +389,10 @@ impl<D: Delegate> Swim<D> {
     /// counts as version 0 and fails.
     fn verify_protocol(&self, remote: &[PushNodeState<'_>]) -> bool {
         let (mut pmin, mut pmax, mut dmin, mut dmax) = (0u8, u8::MAX, 0u8, u8::MAX);
-        let local_alive = self
-            .members
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .map(|m| m.vsn);
-        let remote_alive = remote
-            .iter()
-            .filter(|n| n.state == NodeStateKind::Alive)
-            .filter_map(|n| n.vsn);
+        let local_alive =
+            self.members.iter().filter(|m| m.state == MemberState::Alive).map(|m| m.vsn);
+        let remote_alive =
+            remote.iter().filter(|n| n.state == NodeStateKind::Alive).filter_map(|n| n.vsn);
         for v in remote_alive.chain(local_alive) {
             pmin = pmin.max(v.protocol_min());
             pmax = pmax.min(v.protocol_max());
@@ -308,14 +401,8 @@ impl<D: Delegate> Swim<D> {
         }
         let ok =
             |pcur: u8, dcur: u8| (pmin..=pmax).contains(&pcur) && (dmin..=dmax).contains(&dcur);
-        let remote_ok = remote.iter().all(|n| {
-            n.vsn
-                .is_some_and(|v| ok(v.protocol_cur(), v.delegate_cur()))
-        });
-        remote_ok
-            && self
-                .members
-                .iter()
-                .all(|m| ok(m.vsn.protocol_cur(), m.vsn.delegate_cur()))
+        let remote_ok =
+            remote.iter().all(|n| n.vsn.is_some_and(|v| ok(v.protocol_cur(), v.delegate_cur())));
+        remote_ok && self.members.iter().all(|m| ok(m.vsn.protocol_cur(), m.vsn.delegate_cur()))
     }
 }

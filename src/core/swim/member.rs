@@ -124,12 +124,8 @@ impl IpWire {
 /// Parse a wire address: exactly 4 or 16 bytes.
 pub(crate) fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes)
-            .ok()
-            .map(|b| IpAddr::V4(Ipv4Addr::from(b))),
-        16 => <[u8; 16]>::try_from(bytes)
-            .ok()
-            .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+        4 => <[u8; 4]>::try_from(bytes).ok().map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| IpAddr::V6(Ipv6Addr::from(b))),
         _ => None,
     }
 }
@@ -168,10 +164,7 @@ impl Members {
 
     /// Insert at a random position of the probe order.
     pub(crate) fn insert(&mut self, member: Member, rng: &mut SmallRng) {
-        debug_assert!(
-            !self.index.contains_key(&member.name),
-            "BUG: duplicate member"
-        );
+        debug_assert!(!self.index.contains_key(&member.name), "BUG: duplicate member");
         let n = self.list.len();
         self.index.insert(member.name.clone(), n);
         self.list.push(member);
@@ -183,8 +176,7 @@ impl Members {
     /// (memberlist `resetNodes`, run when the probe index wraps). Returns how many were reaped.
     pub(crate) fn reap_and_shuffle(&mut self, cutoff: Millis, rng: &mut SmallRng) -> usize {
         let before = self.list.len();
-        self.list
-            .retain(|m| !(m.state.is_gone() && m.state_change < cutoff));
+        self.list.retain(|m| !(m.state.is_gone() && m.state_change < cutoff));
         for i in (1..self.list.len()).rev() {
             let j = rng.random_range(0..=i);
             self.list.swap(i, j);

@@ -161,6 +161,23 @@ pub enum Event {
     LeaveComplete,
 }
 
+/// Why a broadcast was refused. The queue is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BroadcastError {
+    /// The queue is at its bound with messages not yet sent once.
+    #[error("broadcast queue is full")]
+    QueueFull,
+    /// The message does not fit one gossip packet.
+    #[error("message of {len} bytes exceeds the {max}-byte gossip limit")]
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The largest message that fits.
+        max: usize,
+    },
+}
+
 /// Counters for metrics. Every bound that is hit and every peer error is counted here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -224,15 +241,8 @@ enum Timer {
 
 #[derive(Clone, Debug)]
 enum PendingStream {
-    PushPull {
-        peer: SocketAddr,
-        join: bool,
-        deadline: Millis,
-    },
-    Ping {
-        seq: u32,
-        deadline: Millis,
-    },
+    PushPull { peer: SocketAddr, join: bool, deadline: Millis },
+    Ping { seq: u32, deadline: Millis },
 }
 
 /// One member's SWIM state machine. See the module docs for the calling protocol.
@@ -250,6 +260,12 @@ pub struct Swim<D: Delegate = ()> {
     generation: u64,
     leaving: bool,
     leave_token: Option<u64>,
+    /// When the oldest never-sent user message was queued (eager flushing).
+    fresh_since: Option<Millis>,
+    /// Bumped on every change to the member table, so drivers can republish it cheaply.
+    members_version: u64,
+    /// Probe round trips not yet collected: (member, rtt).
+    rtts: VecDeque<(NodeName, Duration)>,
     probe_index: usize,
     probe: Option<Probe>,
     probe_due: bool,
@@ -286,9 +302,7 @@ impl<D: Delegate> Swim<D> {
         let next_gossip = now + stagger(&mut rng, config.gossip_interval);
         let next_push_pull = (!config.push_pull_interval.is_zero())
             .then(|| now + stagger(&mut rng, config.push_pull_interval));
-        let user_mult = config
-            .user_retransmit_mult
-            .unwrap_or(gossip_nodes_mult(&config));
+        let user_mult = config.user_retransmit_mult.unwrap_or(gossip_nodes_mult(&config));
         let mut swim = Self {
             codec: Arc::new(config.codec()),
             membership_queue: BroadcastQueue::new(
@@ -307,6 +321,9 @@ impl<D: Delegate> Swim<D> {
             generation: 0,
             leaving: false,
             leave_token: None,
+            fresh_since: None,
+            members_version: 0,
+            rtts: VecDeque::new(),
             probe_index: 0,
             probe: None,
             probe_due: false,
@@ -332,16 +349,37 @@ impl<D: Delegate> Swim<D> {
     /// memberlist `Join`. Returns the number of exchanges started.
     pub fn join(&mut self, now: Millis, peers: &[SocketAddr]) -> usize {
         self.advance(now);
-        peers
-            .iter()
-            .filter(|p| self.start_push_pull(**p, true))
-            .count()
+        peers.iter().filter(|p| self.start_push_pull(**p, true)).count()
     }
 
     /// Queue a user message for gossip to every member (memberlist `Delegate.GetBroadcasts`).
-    /// It is piggybacked on probes and gossip, `retransmit × ceil(log10(n+1))` times.
-    pub fn broadcast(&mut self, msg: Vec<u8>) -> Result<(), QueueFull> {
-        self.user_queue.push(msg, None, None)
+    /// It is piggybacked on probes and gossip, `retransmit × ceil(log10(n+1))` times, and sent
+    /// eagerly when `broadcast_linger` is set. A message that cannot fit one gossip packet is
+    /// refused: send it with [`Self::send_reliable`] to each member instead, as Alertmanager
+    /// does above 700 bytes.
+    pub fn broadcast(&mut self, msg: Vec<u8>) -> Result<(), BroadcastError> {
+        if msg.len() + 3 > self.gossip_budget() {
+            return Err(BroadcastError::TooLarge {
+                len: msg.len(),
+                max: self.gossip_budget().saturating_sub(3),
+            });
+        }
+        self.user_queue.push(msg, None, None).map_err(|QueueFull| BroadcastError::QueueFull)?;
+        self.fresh_since.get_or_insert(self.now);
+        Ok(())
+    }
+
+    /// Send a user message to one address over UDP, once (memberlist `SendBestEffort`).
+    pub fn send_best_effort(&mut self, now: Millis, to: SocketAddr, msg: &[u8]) {
+        self.advance(now);
+        self.send_user_packet(to, msg);
+    }
+
+    /// Send a user message to one address over a TCP stream (memberlist `SendReliable`).
+    /// Returns false when too many streams are already in flight.
+    pub fn send_reliable(&mut self, now: Millis, to: SocketAddr, msg: &[u8]) -> bool {
+        self.advance(now);
+        self.send_user_stream(to, msg)
     }
 
     /// Leave the cluster: gossip that we left (a `dead` about ourselves from ourselves, which
@@ -356,16 +394,8 @@ impl<D: Delegate> Swim<D> {
         let me = self.local().clone();
         let token = self.next_generation();
         self.leave_token = Some(token);
-        self.apply_dead(
-            me.name.as_str(),
-            me.incarnation,
-            me.name.as_str(),
-            Some(token),
-        );
-        let anyone_alive = self
-            .members
-            .iter()
-            .any(|m| m.name != me.name && !m.state.is_gone());
+        self.apply_dead(me.name.as_str(), me.incarnation, me.name.as_str(), Some(token));
+        let anyone_alive = self.members.iter().any(|m| m.name != me.name && !m.state.is_gone());
         if !anyone_alive {
             self.leave_token = None;
             self.push_event(Event::LeaveComplete);
@@ -448,11 +478,7 @@ impl<D: Delegate> Swim<D> {
             Err(failure) => Err(failure),
         };
         if let PendingStream::PushPull { peer, join, .. } = pending {
-            self.push_event(Event::PushPull {
-                peer,
-                join,
-                result: outcome,
-            });
+            self.push_event(Event::PushPull { peer, join, result: outcome });
         }
     }
 
@@ -480,6 +506,9 @@ impl<D: Delegate> Swim<D> {
         if self.next_gossip <= self.now {
             self.next_gossip = self.now.max(self.next_gossip + self.config.gossip_interval);
             self.gossip();
+        }
+        if self.flush_deadline().is_some_and(|at| at <= self.now) {
+            self.flush_fresh();
         }
         if let Some(at) = self.next_push_pull.filter(|at| *at <= self.now) {
             let interval = push_pull_scale(self.config.push_pull_interval, self.members.len());
@@ -514,6 +543,9 @@ impl<D: Delegate> Swim<D> {
         if let Some(Reverse((at, _))) = self.timers.peek() {
             next = next.min(*at);
         }
+        if let Some(at) = self.flush_deadline() {
+            next = next.min(at);
+        }
         Some(next)
     }
 
@@ -531,9 +563,7 @@ impl<D: Delegate> Swim<D> {
 
     /// Ourselves.
     pub fn local(&self) -> &Member {
-        self.members
-            .get(self.config.name.as_str())
-            .expect("BUG: the local member is never removed")
+        self.members.get(self.config.name.as_str()).expect("BUG: the local member is never removed")
     }
 
     /// Members not dead or left, ourselves included (memberlist `NumMembers`).
@@ -586,7 +616,23 @@ impl<D: Delegate> Swim<D> {
         self.leaving
     }
 
+    /// A number that changes whenever any member's state, incarnation, address or metadata
+    /// does: republish [`Self::members`] when it moves.
+    pub fn members_version(&self) -> u64 {
+        self.members_version
+    }
+
+    /// The next probe round trip measured: which member answered, and how fast (Alertmanager's
+    /// `alertmanager_cluster_pings_seconds`). At most 256 are kept; older ones are dropped.
+    pub fn poll_rtt(&mut self) -> Option<(NodeName, Duration)> {
+        self.rtts.pop_front()
+    }
+
     // ---- internals shared by the submodules ----
+
+    fn members_changed(&mut self) {
+        self.members_version += 1;
+    }
 
     fn advance(&mut self, now: Millis) {
         self.now = self.now.max(now);
@@ -613,11 +659,7 @@ impl<D: Delegate> Swim<D> {
             Timer::RelayExpire(seq) => self.on_relay_expire(seq),
             Timer::Suspicion(name, generation) => self.on_suspicion_expire(&name, generation),
             Timer::StreamExpire(id) => {
-                if self
-                    .streams
-                    .get(&id)
-                    .is_some_and(|p| p.deadline() + STREAM_GRACE <= self.now)
-                {
+                if self.streams.get(&id).is_some_and(|p| p.deadline() + STREAM_GRACE <= self.now) {
                     self.stats.streams_abandoned += 1;
                     self.handle_stream_reply(self.now, id, Err(StreamFailure::Timeout));
                 }
@@ -673,13 +715,7 @@ impl<D: Delegate> Swim<D> {
             self.streams.insert(id, p);
             self.schedule(deadline + STREAM_GRACE, Timer::StreamExpire(id));
         }
-        self.stream_requests.push_back(StreamRequest {
-            id,
-            to,
-            bytes,
-            expect_reply,
-            deadline,
-        });
+        self.stream_requests.push_back(StreamRequest { id, to, bytes, expect_reply, deadline });
         true
     }
 
@@ -713,11 +749,7 @@ impl PendingStream {
 /// A random delay in `[0, interval)`, as memberlist's `randStagger`.
 fn stagger(rng: &mut SmallRng, interval: Duration) -> Duration {
     let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
-    if ms == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_millis(rng.random_range(0..ms))
-    }
+    if ms == 0 { Duration::ZERO } else { Duration::from_millis(rng.random_range(0..ms)) }
 }
 
 /// Alertmanager's user queue retransmits `gossip_nodes` times per decade of members.

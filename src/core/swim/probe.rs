@@ -48,15 +48,16 @@ impl<D: Delegate> Swim<D> {
         while checked < self.members.len() {
             if self.probe_index >= self.members.len() {
                 let cutoff = self.now - self.config.gossip_to_the_dead;
-                self.stats.reaped += self.members.reap_and_shuffle(cutoff, &mut self.rng) as u64;
+                let reaped = self.members.reap_and_shuffle(cutoff, &mut self.rng);
+                if reaped > 0 {
+                    self.stats.reaped += reaped as u64;
+                    self.members_changed();
+                }
                 self.probe_index = 0;
                 checked += 1;
                 continue;
             }
-            let member = self
-                .members
-                .at(self.probe_index)
-                .expect("BUG: index checked above");
+            let member = self.members.at(self.probe_index).expect("BUG: index checked above");
             self.probe_index += 1;
             if member.name == self.config.name || member.state.is_gone() {
                 checked += 1;
@@ -108,10 +109,7 @@ impl<D: Delegate> Swim<D> {
             nacks: 0,
             tcp_acked: false,
         });
-        self.schedule(
-            self.now + self.config.probe_timeout,
-            Timer::ProbeTimeout(seq),
-        );
+        self.schedule(self.now + self.config.probe_timeout, Timer::ProbeTimeout(seq));
         self.schedule(self.now + interval, Timer::ProbeEnd(seq));
     }
 
@@ -142,11 +140,7 @@ impl<D: Delegate> Swim<D> {
         let target_ip = IpWire::new(target.addr.ip());
         let mut expected_nacks = 0;
         for &i in &helpers[..k] {
-            let helper = self
-                .members
-                .at(i)
-                .expect("BUG: index from the table")
-                .clone();
+            let helper = self.members.at(i).expect("BUG: index from the table").clone();
             // Nacks exist from protocol 4; asking an older peer for one would count its silence
             // against our own health.
             let nack = helper.vsn.protocol_max() >= 4;
@@ -190,12 +184,7 @@ impl<D: Delegate> Swim<D> {
         StreamMessage::Ping(ping).encode(self.codec.ints, &mut plain);
         let mut bytes = Vec::with_capacity(plain.len() + 64);
         self.codec.seal_stream(&plain, true, &mut bytes);
-        self.push_stream(
-            target.addr,
-            bytes,
-            Some(PendingStream::Ping { seq, deadline }),
-            deadline,
-        );
+        self.push_stream(target.addr, bytes, Some(PendingStream::Ping { seq, deadline }), deadline);
     }
 
     /// The probe interval is over.
@@ -226,15 +215,15 @@ impl<D: Delegate> Swim<D> {
 
     /// An ack: for our probe, or for one we relay.
     pub(super) fn on_ack(&mut self, seq: u32) {
-        if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
-            self.probe = None;
+        if let Some(probe) = self.probe.take_if(|p| p.seq == seq) {
+            if self.rtts.len() >= 256 {
+                self.rtts.pop_front();
+            }
+            self.rtts.push_back((probe.target, self.now.since(probe.sent)));
             self.awareness.apply(-1);
             self.start_due_probe();
         } else if let Some(relay) = self.relays.remove(&seq) {
-            let ack = Ack {
-                payload: None,
-                seq_no: relay.requester_seq,
-            };
+            let ack = Ack { payload: None, seq_no: relay.requester_seq };
             self.send_with_piggyback(relay.requester, false, &Message::Ack(ack));
         }
     }
@@ -261,15 +250,9 @@ impl<D: Delegate> Swim<D> {
             return;
         }
         let to = reply_addr(from, ping.source_addr, ping.source_port);
-        let crc = self
-            .members
-            .get(ping.source_node)
-            .is_some_and(|m| m.vsn.protocol_max() >= 5);
+        let crc = self.members.get(ping.source_node).is_some_and(|m| m.vsn.protocol_max() >= 5);
         let payload = self.config.ack_payload.clone();
-        let ack = Ack {
-            payload: payload.as_deref(),
-            seq_no: ping.seq_no,
-        };
+        let ack = Ack { payload: payload.as_deref(), seq_no: ping.seq_no };
         self.send_with_piggyback(to, crc, &Message::Ack(ack));
     }
 
@@ -283,11 +266,7 @@ impl<D: Delegate> Swim<D> {
             self.stats.relays_refused += 1;
             return;
         }
-        let port = if req.port == 0 {
-            self.config.advertise.port()
-        } else {
-            req.port
-        };
+        let port = if req.port == 0 { self.config.advertise.port() } else { req.port };
         let target = SocketAddr::new(ip, port);
         let seq = self.next_seq_no();
         let own_ip = IpWire::new(self.config.advertise.ip());
@@ -299,22 +278,12 @@ impl<D: Delegate> Swim<D> {
             source_node: me.as_str(),
             source_port: self.config.advertise.port(),
         };
-        let crc = self
-            .members
-            .get(req.node)
-            .is_some_and(|m| m.vsn.protocol_max() >= 5);
+        let crc = self.members.get(req.node).is_some_and(|m| m.vsn.protocol_max() >= 5);
         self.send_with_piggyback(target, crc, &Message::Ping(ping));
         let expires = self.now + self.config.probe_timeout;
         let requester = reply_addr(from, req.source_addr, req.source_port);
-        self.relays.insert(
-            seq,
-            Relay {
-                requester,
-                requester_seq: req.seq_no,
-                nack: req.nack,
-                expires,
-            },
-        );
+        self.relays
+            .insert(seq, Relay { requester, requester_seq: req.seq_no, nack: req.nack, expires });
         self.schedule(expires, Timer::RelayExpire(seq));
     }
 
@@ -328,9 +297,7 @@ impl<D: Delegate> Swim<D> {
             return;
         }
         if relay.nack {
-            let nack = Nack {
-                seq_no: relay.requester_seq,
-            };
+            let nack = Nack { seq_no: relay.requester_seq };
             self.send_with_piggyback(relay.requester, false, &Message::Nack(nack));
         }
     }

@@ -28,11 +28,7 @@ impl<D: Delegate> Swim<D> {
             self.stats.messages_ignored += 1;
             return;
         };
-        let Some(ip) = a
-            .addr
-            .and_then(ip_from_bytes)
-            .filter(|_| !a.node.is_empty())
-        else {
+        let Some(ip) = a.addr.and_then(ip_from_bytes).filter(|_| !a.node.is_empty()) else {
             self.stats.messages_ignored += 1;
             return;
         };
@@ -73,6 +69,8 @@ impl<D: Delegate> Swim<D> {
             member.state = MemberState::Alive;
             member.state_change = now;
         }
+        self.members_version += 1;
+        let member = self.members.get(a.node).expect("BUG: admitted above");
         let change = if old_state.is_gone() {
             Some(MemberChange::Joined)
         } else if meta_changed {
@@ -114,10 +112,7 @@ impl<D: Delegate> Swim<D> {
         }
         self.stats.conflicts += 1;
         let existing = known.clone();
-        self.push_event(Event::Conflict {
-            existing,
-            other: addr,
-        });
+        self.push_event(Event::Conflict { existing, other: addr });
         None
     }
 
@@ -129,11 +124,7 @@ impl<D: Delegate> Swim<D> {
         if inc < known.incarnation {
             return;
         }
-        let msg = Suspect {
-            from,
-            incarnation: inc.0,
-            node,
-        };
+        let msg = Suspect { from, incarnation: inc.0, node };
         // A running suspicion turns further accusations into confirmations; new ones are
         // re-gossiped so that independent confirmations reach everyone.
         if let Some(s) = self.suspicions.get_mut(node) {
@@ -159,6 +150,7 @@ impl<D: Delegate> Swim<D> {
         member.state = MemberState::Suspect;
         member.state_change = now;
         let name = member.name.clone();
+        self.members_changed();
         // Expect k confirmations, so that the nominal timeout is hit two probe intervals short
         // of the multiplier; with too few other nodes to confirm, expect none.
         let mut k = self.config.suspicion_mult.saturating_sub(2);
@@ -197,11 +189,7 @@ impl<D: Delegate> Swim<D> {
         }
         self.broadcast_membership(
             node,
-            &Message::Dead(Dead {
-                from,
-                incarnation: inc.0,
-                node,
-            }),
+            &Message::Dead(Dead { from, incarnation: inc.0, node }),
             token,
         );
         let now = self.now;
@@ -215,6 +203,7 @@ impl<D: Delegate> Swim<D> {
         member.state = state;
         member.state_change = now;
         let member = member.clone();
+        self.members_changed();
         self.push_event(Event::Member { change, member });
     }
 
@@ -241,15 +230,14 @@ impl<D: Delegate> Swim<D> {
     /// Someone says we are suspect, dead, or alive with other data: outbid them.
     pub(super) fn refute(&mut self, accused: Incarnation) {
         let me = self.config.name.clone();
-        let local = self
-            .members
-            .get_mut(me.as_str())
-            .expect("BUG: the local member is never removed");
+        let local =
+            self.members.get_mut(me.as_str()).expect("BUG: the local member is never removed");
         let mut inc = local.incarnation.0.saturating_add(1);
         if accused.0 >= inc {
             inc = accused.0.saturating_add(1);
         }
         local.incarnation = Incarnation(inc);
+        self.members_version += 1;
         let alive = Alive {
             addr: Some(local.ip_wire.as_slice()),
             incarnation: inc,

@@ -112,10 +112,7 @@ pub(crate) struct Awareness {
 
 impl Awareness {
     pub(crate) fn new(max: u32) -> Self {
-        Self {
-            score: 0,
-            max: max.max(1),
-        }
+        Self { score: 0, max: max.max(1) }
     }
 
     pub(crate) fn apply(&mut self, delta: i64) {
@@ -156,10 +153,7 @@ mod tests {
         let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
         assert_eq!(suspicion_timeout(0, 2, min, max), max);
         // One of two: 24 − 0.6309 × 20 = 11.381 s (floored to ms).
-        assert_eq!(
-            suspicion_timeout(1, 2, min, max),
-            Duration::from_millis(11381)
-        );
+        assert_eq!(suspicion_timeout(1, 2, min, max), Duration::from_millis(11381));
         assert_eq!(suspicion_timeout(2, 2, min, max), min);
         assert_eq!(suspicion_timeout(5, 2, min, max), min);
         assert_eq!(suspicion_timeout(0, 0, min, max), min);
@@ -170,10 +164,7 @@ mod tests {
         let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
         let mut s = Suspicion::new("a".into(), 2, min, max, Millis(1000), 1);
         assert_eq!(s.deadline, Millis(25_000));
-        assert!(
-            !s.confirm(&"a".into()),
-            "the original accuser is not a confirmation"
-        );
+        assert!(!s.confirm(&"a".into()), "the original accuser is not a confirmation");
         assert!(s.confirm(&"b".into()));
         assert!(!s.confirm(&"b".into()), "one confirmation per peer");
         assert_eq!(s.deadline, Millis(1000 + 11_381));

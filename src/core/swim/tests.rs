@@ -24,10 +24,7 @@ fn config(name: &str, i: u8) -> SwimConfig {
 
 /// Node "a" at 10.0.0.1, with periodic push/pull off so only the events under test happen.
 fn node_a() -> Swim {
-    let config = SwimConfig {
-        push_pull_interval: Duration::ZERO,
-        ..config("a", 1)
-    };
+    let config = SwimConfig { push_pull_interval: Duration::ZERO, ..config("a", 1) };
     let mut s = Swim::new(config, (), 7, Millis(0)).expect("valid config");
     drain_events(&mut s);
     s
@@ -56,24 +53,15 @@ fn alive(name: &str, i: u8, inc: u32, meta: &[u8]) -> Vec<u8> {
 }
 
 fn suspect(name: &str, inc: u32, from: &str) -> Vec<u8> {
-    packet(Message::Suspect(Suspect {
-        from,
-        incarnation: inc,
-        node: name,
-    }))
+    packet(Message::Suspect(Suspect { from, incarnation: inc, node: name }))
 }
 
 fn dead(name: &str, inc: u32, from: &str) -> Vec<u8> {
-    packet(Message::Dead(Dead {
-        from,
-        incarnation: inc,
-        node: name,
-    }))
+    packet(Message::Dead(Dead { from, incarnation: inc, node: name }))
 }
 
 fn feed(s: &mut Swim, now: u64, from: u8, bytes: &[u8]) {
-    s.handle_packet(Millis(now), addr(from), bytes)
-        .expect("test packets decode");
+    s.handle_packet(Millis(now), addr(from), bytes).expect("test packets decode");
 }
 
 /// Introduce members b, c, … at incarnation 1.
@@ -163,10 +151,7 @@ fn alive_adds_a_member_and_is_regossiped() {
         matches!(&events[..], [Event::Member { change: MemberChange::Joined, member }] if member.addr == addr(2))
     );
     let gossip = run(&mut s, 0, 250);
-    assert!(
-        gossip.contains(&(addr(2), "alive b 1".into())),
-        "{gossip:?}"
-    );
+    assert!(gossip.contains(&(addr(2), "alive b 1".into())), "{gossip:?}");
 }
 
 #[test]
@@ -178,13 +163,7 @@ fn alive_needs_a_strictly_greater_incarnation() {
     feed(&mut s, 0, 2, &alive("b", 2, 2, b"new"));
     assert_eq!(s.member("b").expect("known").meta, b"new");
     let events = drain_events(&mut s);
-    assert!(matches!(
-        &events[..],
-        [Event::Member {
-            change: MemberChange::Updated,
-            ..
-        }]
-    ));
+    assert!(matches!(&events[..], [Event::Member { change: MemberChange::Updated, .. }]));
 }
 
 #[test]
@@ -239,16 +218,9 @@ fn a_dead_name_is_reclaimable_only_when_configured() {
     with_members(&mut s, &[("b", 2)]);
     feed(&mut s, 0, 2, &dead("b", 1, "c"));
     feed(&mut s, 5_000, 3, &alive("b", 3, 2, b""));
-    assert_eq!(
-        s.member("b").expect("known").addr,
-        addr(2),
-        "DeadNodeReclaimTime 0 means never"
-    );
+    assert_eq!(s.member("b").expect("known").addr, addr(2), "DeadNodeReclaimTime 0 means never");
 
-    let config = SwimConfig {
-        dead_node_reclaim: SEC,
-        ..config("a", 1)
-    };
+    let config = SwimConfig { dead_node_reclaim: SEC, ..config("a", 1) };
     let mut s = Swim::new(config, (), 7, Millis(0)).expect("valid");
     with_members(&mut s, &[("b", 2)]);
     feed(&mut s, 0, 2, &dead("b", 1, "c"));
@@ -269,20 +241,11 @@ fn an_unrefuted_suspicion_becomes_death() {
     // Two members: no confirmations are expected, so the timeout is the minimum, 4 s.
     let before = run(&mut s, 1, 3_999);
     assert_eq!(state(&s, "b"), Some(MemberState::Suspect));
-    assert!(
-        before.iter().any(|(_, d)| d == "suspect b 1 from c"),
-        "suspicion is re-gossiped"
-    );
+    assert!(before.iter().any(|(_, d)| d == "suspect b 1 from c"), "suspicion is re-gossiped");
     run(&mut s, 4_000, 4_000);
     assert_eq!(state(&s, "b"), Some(MemberState::Dead));
     let events = drain_events(&mut s);
-    assert!(events.iter().any(|e| matches!(
-        e,
-        Event::Member {
-            change: MemberChange::Failed,
-            ..
-        }
-    )));
+    assert!(events.iter().any(|e| matches!(e, Event::Member { change: MemberChange::Failed, .. })));
 }
 
 #[test]
@@ -297,13 +260,11 @@ fn a_refuting_alive_cancels_the_suspicion() {
     // suspicion meanwhile, but that one cannot expire before 5 s.)
     run(&mut s, 101, 4_500);
     assert_ne!(state(&s, "b"), Some(MemberState::Dead));
-    assert!(!drain_events(&mut s).iter().any(|e| matches!(
-        e,
-        Event::Member {
-            change: MemberChange::Failed,
-            ..
-        }
-    )));
+    assert!(
+        !drain_events(&mut s)
+            .iter()
+            .any(|e| matches!(e, Event::Member { change: MemberChange::Failed, .. }))
+    );
 }
 
 #[test]
@@ -314,11 +275,7 @@ fn stale_suspicions_are_ignored() {
     feed(&mut s, 0, 3, &suspect("b", 2, "c"));
     assert_eq!(state(&s, "b"), Some(MemberState::Alive));
     feed(&mut s, 0, 3, &suspect("b", 3, "c"));
-    assert_eq!(
-        state(&s, "b"),
-        Some(MemberState::Suspect),
-        "an equal incarnation is enough"
-    );
+    assert_eq!(state(&s, "b"), Some(MemberState::Suspect), "an equal incarnation is enough");
 }
 
 #[test]
@@ -329,11 +286,7 @@ fn confirmations_shorten_the_suspicion() {
     feed(&mut s, 0, 3, &suspect("b", 1, "c"));
     assert_eq!(s.suspicions["b"].deadline, Millis(24_000));
     feed(&mut s, 10, 4, &suspect("b", 1, "c"));
-    assert_eq!(
-        s.suspicions["b"].deadline,
-        Millis(24_000),
-        "the first accuser does not confirm"
-    );
+    assert_eq!(s.suspicions["b"].deadline, Millis(24_000), "the first accuser does not confirm");
     feed(&mut s, 10, 4, &suspect("b", 1, "d"));
     assert_eq!(s.suspicions["b"].deadline, Millis(11_381));
     feed(&mut s, 20, 5, &suspect("b", 1, "e"));
@@ -353,17 +306,9 @@ fn suspicion_about_ourselves_is_refuted_with_a_higher_incarnation() {
     let out = run(&mut s, 1, 250);
     assert!(out.contains(&(addr(2), "alive a 6".into())), "{out:?}");
     feed(&mut s, 300, 2, &dead("a", 2, "b"));
-    assert_eq!(
-        s.local().incarnation,
-        Incarnation(6),
-        "an accusation older than us is ignored"
-    );
+    assert_eq!(s.local().incarnation, Incarnation(6), "an accusation older than us is ignored");
     feed(&mut s, 300, 2, &dead("a", 6, "b"));
-    assert_eq!(
-        s.local().incarnation,
-        Incarnation(7),
-        "own + 1 beats an equal accusation"
-    );
+    assert_eq!(s.local().incarnation, Incarnation(7), "own + 1 beats an equal accusation");
 }
 
 #[test]
@@ -373,22 +318,10 @@ fn a_dead_message_from_the_node_itself_means_it_left() {
     feed(&mut s, 0, 2, &dead("b", 1, "b"));
     assert_eq!(state(&s, "b"), Some(MemberState::Left));
     let events = drain_events(&mut s);
-    assert!(matches!(
-        &events[..],
-        [Event::Member {
-            change: MemberChange::Left,
-            ..
-        }]
-    ));
+    assert!(matches!(&events[..], [Event::Member { change: MemberChange::Left, .. }]));
     feed(&mut s, 0, 2, &alive("b", 2, 2, b""));
     let events = drain_events(&mut s);
-    assert!(matches!(
-        &events[..],
-        [Event::Member {
-            change: MemberChange::Joined,
-            ..
-        }]
-    ));
+    assert!(matches!(&events[..], [Event::Member { change: MemberChange::Joined, .. }]));
 }
 
 #[test]
@@ -397,24 +330,18 @@ fn leave_is_gossiped_then_reported_complete() {
     with_members(&mut s, &[("b", 2)]);
     s.leave(Millis(0));
     assert_eq!(s.local().state, MemberState::Left);
-    assert!(drain_events(&mut s).iter().any(|e| matches!(
-        e,
-        Event::Member {
-            change: MemberChange::Left,
-            ..
-        }
-    )));
+    assert!(
+        drain_events(&mut s)
+            .iter()
+            .any(|e| matches!(e, Event::Member { change: MemberChange::Left, .. }))
+    );
     let out = run(&mut s, 0, 2_000);
     let sends = out.iter().filter(|(_, d)| d == "dead a 1 from a").count();
     // Two members: retransmit limit 4 × ceil(log10 3) = 4.
     assert_eq!(sends, 4, "{out:?}");
     assert!(drain_events(&mut s).contains(&Event::LeaveComplete));
     feed(&mut s, 2_000, 2, &suspect("a", 1, "b"));
-    assert_eq!(
-        s.local().state,
-        MemberState::Left,
-        "a node that left does not refute"
-    );
+    assert_eq!(s.local().state, MemberState::Left, "a node that left does not refute");
 }
 
 #[test]
@@ -430,46 +357,19 @@ fn probe_escalates_to_indirect_and_tcp_then_suspects() {
     with_members(&mut s, &[("b", 2), ("c", 3), ("d", 4)]);
     let probe_at = s.next_probe.0;
     let out = run(&mut s, 0, probe_at);
-    let (target, ping) = out
-        .iter()
-        .find(|(_, d)| d.starts_with("ping"))
-        .expect("a ping")
-        .clone();
-    let seq: u32 = ping
-        .rsplit('=')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("seq");
+    let (target, ping) = out.iter().find(|(_, d)| d.starts_with("ping")).expect("a ping").clone();
+    let seq: u32 = ping.rsplit('=').next().and_then(|n| n.parse().ok()).expect("seq");
     let out = run(&mut s, probe_at + 1, probe_at + 500);
-    let indirect: Vec<_> = out
-        .iter()
-        .filter(|(_, d)| d.starts_with("indirect"))
-        .collect();
-    assert_eq!(
-        indirect.len(),
-        2,
-        "three indirect checks, but only two other members: {out:?}"
-    );
-    assert!(
-        indirect
-            .iter()
-            .all(|(to, d)| *to != target && d.ends_with("nack=true"))
-    );
+    let indirect: Vec<_> = out.iter().filter(|(_, d)| d.starts_with("indirect")).collect();
+    assert_eq!(indirect.len(), 2, "three indirect checks, but only two other members: {out:?}");
+    assert!(indirect.iter().all(|(to, d)| *to != target && d.ends_with("nack=true")));
     let tcp = s.poll_stream().expect("a TCP fallback ping");
-    assert_eq!(
-        (tcp.to, tcp.expect_reply, tcp.deadline),
-        (target, true, Millis(probe_at + 1000))
-    );
+    assert_eq!((tcp.to, tcp.expect_reply, tcp.deadline), (target, true, Millis(probe_at + 1000)));
     // One of the two helpers nacks: one nack missing → awareness +1.
     let nack = packet(Message::Nack(crate::core::wire::Nack { seq_no: seq }));
     feed(&mut s, probe_at + 600, 3, &nack);
     run(&mut s, probe_at + 501, probe_at + 1000);
-    let target_name = s
-        .members()
-        .find(|m| m.addr == target)
-        .expect("target")
-        .name
-        .clone();
+    let target_name = s.members().find(|m| m.addr == target).expect("target").name.clone();
     assert_eq!(state(&s, target_name.as_str()), Some(MemberState::Suspect));
     assert_eq!(s.health_score(), 1);
     assert_eq!(s.stats().probes_failed, 1);
@@ -481,20 +381,9 @@ fn an_ack_ends_the_probe() {
     with_members(&mut s, &[("b", 2)]);
     let probe_at = s.next_probe.0;
     let out = run(&mut s, 0, probe_at);
-    let ping = out
-        .iter()
-        .find(|(_, d)| d.starts_with("ping b"))
-        .expect("b is probed");
-    let seq: u32 = ping
-        .1
-        .rsplit('=')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("seq");
-    let ack = packet(Message::Ack(crate::core::wire::Ack {
-        payload: None,
-        seq_no: seq,
-    }));
+    let ping = out.iter().find(|(_, d)| d.starts_with("ping b")).expect("b is probed");
+    let seq: u32 = ping.1.rsplit('=').next().and_then(|n| n.parse().ok()).expect("seq");
+    let ack = packet(Message::Ack(crate::core::wire::Ack { payload: None, seq_no: seq }));
     feed(&mut s, probe_at + 700, 2, &ack);
     run(&mut s, probe_at + 701, probe_at + 999);
     assert_eq!(state(&s, "b"), Some(MemberState::Alive));
@@ -512,11 +401,7 @@ fn pings_for_someone_else_are_dropped_and_ours_answered_at_the_source() {
         source_node: "z",
         source_port: 7000,
     }));
-    let other = packet(Message::Ping(Ping {
-        node: "q",
-        seq_no: 43,
-        ..Ping::default()
-    }));
+    let other = packet(Message::Ping(Ping { node: "q", seq_no: 43, ..Ping::default() }));
     feed(&mut s, 0, 2, &other);
     assert!(sent(&mut s).is_empty());
     feed(&mut s, 0, 2, &mine);
@@ -546,24 +431,13 @@ fn indirect_probes_are_relayed_with_the_requesters_sequence() {
     };
     feed(&mut s, 0, 3, &req(77));
     let out = sent(&mut s);
-    let ping = out
-        .iter()
-        .find(|(to, _)| *to == addr(2))
-        .expect("ping to b");
-    let seq: u32 = ping
-        .1
-        .rsplit('=')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("seq");
+    let ping = out.iter().find(|(to, _)| *to == addr(2)).expect("ping to b");
+    let seq: u32 = ping.1.rsplit('=').next().and_then(|n| n.parse().ok()).expect("seq");
     feed(
         &mut s,
         10,
         2,
-        &packet(Message::Ack(crate::core::wire::Ack {
-            payload: None,
-            seq_no: seq,
-        })),
+        &packet(Message::Ack(crate::core::wire::Ack { payload: None, seq_no: seq })),
     );
     assert!(sent(&mut s).contains(&(addr(3), "ack seq=77 payload=None".into())));
     // No answer this time: a nack after the probe timeout.
@@ -592,10 +466,7 @@ fn relays_are_bounded() {
 
 #[test]
 fn members_are_bounded() {
-    let config = SwimConfig {
-        max_members: 3,
-        ..config("a", 1)
-    };
+    let config = SwimConfig { max_members: 3, ..config("a", 1) };
     let mut s = Swim::new(config, (), 7, Millis(0)).expect("valid");
     for (name, i) in [("b", 2), ("c", 3), ("d", 4)] {
         feed(&mut s, 0, i, &alive(name, i, 1, b""));
@@ -616,31 +487,16 @@ fn a_tcp_ping_is_answered_with_a_nil_payload_ack() {
     let mut s = node_a();
     let codec = Codec::default();
     let mut plain = Vec::new();
-    StreamMessage::Ping(Ping {
-        node: "a",
-        seq_no: 9,
-        ..Ping::default()
-    })
-    .encode(IntEncoding::Signed, &mut plain);
+    StreamMessage::Ping(Ping { node: "a", seq_no: 9, ..Ping::default() })
+        .encode(IntEncoding::Signed, &mut plain);
     let mut req = Vec::new();
     codec.seal_stream(&plain, true, &mut req);
-    let reply = s
-        .handle_stream(Millis(0), addr(2), &req)
-        .expect("decodes")
-        .expect("a reply");
+    let reply = s.handle_stream(Millis(0), addr(2), &req).expect("decodes").expect("a reply");
     let len = frame(&codec, &reply, false);
-    let got = codec
-        .decode_stream(&reply[..len], false, |m| format!("{m:?}"))
-        .expect("decodes");
+    let got = codec.decode_stream(&reply[..len], false, |m| format!("{m:?}")).expect("decodes");
     assert_eq!(
         got,
-        format!(
-            "{:?}",
-            StreamMessage::Ack(crate::core::wire::Ack {
-                payload: None,
-                seq_no: 9
-            })
-        )
+        format!("{:?}", StreamMessage::Ack(crate::core::wire::Ack { payload: None, seq_no: 9 }))
     );
 }
 
@@ -668,12 +524,8 @@ fn push_pull_request(nodes: &[(String, [u8; 4], u32, NodeStateKind, Vsn)], join:
         })
         .collect();
     let mut plain = Vec::new();
-    StreamMessage::PushPull(PushPull {
-        join,
-        nodes: entries,
-        user_state: b"",
-    })
-    .encode(IntEncoding::Signed, &mut plain);
+    StreamMessage::PushPull(PushPull { join, nodes: entries, user_state: b"" })
+        .encode(IntEncoding::Signed, &mut plain);
     let mut out = Vec::new();
     Codec::default().seal_stream(&plain, true, &mut out);
     out
@@ -692,16 +544,9 @@ fn push_pull_merges_and_answers_with_our_state() {
         ],
         true,
     );
-    let reply = s
-        .handle_stream(Millis(0), addr(2), &req)
-        .expect("decodes")
-        .expect("a reply");
+    let reply = s.handle_stream(Millis(0), addr(2), &req).expect("decodes").expect("a reply");
     assert_eq!(state(&s, "b"), Some(MemberState::Alive));
-    assert_eq!(
-        state(&s, "c"),
-        Some(MemberState::Suspect),
-        "a remote death is only a suspicion"
-    );
+    assert_eq!(state(&s, "c"), Some(MemberState::Suspect), "a remote death is only a suspicion");
     assert_eq!(state(&s, "d"), Some(MemberState::Left));
     let codec = Codec::default();
     let len = frame(&codec, &reply, false);
@@ -709,32 +554,19 @@ fn push_pull_merges_and_answers_with_our_state() {
         .decode_stream(&reply[..len], false, |m| match m {
             StreamMessage::PushPull(pp) => {
                 assert!(pp.join, "the reply echoes the join flag");
-                pp.nodes
-                    .iter()
-                    .map(|n| n.name.to_owned())
-                    .collect::<Vec<_>>()
+                pp.nodes.iter().map(|n| n.name.to_owned()).collect::<Vec<_>>()
             }
             other => panic!("{other:?}"),
         })
         .expect("decodes");
-    assert_eq!(
-        names.len(),
-        3,
-        "the reply was built before the merge: a, c, d"
-    );
+    assert_eq!(names.len(), 3, "the reply was built before the merge: a, c, d");
 }
 
 #[test]
 fn push_pull_with_incompatible_delegate_versions_is_refused() {
     let mut s = node_a();
     let req = push_pull_request(
-        &[push_node(
-            "b",
-            2,
-            1,
-            NodeStateKind::Alive,
-            Vsn([1, 5, 2, 1, 1, 1]),
-        )],
+        &[push_node("b", 2, 1, NodeStateKind::Alive, Vsn([1, 5, 2, 1, 1, 1]))],
         false,
     );
     s.handle_stream(Millis(0), addr(2), &req).expect("decodes");
@@ -749,25 +581,13 @@ fn join_reports_its_outcome() {
     let first = s.poll_stream().expect("push/pull to b");
     let second = s.poll_stream().expect("push/pull to c");
     assert!(first.expect_reply && first.deadline == Millis(10_000));
-    let reply = push_pull_request(
-        &[push_node(
-            "b",
-            2,
-            1,
-            NodeStateKind::Alive,
-            Vsn::ALERTMANAGER,
-        )],
-        true,
-    );
+    let reply =
+        push_pull_request(&[push_node("b", 2, 1, NodeStateKind::Alive, Vsn::ALERTMANAGER)], true);
     // A reply carries no label header; the request framing is the same otherwise.
     s.handle_stream_reply(Millis(5), first.id, Ok(&reply));
     s.handle_stream_reply(Millis(5), second.id, Err(StreamFailure::Connect));
     let events = drain_events(&mut s);
-    assert!(events.contains(&Event::PushPull {
-        peer: addr(2),
-        join: true,
-        result: Ok(())
-    }));
+    assert!(events.contains(&Event::PushPull { peer: addr(2), join: true, result: Ok(()) }));
     assert!(events.contains(&Event::PushPull {
         peer: addr(3),
         join: true,
@@ -813,13 +633,10 @@ fn user_broadcasts_ride_gossip_and_reach_the_delegate() {
         }
         out
     };
-    let carrying = out
-        .iter()
-        .find(|t| describe(t).contains(&"user hello".to_string()))
-        .expect("gossiped");
+    let carrying =
+        out.iter().find(|t| describe(t).contains(&"user hello".to_string())).expect("gossiped");
     let mut b = Swim::new(config("b", 2), Recorder::default(), 3, Millis(0)).expect("valid");
-    b.handle_packet(Millis(0), addr(1), &carrying.bytes)
-        .expect("decodes");
+    b.handle_packet(Millis(0), addr(1), &carrying.bytes).expect("decodes");
     assert_eq!(b.delegate().0, vec![b"hello".to_vec()]);
 }
 
@@ -831,4 +648,57 @@ fn the_same_seed_and_inputs_give_the_same_outputs() {
         run(&mut s, 0, 10_000)
     };
     assert_eq!(run_once(), run_once());
+}
+
+#[test]
+fn full_packets_of_fresh_broadcasts_go_out_at_once_and_partial_ones_after_the_linger() {
+    let mut a = node_a();
+    with_members(&mut a, &[("b", 2), ("c", 3)]);
+    run(&mut a, 0, 0);
+    let t = a.next_gossip.0.saturating_sub(100).max(1);
+    a.handle_timeout(Millis(t));
+    drain_transmits(&mut a);
+    for i in 0..7u8 {
+        a.broadcast(vec![i; 200]).expect("room");
+    }
+    // Six 203-byte messages fill a 1,400-byte packet: due now, not at the next gossip round.
+    assert_eq!(a.poll_timeout(), Some(Millis(t)));
+    a.handle_timeout(Millis(t));
+    let out = drain_transmits(&mut a);
+    assert_eq!(out.len(), 2, "one packet to each of the two peers");
+    assert!(out.iter().all(|p| describe(p).len() == 6));
+    assert_eq!(out[0].bytes, out[1].bytes, "sealed once, sent to both");
+    // The seventh waits for the 1 ms linger.
+    assert_eq!(a.poll_timeout(), Some(Millis(t + 1)));
+    a.handle_timeout(Millis(t + 1));
+    let out = drain_transmits(&mut a);
+    assert_eq!(out.len(), 2);
+    // Fresh messages go oldest first: the seventh queued is the one left for the linger.
+    assert!(out.iter().all(|p| describe(p) == vec![format!("user {}", String::from_utf8_lossy(&[6; 200]))]));
+}
+
+#[test]
+fn without_linger_broadcasts_wait_for_the_gossip_round() {
+    let config = SwimConfig { broadcast_linger: None, push_pull_interval: Duration::ZERO, ..config("a", 1) };
+    let mut a = Swim::new(config, (), 7, Millis(0)).expect("valid");
+    with_members(&mut a, &[("b", 2)]);
+    run(&mut a, 0, 0);
+    let next_gossip = a.next_gossip;
+    for i in 0..7u8 {
+        a.broadcast(vec![i; 200]).expect("room");
+    }
+    assert!(a.poll_timeout().is_some_and(|t| t > Millis(0)));
+    a.handle_timeout(Millis(1));
+    assert!(drain_transmits(&mut a).is_empty());
+    a.handle_timeout(next_gossip);
+    assert!(!drain_transmits(&mut a).is_empty());
+}
+
+#[test]
+fn broadcasts_that_cannot_fit_a_packet_are_refused() {
+    let mut a = node_a();
+    // 1,400-byte packets less the 2-byte compound header leave 1,398: a user message costs 3
+    // more (compound length and type byte).
+    assert_eq!(a.broadcast(vec![0; 1396]), Err(BroadcastError::TooLarge { len: 1396, max: 1395 }));
+    a.broadcast(vec![0; 1395]).expect("fits exactly");
 }

@@ -21,9 +21,7 @@ const CHUNK: usize = 4096;
 /// does. Empty input gives `00 03 02`.
 pub(super) fn compress(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let result = Encoder::new(BitOrder::Lsb, 8)
-        .into_vec(&mut out)
-        .encode_all(data);
+    let result = Encoder::new(BitOrder::Lsb, 8).into_vec(&mut out).encode_all(data);
     // weezl only fails on a symbol wider than the literal width; every u8 fits 8 bits.
     result.status.expect("8-bit LZW accepts every byte");
     out
@@ -47,10 +45,7 @@ pub(super) fn decompress(data: &[u8], max_out: usize) -> Result<Vec<u8>, WireErr
         out.truncate(start + result.consumed_out);
         rest = rest.get(result.consumed_in..).unwrap_or_default();
         if out.len() > max_out {
-            return Err(WireError::TooLarge {
-                what: "decompressed data",
-                limit: max_out,
-            });
+            return Err(WireError::TooLarge { what: "decompressed data", limit: max_out });
         }
         match result.status {
             Ok(LzwStatus::Done) => return Ok(out),
@@ -71,18 +66,14 @@ mod tests {
     #[test]
     fn empty_input_matches_go() {
         assert_eq!(hex::encode(compress(&[])), LZW_EMPTY);
-        assert_eq!(
-            decompress(&hex::decode(LZW_EMPTY).unwrap(), 0).unwrap(),
-            b""
-        );
+        assert_eq!(decompress(&hex::decode(LZW_EMPTY).unwrap(), 0).unwrap(), b"");
     }
 
     #[test]
     fn round_trips_across_table_resets() {
         // 200 kB of mixed data fills the 4096-code table many times over.
-        let data: Vec<u8> = (0..200_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let data: Vec<u8> =
+            (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let packed = compress(&data);
         assert_eq!(decompress(&packed, data.len()).unwrap(), data);
     }
@@ -94,10 +85,7 @@ mod tests {
         assert_eq!(decompress(&packed, 10_000).unwrap(), data);
         assert_eq!(
             decompress(&packed, 9_999),
-            Err(WireError::TooLarge {
-                what: "decompressed data",
-                limit: 9_999
-            })
+            Err(WireError::TooLarge { what: "decompressed data", limit: 9_999 })
         );
     }
 
@@ -106,20 +94,14 @@ mod tests {
         // 64 MiB of zeros packs into a few tens of kilobytes.
         let packed = compress(&vec![0u8; 64 << 20]);
         assert!(packed.len() < 200_000, "{}", packed.len());
-        assert!(matches!(
-            decompress(&packed, 1 << 20),
-            Err(WireError::TooLarge { .. })
-        ));
+        assert!(matches!(decompress(&packed, 1 << 20), Err(WireError::TooLarge { .. })));
     }
 
     #[test]
     fn corrupt_or_unterminated_streams_are_errors() {
         let packed = compress(b"hello hello hello hello");
         // Without its last bytes the end code is missing.
-        assert_eq!(
-            decompress(&packed[..packed.len() - 2], 1000),
-            Err(WireError::Lzw)
-        );
+        assert_eq!(decompress(&packed[..packed.len() - 2], 1000), Err(WireError::Lzw));
         assert_eq!(decompress(&[], 1000), Err(WireError::Lzw));
         // A code far beyond the table: clear (256), then 511.
         assert_eq!(decompress(&[0x00, 0xff, 0x03], 1000), Err(WireError::Lzw));

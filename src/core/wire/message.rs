@@ -319,9 +319,7 @@ impl Message<'_> {
     ///
     /// Bytes after the msgpack body are ignored, as Go's decoder does.
     pub fn decode(buf: &[u8]) -> Result<Message<'_>, WireError> {
-        let (&ty, body) = buf
-            .split_first()
-            .ok_or(WireError::Truncated("message type"))?;
+        let (&ty, body) = buf.split_first().ok_or(WireError::Truncated("message type"))?;
         let r = &mut Reader::new(body);
         Ok(match MessageType::from_u8(ty) {
             Some(MessageType::Ping) => Message::Ping(Ping::decode_body(r)?),
@@ -330,20 +328,12 @@ impl Message<'_> {
             Some(MessageType::Nack) => Message::Nack(Nack::decode_body(r)?),
             Some(MessageType::Suspect) => {
                 let (from, incarnation, node) = decode_accusation(r, "suspect")?;
-                Message::Suspect(Suspect {
-                    from,
-                    incarnation,
-                    node,
-                })
+                Message::Suspect(Suspect { from, incarnation, node })
             }
             Some(MessageType::Alive) => Message::Alive(Alive::decode_body(r)?),
             Some(MessageType::Dead) => {
                 let (from, incarnation, node) = decode_accusation(r, "dead")?;
-                Message::Dead(Dead {
-                    from,
-                    incarnation,
-                    node,
-                })
+                Message::Dead(Dead { from, incarnation, node })
             }
             Some(MessageType::User) => Message::User(body),
             _ => return Err(WireError::UnexpectedType(ty)),
@@ -355,11 +345,8 @@ impl<'a> Ping<'a> {
     /// The five keys; the three source fields are `omitempty` upstream, so an empty one is left
     /// out and the map shrinks (`82` instead of `85`, spec §12.5).
     pub(super) fn encode_body(&self, out: &mut Vec<u8>) {
-        let present = [
-            !self.source_addr.is_empty(),
-            !self.source_node.is_empty(),
-            self.source_port != 0,
-        ];
+        let present =
+            [!self.source_addr.is_empty(), !self.source_node.is_empty(), self.source_port != 0];
         write_map_len(out, 2 + present.iter().map(|&p| u16::from(p)).sum::<u16>());
         write_raw(out, b"Node");
         write_raw(out, self.node.as_bytes());
@@ -402,11 +389,8 @@ fn encode_source(out: &mut Vec<u8>, addr: &[u8], node: &str, port: u16) {
 
 impl<'a> IndirectPing<'a> {
     pub(super) fn encode_body(&self, out: &mut Vec<u8>) {
-        let present = [
-            !self.source_addr.is_empty(),
-            !self.source_node.is_empty(),
-            self.source_port != 0,
-        ];
+        let present =
+            [!self.source_addr.is_empty(), !self.source_node.is_empty(), self.source_port != 0];
         write_map_len(out, 5 + present.iter().map(|&p| u16::from(p)).sum::<u16>());
         write_raw(out, b"Nack");
         write_bool(out, self.nack);
@@ -763,11 +747,7 @@ pub(super) mod tests {
     }
 
     pub(crate) fn suspect() -> Suspect<'static> {
-        Suspect {
-            from: "node-a",
-            incarnation: 5,
-            node: "node-b",
-        }
+        Suspect { from: "node-a", incarnation: 5, node: "node-b" }
     }
 
     fn golden() -> Vec<(&'static str, Message<'static>)> {
@@ -783,14 +763,7 @@ pub(super) mod tests {
         let long = "0123456789abcdef0123456789abcdefXYZ";
         vec![
             (PING, Message::Ping(ping())),
-            (
-                PING_MIN,
-                Message::Ping(Ping {
-                    node: "node-b",
-                    seq_no: 300,
-                    ..Ping::default()
-                }),
-            ),
+            (PING_MIN, Message::Ping(Ping { node: "node-b", seq_no: 300, ..Ping::default() })),
             (
                 INDIRECT,
                 Message::IndirectPing(IndirectPing {
@@ -804,46 +777,16 @@ pub(super) mod tests {
                     target: &[10, 0, 0, 2],
                 }),
             ),
-            (
-                ACK_NIL,
-                Message::Ack(Ack {
-                    payload: None,
-                    seq_no: 1,
-                }),
-            ),
-            (
-                ACK_EMPTY,
-                Message::Ack(Ack {
-                    payload: Some(&[]),
-                    seq_no: 1,
-                }),
-            ),
+            (ACK_NIL, Message::Ack(Ack { payload: None, seq_no: 1 })),
+            (ACK_EMPTY, Message::Ack(Ack { payload: Some(&[]), seq_no: 1 })),
             (NACK, Message::Nack(Nack { seq_no: 70_000 })),
             (SUSPECT, Message::Suspect(suspect())),
-            (
-                DEAD,
-                Message::Dead(Dead {
-                    from: "node-b",
-                    incarnation: 5,
-                    node: "node-b",
-                }),
-            ),
+            (DEAD, Message::Dead(Dead { from: "node-b", incarnation: 5, node: "node-b" })),
             (ALIVE, Message::Alive(alive)),
-            (
-                ALIVE_V6_NILMETA,
-                Message::Alive(Alive {
-                    addr: Some(V6),
-                    meta: None,
-                    ..alive
-                }),
-            ),
+            (ALIVE_V6_NILMETA, Message::Alive(Alive { addr: Some(V6), meta: None, ..alive })),
             (
                 SUSPECT_LONGNAME,
-                Message::Suspect(Suspect {
-                    from: "x",
-                    incarnation: 200,
-                    node: long,
-                }),
+                Message::Suspect(Suspect { from: "x", incarnation: 200, node: long }),
             ),
         ]
     }
@@ -856,11 +799,7 @@ pub(super) mod tests {
             for ints in [IntEncoding::Unsigned, IntEncoding::Signed] {
                 let mut out = vec![0xee];
                 expected.encode(ints, &mut out);
-                assert_eq!(
-                    hex::encode(&out[1..]),
-                    hex_bytes,
-                    "appends to existing bytes"
-                );
+                assert_eq!(hex::encode(&out[1..]), hex_bytes, "appends to existing bytes");
             }
         }
     }
@@ -905,11 +844,7 @@ pub(super) mod tests {
             }
         };
         assert_eq!(alive("a50105020000"), Ok(None), "five bytes are too short");
-        assert_eq!(
-            alive("a701050200000009"),
-            Ok(Some(Vsn::ALERTMANAGER)),
-            "first six of seven"
-        );
+        assert_eq!(alive("a701050200000009"), Ok(Some(Vsn::ALERTMANAGER)), "first six of seven");
         assert_eq!(alive("c0"), Ok(None));
         assert_eq!(alive("9501050200cc00"), Ok(None), "array of five");
         assert_eq!(alive("9701050200000009"), Ok(Some(Vsn::ALERTMANAGER)));
@@ -918,15 +853,7 @@ pub(super) mod tests {
 
     #[test]
     fn integers_accept_every_marker_and_never_wrap() {
-        for seq in [
-            "2a",
-            "cc2a",
-            "cd002a",
-            "ce0000002a",
-            "cf000000000000002a",
-            "d02a",
-            "d1002a",
-        ] {
+        for seq in ["2a", "cc2a", "cd002a", "ce0000002a", "cf000000000000002a", "d02a", "d1002a"] {
             let decoded = decode_hex(&format!("0b81a55365714e6f{seq}"));
             assert_eq!(decoded, Ok(Message::Nack(Nack { seq_no: 42 })), "{seq}");
         }
@@ -941,21 +868,12 @@ pub(super) mod tests {
 
     #[test]
     fn strings_must_be_utf8_and_types_must_match() {
-        assert_eq!(
-            decode_hex("0081a44e6f6465a2c328"),
-            Err(WireError::InvalidUtf8("Node"))
-        );
+        assert_eq!(decode_hex("0081a44e6f6465a2c328"), Err(WireError::InvalidUtf8("Node")));
         assert_eq!(
             decode_hex("0081a44e6f6465c3"),
-            Err(WireError::UnexpectedMarker {
-                marker: 0xc3,
-                field: "Node"
-            })
+            Err(WireError::UnexpectedMarker { marker: 0xc3, field: "Node" })
         );
-        assert_eq!(
-            decode_hex("0081a44e6f6465a9"),
-            Err(WireError::Truncated("Node"))
-        );
+        assert_eq!(decode_hex("0081a44e6f6465a9"), Err(WireError::Truncated("Node")));
         assert_eq!(decode_hex("00"), Err(WireError::Truncated("ping")));
         assert_eq!(decode_hex(""), Err(WireError::Truncated("message type")));
     }
@@ -963,10 +881,7 @@ pub(super) mod tests {
     #[test]
     fn non_message_types_are_rejected() {
         for ty in [6u8, 7, 9, 10, 12, 13, 14, 244, 255] {
-            assert_eq!(
-                Message::decode(&[ty, 0x80]),
-                Err(WireError::UnexpectedType(ty))
-            );
+            assert_eq!(Message::decode(&[ty, 0x80]), Err(WireError::UnexpectedType(ty)));
         }
         assert_eq!(Message::decode(&[8]), Ok(Message::User(&[])));
     }
@@ -1071,11 +986,7 @@ pub(super) mod tests {
             arb_ack().prop_map(Message::Ack),
             any::<u32>().prop_map(|seq_no| Message::Nack(Nack { seq_no })),
             accusation().prop_map(|(from, incarnation, node)| {
-                Message::Suspect(Suspect {
-                    from,
-                    incarnation,
-                    node,
-                })
+                Message::Suspect(Suspect { from, incarnation, node })
             }),
             arb_alive().prop_map(Message::Alive),
             accusation().prop_map(|(from, incarnation, node)| Message::Dead(Dead {
@@ -1100,26 +1011,17 @@ pub(super) mod tests {
     }
 
     pub(crate) fn arb_node() -> impl Strategy<Value = PushNodeState<'static>> {
-        (
-            raw(),
-            any::<u32>(),
-            raw(),
-            text(),
-            any::<u16>(),
-            arb_state(),
-            vsn(),
+        (raw(), any::<u32>(), raw(), text(), any::<u16>(), arb_state(), vsn()).prop_map(
+            |(addr, incarnation, meta, name, port, state, vsn)| PushNodeState {
+                addr,
+                incarnation,
+                meta,
+                name,
+                port,
+                state,
+                vsn,
+            },
         )
-            .prop_map(
-                |(addr, incarnation, meta, name, port, state, vsn)| PushNodeState {
-                    addr,
-                    incarnation,
-                    meta,
-                    name,
-                    port,
-                    state,
-                    vsn,
-                },
-            )
     }
 
     proptest! {

@@ -137,11 +137,7 @@ pub(super) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader at the start of `buf`.
     pub(super) fn new(buf: &'a [u8]) -> Self {
-        Self {
-            rest: buf,
-            total: buf.len(),
-            wanted: 0,
-        }
+        Self { rest: buf, total: buf.len(), wanted: 0 }
     }
 
     /// Bytes consumed so far.
@@ -375,10 +371,7 @@ impl<'a> Reader<'a> {
 }
 
 fn unexpected(marker: Marker, field: &'static str) -> WireError {
-    WireError::UnexpectedMarker {
-        marker: marker.to_u8(),
-        field,
-    }
+    WireError::UnexpectedMarker { marker: marker.to_u8(), field }
 }
 
 #[cfg(test)]
@@ -453,14 +446,8 @@ mod tests {
             (-33, "d0df", "d0df"),
             (-129, "d1ff7f", "d1ff7f"),
         ] {
-            assert_eq!(
-                written(|out| write_go_int(out, value, IntEncoding::Unsigned)),
-                unsigned
-            );
-            assert_eq!(
-                written(|out| write_go_int(out, value, IntEncoding::Signed)),
-                signed
-            );
+            assert_eq!(written(|out| write_go_int(out, value, IntEncoding::Unsigned)), unsigned);
+            assert_eq!(written(|out| write_go_int(out, value, IntEncoding::Signed)), signed);
         }
     }
 
@@ -474,11 +461,7 @@ mod tests {
             assert_eq!(reader(hex_bytes).str("s"), Ok("abc"), "{hex_bytes}");
         }
         for hex_bytes in ["c403616263", "c50003616263", "c600000003616263"] {
-            assert_eq!(
-                reader(hex_bytes).raw("b"),
-                Ok(Some(&b"abc"[..])),
-                "{hex_bytes}"
-            );
+            assert_eq!(reader(hex_bytes).raw("b"), Ok(Some(&b"abc"[..])), "{hex_bytes}");
         }
         assert_eq!(reader("c0").raw("b"), Ok(None));
         assert_eq!(reader("c0").str("s"), Ok(""));
@@ -555,10 +538,7 @@ mod tests {
             assert_eq!(r.skip_value(), Ok(()), "{value}");
             assert_eq!(r.rest(), &[0x2a], "{value}");
         }
-        assert!(matches!(
-            reader("c1").skip_value(),
-            Err(WireError::UnexpectedMarker { .. })
-        ));
+        assert!(matches!(reader("c1").skip_value(), Err(WireError::UnexpectedMarker { .. })));
     }
 
     #[test]
@@ -570,40 +550,19 @@ mod tests {
         assert_eq!(r.skip_value(), Ok(()));
         assert!(r.rest().is_empty());
         // Counts larger than the input are refused before any looping.
-        assert_eq!(
-            reader("dd7fffffff").skip_value(),
-            Err(WireError::Truncated("skipped value"))
-        );
-        assert_eq!(
-            reader("df7fffffff").skip_value(),
-            Err(WireError::Truncated("skipped value"))
-        );
+        assert_eq!(reader("dd7fffffff").skip_value(), Err(WireError::Truncated("skipped value")));
+        assert_eq!(reader("df7fffffff").skip_value(), Err(WireError::Truncated("skipped value")));
         // Each nesting level adds to the pending count, which the input must still cover.
         assert!(reader(&"9f".repeat(100)).skip_value().is_err());
     }
 
     #[test]
     fn version_forms() {
-        assert_eq!(
-            reader("a6010502000000").version("v"),
-            Ok(Some([1, 5, 2, 0, 0, 0]))
-        );
-        assert_eq!(
-            reader("96010502000000").version("v"),
-            Ok(Some([1, 5, 2, 0, 0, 0]))
-        );
-        assert_eq!(
-            reader("dc0006010502000000").version("v"),
-            Ok(Some([1, 5, 2, 0, 0, 0]))
-        );
-        assert_eq!(
-            reader("dd00000001ff").version("v"),
-            Err(WireError::IntOutOfRange("v"))
-        );
-        assert_eq!(
-            reader("ddffffffff").version("v"),
-            Err(WireError::Truncated("v"))
-        );
+        assert_eq!(reader("a6010502000000").version("v"), Ok(Some([1, 5, 2, 0, 0, 0])));
+        assert_eq!(reader("96010502000000").version("v"), Ok(Some([1, 5, 2, 0, 0, 0])));
+        assert_eq!(reader("dc0006010502000000").version("v"), Ok(Some([1, 5, 2, 0, 0, 0])));
+        assert_eq!(reader("dd00000001ff").version("v"), Err(WireError::IntOutOfRange("v")));
+        assert_eq!(reader("ddffffffff").version("v"), Err(WireError::Truncated("v")));
         assert_eq!(reader("90").version("v"), Ok(None));
     }
 }

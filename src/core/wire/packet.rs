@@ -106,21 +106,14 @@ impl Codec {
     /// byte-equal to it.
     fn strip_packet_label<'b>(&self, packet: &'b [u8]) -> Result<&'b [u8], WireError> {
         let Some((&LABEL_MSG, rest)) = packet.split_first() else {
-            return if self.label.is_empty() {
-                Ok(packet)
-            } else {
-                Err(WireError::LabelMismatch)
-            };
+            return if self.label.is_empty() { Ok(packet) } else { Err(WireError::LabelMismatch) };
         };
-        let (&len, rest) = rest
-            .split_first()
-            .ok_or(WireError::Truncated("label length"))?;
+        let (&len, rest) = rest.split_first().ok_or(WireError::Truncated("label length"))?;
         if len == 0 {
             return Err(WireError::InvalidLabel);
         }
-        let (label, rest) = rest
-            .split_at_checked(usize::from(len))
-            .ok_or(WireError::Truncated("label"))?;
+        let (label, rest) =
+            rest.split_at_checked(usize::from(len)).ok_or(WireError::Truncated("label"))?;
         if label != self.label.as_slice() {
             return Err(WireError::LabelMismatch);
         }
@@ -144,11 +137,7 @@ impl Codec {
         }
         let body_at = out.len();
         if self.compress {
-            Compress {
-                algo: 0,
-                buf: &lzw::compress(payload),
-            }
-            .encode(out);
+            Compress { algo: 0, buf: &lzw::compress(payload) }.encode(out);
         }
         // Go keeps the compressed form on UDP only when it is strictly smaller (spec §6.1).
         if !self.compress || out.len() - body_at >= payload.len() {
@@ -174,11 +163,7 @@ impl Codec {
 
     /// Bytes the label header adds to every packet (memberlist `labelOverhead`).
     pub fn label_overhead(&self) -> usize {
-        if self.label.is_empty() {
-            0
-        } else {
-            2 + self.label.len()
-        }
+        if self.label.is_empty() { 0 } else { 2 + self.label.len() }
     }
 }
 
@@ -220,11 +205,7 @@ fn dispatch(buf: &[u8], depth: usize, walk: &mut Walk<'_>) -> Result<(), WireErr
 
 /// Refuse a wrapper at nesting level `depth` when that is already as deep as we go.
 fn nested(depth: usize) -> Result<(), WireError> {
-    if depth >= MAX_DEPTH {
-        Err(WireError::TooDeep)
-    } else {
-        Ok(())
-    }
+    if depth >= MAX_DEPTH { Err(WireError::TooDeep) } else { Ok(()) }
 }
 
 /// The body of a `compress` message (after its type byte): check the algorithm and inflate,
@@ -241,13 +222,10 @@ pub(super) fn decompress_message(body: &[u8], max_out: usize) -> Result<Vec<u8>,
 /// Parts missing at the end are counted as truncated and the ones before are still delivered,
 /// as Go does; a part that fails to decode is counted and skipped.
 fn decode_compound(body: &[u8], depth: usize, walk: &mut Walk<'_>) -> Result<(), WireError> {
-    let (&count, rest) = body
-        .split_first()
-        .ok_or(WireError::Truncated("compound count"))?;
+    let (&count, rest) = body.split_first().ok_or(WireError::Truncated("compound count"))?;
     let count = usize::from(count);
-    let (lens, mut parts) = rest
-        .split_at_checked(2 * count)
-        .ok_or(WireError::Truncated("compound lengths"))?;
+    let (lens, mut parts) =
+        rest.split_at_checked(2 * count).ok_or(WireError::Truncated("compound lengths"))?;
     let (lens, _) = lens.as_chunks::<2>();
     for (i, len) in lens.iter().enumerate() {
         let Some((part, tail)) = parts.split_at_checked(usize::from(u16::from_be_bytes(*len)))
@@ -269,15 +247,10 @@ fn decode_compound(body: &[u8], depth: usize, walk: &mut Walk<'_>) -> Result<(),
 /// [`WireError::TooLarge`] when there are more than 255 parts or a part is longer than 65,535
 /// bytes; `out` is then unchanged.
 pub fn encode_compound(parts: &[&[u8]], out: &mut Vec<u8>) -> Result<(), WireError> {
-    let count = u8::try_from(parts.len()).map_err(|_| WireError::TooLarge {
-        what: "compound parts",
-        limit: COMPOUND_MAX_PARTS,
-    })?;
+    let count = u8::try_from(parts.len())
+        .map_err(|_| WireError::TooLarge { what: "compound parts", limit: COMPOUND_MAX_PARTS })?;
     if parts.iter().any(|part| part.len() > COMPOUND_PART_MAX_LEN) {
-        return Err(WireError::TooLarge {
-            what: "compound part",
-            limit: COMPOUND_PART_MAX_LEN,
-        });
+        return Err(WireError::TooLarge { what: "compound part", limit: COMPOUND_PART_MAX_LEN });
     }
     out.push(MessageType::Compound as u8);
     out.push(count);
@@ -323,18 +296,11 @@ pub(super) mod tests {
     }
 
     fn summary(messages: usize, malformed: usize, truncated: usize) -> PacketSummary {
-        PacketSummary {
-            messages,
-            malformed,
-            truncated,
-        }
+        PacketSummary { messages, malformed, truncated }
     }
 
     fn labelled(label: &str) -> Codec {
-        Codec {
-            label: label.as_bytes().to_vec(),
-            ..Codec::default()
-        }
+        Codec { label: label.as_bytes().to_vec(), ..Codec::default() }
     }
 
     #[test]
@@ -359,11 +325,7 @@ pub(super) mod tests {
         assert_eq!((seen, got), (vec![ping.clone()], summary(1, 0, 0)));
 
         let mut wrapped = Vec::new();
-        Compress {
-            algo: 0,
-            buf: &lzw::compress(&ping),
-        }
-        .encode(&mut wrapped);
+        Compress { algo: 0, buf: &lzw::compress(&ping) }.encode(&mut wrapped);
         assert_eq!(hex::encode(wrapped), COMPRESSED_PING);
         // 80 bytes compressed against 69 plain: UDP keeps the plain form.
         let mut out = Vec::new();
@@ -399,32 +361,20 @@ pub(super) mod tests {
         out.clear();
         Codec::default().seal_packet(&ping, true, &mut out);
         assert_eq!(out, crc_ping);
-        assert_eq!(
-            decode(&Codec::default(), &crc_ping).unwrap().0,
-            vec![ping.clone()]
-        );
+        assert_eq!(decode(&Codec::default(), &crc_ping).unwrap().0, vec![ping.clone()]);
 
         out.clear();
         prod.seal_packet(&ping, true, &mut out);
-        assert_eq!(
-            hex::encode(&out),
-            format!("{LABEL_PROD}{CRC_PING_HEADER}{PING}")
-        );
+        assert_eq!(hex::encode(&out), format!("{LABEL_PROD}{CRC_PING_HEADER}{PING}"));
     }
 
     #[test]
     fn crc_mismatch_and_short_crc() {
         let mut crc_ping = unhex(&format!("{CRC_PING_HEADER}{PING}"));
         *crc_ping.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            decode(&Codec::default(), &crc_ping),
-            Err(WireError::CrcMismatch)
-        );
+        assert_eq!(decode(&Codec::default(), &crc_ping), Err(WireError::CrcMismatch));
         // Fewer than 5 bytes: not a CRC header, and 12 is not a message.
-        assert_eq!(
-            decode(&Codec::default(), &[12, 0, 0]),
-            Err(WireError::UnexpectedType(12))
-        );
+        assert_eq!(decode(&Codec::default(), &[12, 0, 0]), Err(WireError::UnexpectedType(12)));
     }
 
     #[test]
@@ -432,10 +382,7 @@ pub(super) mod tests {
         let crc_ping = unhex(&format!("{CRC_PING_HEADER}{PING}"));
         let mut packet = Vec::new();
         encode_compound(&[&crc_ping, &unhex(SUSPECT)], &mut packet).unwrap();
-        assert_eq!(
-            decode(&Codec::default(), &packet).unwrap().1,
-            summary(1, 1, 0)
-        );
+        assert_eq!(decode(&Codec::default(), &packet).unwrap().1, summary(1, 1, 0));
     }
 
     #[test]
@@ -447,10 +394,7 @@ pub(super) mod tests {
         assert_eq!(decode(&labelled("prod"), &ping), mismatch);
         assert_eq!(decode(&labelled("prof"), &labelled_ping), mismatch);
         assert_eq!(decode(&labelled("prod2"), &labelled_ping), mismatch);
-        assert_eq!(
-            decode(&Codec::default(), &[LABEL_MSG, 0, 0]),
-            Err(WireError::InvalidLabel)
-        );
+        assert_eq!(decode(&Codec::default(), &[LABEL_MSG, 0, 0]), Err(WireError::InvalidLabel));
         assert_eq!(
             decode(&Codec::default(), &[LABEL_MSG]),
             Err(WireError::Truncated("label length"))
@@ -467,23 +411,14 @@ pub(super) mod tests {
         let (seen, got) = decode(&Codec::default(), &packet[..packet.len() - 5]).unwrap();
         assert_eq!((seen, got), (vec![unhex(PING)], summary(1, 0, 1)));
         // Only the lengths: both parts missing.
-        assert_eq!(
-            decode(&Codec::default(), &packet[..6]).unwrap().1,
-            summary(0, 0, 2)
-        );
+        assert_eq!(decode(&Codec::default(), &packet[..6]).unwrap().1, summary(0, 0, 2));
         // The length table itself cut short: the whole packet is bad.
         assert_eq!(
             decode(&Codec::default(), &packet[..4]),
             Err(WireError::Truncated("compound lengths"))
         );
-        assert_eq!(
-            decode(&Codec::default(), &[7]),
-            Err(WireError::Truncated("compound count"))
-        );
-        assert_eq!(
-            decode(&Codec::default(), &[7, 0]).unwrap().1,
-            summary(0, 0, 0)
-        );
+        assert_eq!(decode(&Codec::default(), &[7]), Err(WireError::Truncated("compound count")));
+        assert_eq!(decode(&Codec::default(), &[7, 0]).unwrap().1, summary(0, 0, 0));
     }
 
     #[test]
@@ -507,23 +442,13 @@ pub(super) mod tests {
         let (seen, got) = decode(&Codec::default(), &packet).unwrap();
         assert_eq!((seen.len(), got), (2, summary(2, bad.len(), 0)));
         // At the top level a bad message rejects the packet.
-        assert_eq!(
-            decode(&Codec::default(), &[13, 0x80]),
-            Err(WireError::UnexpectedType(13))
-        );
-        assert_eq!(
-            decode(&Codec::default(), &[]),
-            Err(WireError::Truncated("message type"))
-        );
+        assert_eq!(decode(&Codec::default(), &[13, 0x80]), Err(WireError::UnexpectedType(13)));
+        assert_eq!(decode(&Codec::default(), &[]), Err(WireError::Truncated("message type")));
     }
 
     fn compressed(plain: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        Compress {
-            algo: 0,
-            buf: &lzw::compress(plain),
-        }
-        .encode(&mut out);
+        Compress { algo: 0, buf: &lzw::compress(plain) }.encode(&mut out);
         out
     }
 
@@ -544,14 +469,8 @@ pub(super) mod tests {
         for _ in 0..MAX_DEPTH {
             packet = compressed(&packet);
         }
-        assert_eq!(
-            decode(&Codec::default(), &packet).unwrap().1,
-            summary(1, 0, 0)
-        );
-        assert_eq!(
-            decode(&Codec::default(), &compressed(&packet)),
-            Err(WireError::TooDeep)
-        );
+        assert_eq!(decode(&Codec::default(), &packet).unwrap().1, summary(1, 0, 0));
+        assert_eq!(decode(&Codec::default(), &compressed(&packet)), Err(WireError::TooDeep));
 
         // Inside a compound the too-deep part is counted as malformed.
         let mut packet = unhex(PING);
@@ -560,10 +479,7 @@ pub(super) mod tests {
             encode_compound(&[&packet], &mut outer).unwrap();
             packet = outer;
         }
-        assert_eq!(
-            decode(&Codec::default(), &packet).unwrap().1,
-            summary(0, 1, 0)
-        );
+        assert_eq!(decode(&Codec::default(), &packet).unwrap().1, summary(0, 1, 0));
     }
 
     #[test]
@@ -578,24 +494,15 @@ pub(super) mod tests {
         let mut packet = Vec::new();
         encode_compound(&[&bomb, &bomb], &mut packet).unwrap();
         assert_eq!(decode(&codec, &packet).unwrap().1, summary(1, 1, 0));
-        let small = Codec {
-            max_packet_decompressed_len: 1000,
-            ..Codec::default()
-        };
-        assert!(matches!(
-            decode(&small, &bomb),
-            Err(WireError::TooLarge { limit: 1000, .. })
-        ));
+        let small = Codec { max_packet_decompressed_len: 1000, ..Codec::default() };
+        assert!(matches!(decode(&small, &bomb), Err(WireError::TooLarge { limit: 1000, .. })));
     }
 
     #[test]
     fn compress_errors() {
         // {Algo: 1, Buf: ""}
         let other_algo = unhex("0982a4416c676f01a3427566a0");
-        assert_eq!(
-            decode(&Codec::default(), &other_algo),
-            Err(WireError::UnknownCompression(1))
-        );
+        assert_eq!(decode(&Codec::default(), &other_algo), Err(WireError::UnknownCompression(1)));
         let corrupt = unhex("0982a4416c676f00a3427566a3000102");
         assert_eq!(decode(&Codec::default(), &corrupt), Err(WireError::Lzw));
     }
@@ -605,16 +512,10 @@ pub(super) mod tests {
         let ping = unhex(PING);
         let mut out = vec![1, 2, 3];
         let parts = vec![ping.as_slice(); COMPOUND_MAX_PARTS + 1];
-        let err = WireError::TooLarge {
-            what: "compound parts",
-            limit: 255,
-        };
+        let err = WireError::TooLarge { what: "compound parts", limit: 255 };
         assert_eq!(encode_compound(&parts, &mut out), Err(err));
         let big = vec![8u8; 65_536];
-        let err = WireError::TooLarge {
-            what: "compound part",
-            limit: 65_535,
-        };
+        let err = WireError::TooLarge { what: "compound part", limit: 65_535 };
         assert_eq!(encode_compound(&[&ping, &big], &mut out), Err(err));
         assert_eq!(out, [1, 2, 3]);
 
@@ -624,14 +525,8 @@ pub(super) mod tests {
     }
 
     fn codecs() -> impl Strategy<Value = Codec> {
-        (
-            any::<bool>(),
-            prop_oneof![Just(""), Just("prod"), Just("x")],
-        )
-            .prop_map(|(compress, label)| Codec {
-                compress,
-                ..labelled(label)
-            })
+        (any::<bool>(), prop_oneof![Just(""), Just("prod"), Just("x")])
+            .prop_map(|(compress, label)| Codec { compress, ..labelled(label) })
     }
 
     proptest! {

@@ -66,10 +66,7 @@ impl StreamMessage<'_> {
             StreamMessage::PushPull(push_pull) => push_pull.encode(ints, out),
             StreamMessage::User(payload) => {
                 out.push(MessageType::User as u8);
-                UserMsgHeader {
-                    user_msg_len: payload.len(),
-                }
-                .encode_body(ints, out);
+                UserMsgHeader { user_msg_len: payload.len() }.encode_body(ints, out);
                 out.extend_from_slice(payload);
             }
             StreamMessage::Err(err) => {
@@ -106,20 +103,13 @@ impl<'a> PushPull<'a> {
             nodes.push(PushNodeState::decode_body(r)?);
         }
         let user_state = r.take(header.user_state_len, "push/pull user state")?;
-        Ok(Self {
-            join: header.join,
-            nodes,
-            user_state,
-        })
+        Ok(Self { join: header.join, nodes, user_state })
     }
 }
 
 fn check_node_count(nodes: usize, limit: usize) -> Result<(), WireError> {
     if nodes > limit {
-        return Err(WireError::TooLarge {
-            what: "push/pull node count",
-            limit,
-        });
+        return Err(WireError::TooLarge { what: "push/pull node count", limit });
     }
     Ok(())
 }
@@ -243,10 +233,7 @@ impl Codec {
     }
 
     fn stream_too_large(&self) -> WireError {
-        WireError::TooLarge {
-            what: "stream message",
-            limit: self.max_stream_len,
-        }
+        WireError::TooLarge { what: "stream message", limit: self.max_stream_len }
     }
 
     /// Decode one complete stream message (`buf` = the `len` bytes [`Self::stream_frame`]
@@ -279,9 +266,7 @@ impl Codec {
     /// A plain (uncompressed, unencrypted) stream message. Go accepts one layer of each
     /// wrapper only, so a nested compress or encrypt is an unexpected type here.
     fn parse_plain<'b>(&self, body: &'b [u8]) -> Result<StreamMessage<'b>, WireError> {
-        let (&ty, rest) = body
-            .split_first()
-            .ok_or(WireError::Truncated("stream message type"))?;
+        let (&ty, rest) = body.split_first().ok_or(WireError::Truncated("stream message type"))?;
         let r = &mut Reader::new(rest);
         Ok(match MessageType::from_u8(ty) {
             Some(MessageType::Ping) => StreamMessage::Ping(Ping::decode_body(r)?),
@@ -310,11 +295,7 @@ impl Codec {
         }
         // Encryption slot: `0A` + u32 BE length + the encrypted (compressed) message.
         if self.compress {
-            Compress {
-                algo: 0,
-                buf: &lzw::compress(plain),
-            }
-            .encode(out);
+            Compress { algo: 0, buf: &lzw::compress(plain) }.encode(out);
         } else {
             out.extend_from_slice(plain);
         }
@@ -352,18 +333,11 @@ mod tests {
     }
 
     fn plain(ints: IntEncoding) -> Codec {
-        Codec {
-            ints,
-            compress: false,
-            ..Codec::default()
-        }
+        Codec { ints, compress: false, ..Codec::default() }
     }
 
     fn labelled(label: &str) -> Codec {
-        Codec {
-            label: label.as_bytes().to_vec(),
-            ..Codec::default()
-        }
+        Codec { label: label.as_bytes().to_vec(), ..Codec::default() }
     }
 
     fn encoded(message: &StreamMessage<'_>, ints: IntEncoding) -> Vec<u8> {
@@ -378,14 +352,8 @@ mod tests {
         let mut with_garbage = buf.to_vec();
         with_garbage.extend([0xc1, 0xff, 0x00]);
         let len = buf.len();
-        assert_eq!(
-            codec.stream_frame(buf, inbound),
-            Ok(StreamFrame::Complete { len })
-        );
-        assert_eq!(
-            codec.stream_frame(&with_garbage, inbound),
-            Ok(StreamFrame::Complete { len })
-        );
+        assert_eq!(codec.stream_frame(buf, inbound), Ok(StreamFrame::Complete { len }));
+        assert_eq!(codec.stream_frame(&with_garbage, inbound), Ok(StreamFrame::Complete { len }));
         let same = codec.decode_stream(buf, inbound, |m| m == *expected);
         assert_eq!(same, Ok(true), "{expected:?}");
     }
@@ -410,10 +378,9 @@ mod tests {
             nodes: vec![node_a()],
             user_state: &user_state,
         });
-        for (ints, header) in [
-            (IntEncoding::Unsigned, PUSHPULL_V05),
-            (IntEncoding::Signed, PUSHPULL_V2),
-        ] {
+        for (ints, header) in
+            [(IntEncoding::Unsigned, PUSHPULL_V05), (IntEncoding::Signed, PUSHPULL_V2)]
+        {
             let mut bytes = unhex(&format!("{header}{PUSHNODE}"));
             bytes.extend(&user_state);
             assert_eq!(encoded(&message, ints), bytes);
@@ -425,20 +392,13 @@ mod tests {
 
     #[test]
     fn golden_push_pull_header_and_nodes() {
-        let big = PushPullHeader {
-            join: false,
-            nodes: 200,
-            user_state_len: 70_000,
-        };
+        let big = PushPullHeader { join: false, nodes: 200, user_state_len: 70_000 };
         for (ints, hex_bytes) in [
             (IntEncoding::Unsigned, PUSHPULL_HDR_BIG_V05),
             (IntEncoding::Signed, PUSHPULL_HDR_BIG_V2),
         ] {
             let bytes = unhex(hex_bytes);
-            assert_eq!(
-                PushPullHeader::decode_body(&mut Reader::new(&bytes)),
-                Ok(big)
-            );
+            assert_eq!(PushPullHeader::decode_body(&mut Reader::new(&bytes)), Ok(big));
             let mut out = Vec::new();
             big.encode_body(ints, &mut out);
             assert_eq!(out, bytes);
@@ -452,10 +412,7 @@ mod tests {
         };
         for (node, hex_bytes) in [(node_a(), PUSHNODE), (left, PUSHNODE_LEFT_NILMETA)] {
             let bytes = unhex(hex_bytes);
-            assert_eq!(
-                PushNodeState::decode_body(&mut Reader::new(&bytes)),
-                Ok(node)
-            );
+            assert_eq!(PushNodeState::decode_body(&mut Reader::new(&bytes)), Ok(node));
             let mut out = Vec::new();
             node.encode_body(IntEncoding::Signed, &mut out);
             assert_eq!(out, bytes);
@@ -466,10 +423,9 @@ mod tests {
     fn golden_user_message() {
         let payload = vec![0x5a; 1000];
         let message = StreamMessage::User(&payload);
-        for (ints, header) in [
-            (IntEncoding::Unsigned, USERMSG_HDR_V05),
-            (IntEncoding::Signed, USERMSG_HDR_V2),
-        ] {
+        for (ints, header) in
+            [(IntEncoding::Unsigned, USERMSG_HDR_V05), (IntEncoding::Signed, USERMSG_HDR_V2)]
+        {
             let mut bytes = unhex(header);
             bytes.extend(&payload);
             assert_eq!(encoded(&message, ints), bytes);
@@ -481,14 +437,7 @@ mod tests {
     fn golden_ping_ack_and_error() {
         let cases = [
             (PING, StreamMessage::Ping(ping()), true),
-            (
-                ACK_NIL,
-                StreamMessage::Ack(Ack {
-                    payload: None,
-                    seq_no: 1,
-                }),
-                false,
-            ),
+            (ACK_NIL, StreamMessage::Ack(Ack { payload: None, seq_no: 1 }), false),
             (ERR, StreamMessage::Err(ErrResp { error: "boom" }), false),
         ];
         for (hex_bytes, message, inbound) in cases {
@@ -531,38 +480,16 @@ mod tests {
         assert_stream(&prod, &dialed, true, &ping_msg);
 
         let mismatch = WireError::LabelMismatch;
-        assert_eq!(
-            Codec::default()
-                .stream_frame(&dialed[..2], true)
-                .unwrap_err(),
-            mismatch
-        );
-        assert_eq!(
-            labelled("prof").stream_frame(&dialed, true).unwrap_err(),
-            mismatch
-        );
-        assert_eq!(
-            labelled("prof")
-                .decode_stream(&dialed, true, |_| ())
-                .unwrap_err(),
-            mismatch
-        );
+        assert_eq!(Codec::default().stream_frame(&dialed[..2], true).unwrap_err(), mismatch);
+        assert_eq!(labelled("prof").stream_frame(&dialed, true).unwrap_err(), mismatch);
+        assert_eq!(labelled("prof").decode_stream(&dialed, true, |_| ()).unwrap_err(), mismatch);
         assert_eq!(prod.stream_frame(&unhex(PING), true).unwrap_err(), mismatch);
-        assert_eq!(
-            prod.decode_stream(&unhex(PING), true, |_| ()).unwrap_err(),
-            mismatch
-        );
+        assert_eq!(prod.decode_stream(&unhex(PING), true, |_| ()).unwrap_err(), mismatch);
         // A reply never carries a label; an unlabelled reply is fine with a label configured.
-        assert_eq!(
-            prod.stream_frame(&dialed, false),
-            Err(WireError::UnexpectedType(LABEL_MSG))
-        );
+        assert_eq!(prod.stream_frame(&dialed, false), Err(WireError::UnexpectedType(LABEL_MSG)));
         assert_stream(&prod, &unhex(PING), false, &ping_msg);
         // Partial label headers.
-        assert_eq!(
-            prod.stream_frame(&[], true),
-            Ok(StreamFrame::Incomplete { at_least: 1 })
-        );
+        assert_eq!(prod.stream_frame(&[], true), Ok(StreamFrame::Incomplete { at_least: 1 }));
         assert_eq!(
             prod.stream_frame(&dialed[..1], true),
             Ok(StreamFrame::Incomplete { at_least: 2 })
@@ -575,29 +502,20 @@ mod tests {
             prod.stream_frame(&dialed[..6], true),
             Ok(StreamFrame::Incomplete { at_least: 7 })
         );
-        assert_eq!(
-            prod.stream_frame(&[LABEL_MSG, 0], true),
-            Err(WireError::InvalidLabel)
-        );
+        assert_eq!(prod.stream_frame(&[LABEL_MSG, 0], true), Err(WireError::InvalidLabel));
     }
 
     #[test]
     fn encryption_and_unknown_types() {
         let encrypted = [10, 0, 0, 0, 40, 1];
         let codec = Codec::default();
-        assert_eq!(
-            codec.stream_frame(&encrypted, true),
-            Err(WireError::EncryptionNotConfigured)
-        );
+        assert_eq!(codec.stream_frame(&encrypted, true), Err(WireError::EncryptionNotConfigured));
         assert_eq!(
             codec.decode_stream(&encrypted, true, |_| ()),
             Err(WireError::EncryptionNotConfigured)
         );
         for ty in [1u8, 3, 4, 5, 7, 11, 12, 14, 255] {
-            assert_eq!(
-                codec.stream_frame(&[ty, 0x80], true),
-                Err(WireError::UnexpectedType(ty))
-            );
+            assert_eq!(codec.stream_frame(&[ty, 0x80], true), Err(WireError::UnexpectedType(ty)));
             assert_eq!(
                 codec.decode_stream(&[ty, 0x80], true, |_| ()),
                 Err(WireError::UnexpectedType(ty))
@@ -605,17 +523,10 @@ mod tests {
         }
         // One compress layer only, and it must hold something.
         let mut nested = Vec::new();
-        codec.seal_stream(
-            &encoded(&StreamMessage::User(b"x"), codec.ints),
-            false,
-            &mut nested,
-        );
+        codec.seal_stream(&encoded(&StreamMessage::User(b"x"), codec.ints), false, &mut nested);
         let mut twice = Vec::new();
         codec.seal_stream(&nested, false, &mut twice);
-        assert_eq!(
-            codec.decode_stream(&twice, false, |_| ()),
-            Err(WireError::UnexpectedType(9))
-        );
+        assert_eq!(codec.decode_stream(&twice, false, |_| ()), Err(WireError::UnexpectedType(9)));
         let mut empty = Vec::new();
         codec.seal_stream(&[], false, &mut empty);
         assert_eq!(
@@ -626,9 +537,8 @@ mod tests {
 
     /// `06` + `{Join: false, Nodes: <nodes>, UserStateLen: 0}` + `rest`.
     fn push_pull_claiming(nodes: &str, rest: &[u8]) -> Vec<u8> {
-        let mut bytes = unhex(&format!(
-            "0683a44a6f696ec2a54e6f646573{nodes}ac5573657253746174654c656e00"
-        ));
+        let mut bytes =
+            unhex(&format!("0683a44a6f696ec2a54e6f646573{nodes}ac5573657253746174654c656e00"));
         bytes.extend(rest);
         bytes
     }
@@ -648,21 +558,12 @@ mod tests {
         );
         // More than max_push_nodes.
         let too_many = push_pull_claiming("ce00200000", &[]);
-        let err = WireError::TooLarge {
-            what: "push/pull node count",
-            limit: 1 << 20,
-        };
+        let err = WireError::TooLarge { what: "push/pull node count", limit: 1 << 20 };
         assert_eq!(codec.stream_frame(&too_many, true).unwrap_err(), err);
-        assert_eq!(
-            codec.decode_stream(&too_many, true, |_| ()).unwrap_err(),
-            err
-        );
+        assert_eq!(codec.decode_stream(&too_many, true, |_| ()).unwrap_err(), err);
         // Negative counts.
         let negative = push_pull_claiming("ff", &[]);
-        assert_eq!(
-            codec.stream_frame(&negative, true),
-            Err(WireError::IntOutOfRange("Nodes"))
-        );
+        assert_eq!(codec.stream_frame(&negative, true), Err(WireError::IntOutOfRange("Nodes")));
         // Empty node maps are nodes with zero values.
         let zeros = push_pull_claiming("02", &[0x80, 0x80]);
         let nodes = codec.decode_stream(&zeros, true, |m| match m {
@@ -674,27 +575,15 @@ mod tests {
 
     #[test]
     fn stream_length_is_capped() {
-        let codec = Codec {
-            max_stream_len: 1000,
-            ..plain(IntEncoding::Signed)
-        };
-        let too_large = WireError::TooLarge {
-            what: "stream message",
-            limit: 1000,
-        };
+        let codec = Codec { max_stream_len: 1000, ..plain(IntEncoding::Signed) };
+        let too_large = WireError::TooLarge { what: "stream message", limit: 1000 };
         // The header announces 5000 bytes: refused before they arrive.
         let header = unhex("0881aa557365724d73674c656ed11388");
         assert_eq!(codec.stream_frame(&header, true).unwrap_err(), too_large);
         let long = encoded(&StreamMessage::User(&[1; 2000]), codec.ints);
-        assert_eq!(
-            codec.decode_stream(&long, true, |_| ()).unwrap_err(),
-            too_large
-        );
+        assert_eq!(codec.decode_stream(&long, true, |_| ()).unwrap_err(), too_large);
         // A small compressed frame that inflates past the cap.
-        let bomb_codec = Codec {
-            max_stream_len: 1 << 20,
-            ..Codec::default()
-        };
+        let bomb_codec = Codec { max_stream_len: 1 << 20, ..Codec::default() };
         let mut bomb = Vec::new();
         bomb_codec.seal_stream(
             &encoded(&StreamMessage::User(&vec![0; 2 << 20]), codec.ints),
@@ -702,18 +591,9 @@ mod tests {
             &mut bomb,
         );
         assert!(bomb.len() < 10_000);
-        assert!(matches!(
-            bomb_codec.stream_frame(&bomb, false),
-            Ok(StreamFrame::Complete { .. })
-        ));
+        assert!(matches!(bomb_codec.stream_frame(&bomb, false), Ok(StreamFrame::Complete { .. })));
         let err = bomb_codec.decode_stream(&bomb, false, |_| ());
-        assert_eq!(
-            err,
-            Err(WireError::TooLarge {
-                what: "decompressed data",
-                limit: 1 << 20
-            })
-        );
+        assert_eq!(err, Err(WireError::TooLarge { what: "decompressed data", limit: 1 << 20 }));
     }
 
     fn arb_stream() -> impl Strategy<Value = StreamMessage<'static>> {
@@ -734,23 +614,14 @@ mod tests {
 
     /// A codec (compression on or off, label or none), a direction, and the sealed stream.
     fn sealed() -> impl Strategy<Value = (Codec, bool, StreamMessage<'static>, Vec<u8>)> {
-        (
-            arb_stream(),
-            ints(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-        )
-            .prop_map(|(message, ints, compress, label, dialer)| {
-                let codec = Codec {
-                    ints,
-                    compress,
-                    ..labelled(if label { "prod" } else { "" })
-                };
+        (arb_stream(), ints(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(message, ints, compress, label, dialer)| {
+                let codec = Codec { ints, compress, ..labelled(if label { "prod" } else { "" }) };
                 let mut out = Vec::new();
                 codec.seal_stream(&encoded(&message, ints), dialer, &mut out);
                 (codec, dialer, message, out)
-            })
+            },
+        )
     }
 
     proptest! {

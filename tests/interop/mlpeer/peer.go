@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// defaultLeaveTimeout applies when a leave command has no timeout_ms.
+const defaultLeaveTimeout = 5 * time.Second
+
+// peer is one memberlist node with Alertmanager-like delegates that report
+// everything they see as JSON events.
+type peer struct {
+	out   *emitter
+	ml    atomic.Pointer[memberlist.Memberlist]
+	queue *memberlist.TransmitLimitedQueue
+	meta  []byte
+
+	stateMu sync.Mutex
+	state   []byte
+
+	// gone remembers, per name, the node as the last NotifyLeave reported
+	// it, until a NotifyJoin for that name. memberlist's Members() omits
+	// dead and left nodes; this is how "members" still lists them.
+	goneMu sync.Mutex
+	gone   map[string]memberlist.Node
+}
+
+func runPeer(args []string) int {
+	fs := flag.NewFlagSet("mlpeer peer", flag.ContinueOnError)
+	var t tuning
+	t.register(fs)
+	name := fs.String("name", "", "node name (required)")
+	bind := fs.String("bind", "", "bind ip:port for UDP and TCP (required; port 0 = any free port)")
+	advertise := fs.String("advertise", "", "advertise ip:port (default: derived from -bind; port 0 = bound port)")
+	meta := fs.String("meta", "", "node meta (NodeMeta), at most 512 bytes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *name == "" || *bind == "" {
+		fmt.Fprintln(os.Stderr, "mlpeer peer: -name and -bind are required")
+		return 2
+	}
+	if len(*meta) > memberlist.MetaMaxSize {
+		fmt.Fprintf(os.Stderr, "mlpeer peer: -meta is longer than %d bytes\n", memberlist.MetaMaxSize)
+		return 2
+	}
+	bindHost, bindPort, err := splitHostPort(*bind)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mlpeer peer: -bind: %v\n", err)
+		return 2
+	}
+
+	out := newEmitter(os.Stdout)
+	fatal := func(err error) int {
+		fmt.Fprintf(os.Stderr, "mlpeer peer %s: %v\n", *name, err)
+		out.line(obj{{"event", "fatal"}, {"error", err.Error()}})
+		return 1
+	}
+
+	logger := log.New(os.Stderr, "["+*name+"] ", log.LstdFlags|log.Lmicroseconds)
+	nt, err := listen(bindHost, bindPort, logger)
+	if err != nil {
+		return fatal(err)
+	}
+	port := nt.GetAutoBindPort()
+
+	conf := t.config(*name)
+	conf.BindAddr = bindHost
+	conf.BindPort = port
+	conf.AdvertisePort = port
+	if *advertise != "" {
+		host, aport, err := splitHostPort(*advertise)
+		if err != nil {
+			return fatal(fmt.Errorf("-advertise: %w", err))
+		}
+		conf.AdvertiseAddr = host
+		if aport != 0 {
+			conf.AdvertisePort = aport
+		}
+	}
+	conf.Transport = nt
+	conf.Logger = logger
+
+	p := &peer{out: out, meta: []byte(*meta), gone: make(map[string]memberlist.Node)}
+	p.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes: func() int {
+			if ml := p.ml.Load(); ml != nil {
+				return ml.NumMembers()
+			}
+			return 1
+		},
+		RetransmitMult: t.userRetransmitMult(),
+	}
+	conf.Delegate = p
+	conf.Events = p
+	conf.Alive = p
+	conf.Ping = p
+
+	ml, err := memberlist.Create(conf)
+	if err != nil {
+		nt.Shutdown()
+		return fatal(err)
+	}
+	p.ml.Store(ml)
+	self := ml.LocalNode()
+	out.markReady(obj{
+		{"event", "ready"},
+		{"name", self.Name},
+		{"addr", self.Addr.String()},
+		{"port", int(self.Port)},
+		{"memberlist", memberlistVersion()},
+	})
+
+	in := bufio.NewReader(os.Stdin)
+	for {
+		line, err := in.ReadBytes('\n')
+		if len(line) > 0 {
+			if p.command(line) {
+				return 0
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				fmt.Fprintf(os.Stderr, "mlpeer peer %s: reading stdin: %v\n", *name, err)
+			}
+			ml.Shutdown()
+			return 0
+		}
+	}
+}
+
+type command struct {
+	Cmd       string   `json:"cmd"`
+	Addrs     []string `json:"addrs"`
+	Name      string   `json:"name"`
+	Data      *string  `json:"data"`
+	TimeoutMs *int64   `json:"timeout_ms"`
+}
+
+func (c *command) payload() ([]byte, error) {
+	if c.Data == nil {
+		return nil, errors.New("missing data")
+	}
+	b, err := base64.StdEncoding.DecodeString(*c.Data)
+	if err != nil {
+		return nil, fmt.Errorf("data is not base64: %w", err)
+	}
+	return b, nil
+}
+
+// command runs one input line and writes its one reply. It reports whether
+// the process should exit.
+func (p *peer) command(line []byte) bool {
+	var c command
+	trimmed := bytes.TrimSpace(line)
+	if len(trimmed) == 0 {
+		return false
+	}
+	if err := json.Unmarshal(trimmed, &c); err != nil {
+		p.out.line(obj{{"reply", ""}, {"ok", false}, {"error", "bad command: " + err.Error()}})
+		return false
+	}
+	reply, err := p.run(&c)
+	if err != nil {
+		p.out.line(append(obj{{"reply", c.Cmd}, {"ok", false}, {"error", err.Error()}}, reply...))
+	} else {
+		p.out.line(append(obj{{"reply", c.Cmd}, {"ok", true}}, reply...))
+	}
+	return c.Cmd == "shutdown"
+}
+
+func (p *peer) run(c *command) (obj, error) {
+	ml := p.ml.Load()
+	switch c.Cmd {
+	case "join":
+		if len(c.Addrs) == 0 {
+			return nil, errors.New("join needs addrs")
+		}
+		n, err := ml.Join(c.Addrs)
+		return obj{{"n", n}}, err
+
+	case "members":
+		return p.members(ml), nil
+
+	case "broadcast":
+		data, err := c.payload()
+		if err != nil {
+			return nil, err
+		}
+		p.queue.QueueBroadcast(plainBroadcast(data))
+		return obj{{"queued", p.queue.NumQueued()}}, nil
+
+	case "send_reliable", "send_best_effort":
+		data, err := c.payload()
+		if err != nil {
+			return nil, err
+		}
+		var to *memberlist.Node
+		for _, n := range ml.Members() {
+			if n.Name == c.Name {
+				to = n
+				break
+			}
+		}
+		if to == nil {
+			return nil, fmt.Errorf("no live member named %q", c.Name)
+		}
+		if c.Cmd == "send_reliable" {
+			return nil, ml.SendReliable(to, data)
+		}
+		return nil, ml.SendBestEffort(to, data)
+
+	case "set_state":
+		data, err := c.payload()
+		if err != nil {
+			return nil, err
+		}
+		p.stateMu.Lock()
+		p.state = data
+		p.stateMu.Unlock()
+		return nil, nil
+
+	case "leave":
+		timeout := defaultLeaveTimeout
+		if c.TimeoutMs != nil {
+			timeout = time.Duration(*c.TimeoutMs) * time.Millisecond
+		}
+		return nil, ml.Leave(timeout)
+
+	case "shutdown":
+		return nil, ml.Shutdown()
+	}
+	return nil, fmt.Errorf("unknown command %q", c.Cmd)
+}
+
+// members lists Members() (alive and suspect nodes, self included) followed
+// by the dead/left nodes remembered from NotifyLeave, sorted by name.
+func (p *peer) members(ml *memberlist.Memberlist) obj {
+	var nodes []memberlist.Node
+	live := make(map[string]bool)
+	for _, n := range ml.Members() {
+		nodes = append(nodes, *n)
+		live[n.Name] = true
+	}
+	p.goneMu.Lock()
+	for name, n := range p.gone {
+		if !live[name] {
+			nodes = append(nodes, n)
+		}
+	}
+	p.goneMu.Unlock()
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	list := make([]obj, 0, len(nodes))
+	for i := range nodes {
+		n := &nodes[i]
+		list = append(list, obj{
+			{"name", n.Name},
+			{"addr", n.Addr.String()},
+			{"port", int(n.Port)},
+			{"state", stateName(n.State)},
+			{"meta", base64.StdEncoding.EncodeToString(n.Meta)},
+		})
+	}
+	return obj{
+		{"members", list},
+		{"num_members", ml.NumMembers()},
+		{"health", ml.GetHealthScore()},
+	}
+}
+
+// nodeEvent reports a membership event. n points into memberlist's node
+// table and is read only inside the callback.
+func (p *peer) nodeEvent(kind string, n *memberlist.Node) {
+	p.out.event(obj{
+		{"event", kind},
+		{"name", n.Name},
+		{"addr", n.Addr.String()},
+		{"port", int(n.Port)},
+		{"state", stateName(n.State)},
+		{"meta", base64.StdEncoding.EncodeToString(n.Meta)},
+	})
+}
+
+// memberlist.Delegate
+
+func (p *peer) NodeMeta(limit int) []byte { return p.meta }
+
+func (p *peer) NotifyMsg(b []byte) {
+	p.out.event(obj{{"event", "msg"}, {"data", base64.StdEncoding.EncodeToString(b)}})
+}
+
+func (p *peer) GetBroadcasts(overhead, limit int) [][]byte {
+	return p.queue.GetBroadcasts(overhead, limit)
+}
+
+func (p *peer) LocalState(join bool) []byte {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.state == nil {
+		return []byte{}
+	}
+	return p.state
+}
+
+func (p *peer) MergeRemoteState(b []byte, join bool) {
+	p.out.event(obj{{"event", "merge"}, {"join", join}, {"data", base64.StdEncoding.EncodeToString(b)}})
+}
+
+// memberlist.EventDelegate
+
+func (p *peer) NotifyJoin(n *memberlist.Node) {
+	p.goneMu.Lock()
+	delete(p.gone, n.Name)
+	p.goneMu.Unlock()
+	p.nodeEvent("join", n)
+}
+
+func (p *peer) NotifyLeave(n *memberlist.Node) {
+	c := *n
+	c.Addr = append(c.Addr[:0:0], n.Addr...)
+	c.Meta = append([]byte{}, n.Meta...)
+	p.goneMu.Lock()
+	p.gone[n.Name] = c
+	p.goneMu.Unlock()
+	p.nodeEvent("leave", n)
+}
+
+func (p *peer) NotifyUpdate(n *memberlist.Node) { p.nodeEvent("update", n) }
+
+// memberlist.AliveDelegate: accept every node. Having one at all makes
+// memberlist ignore alive messages without a full 6-byte Vsn, as in
+// Alertmanager.
+
+func (p *peer) NotifyAlive(*memberlist.Node) error { return nil }
+
+// memberlist.PingDelegate: an empty (not nil) ack payload, as Alertmanager's.
+
+func (p *peer) AckPayload() []byte { return []byte{} }
+
+func (p *peer) NotifyPingComplete(*memberlist.Node, time.Duration, []byte) {}
