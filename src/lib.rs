@@ -21,3 +21,5 @@
 #![deny(unsafe_code)]
 
 pub mod core;
+pub mod net;
+pub mod node;

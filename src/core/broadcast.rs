@@ -48,8 +48,10 @@ pub struct QueueFull;
 pub struct QueueStats {
     /// Messages accepted.
     pub queued: u64,
-    /// Messages placed into outgoing packets (a message counts once per packet).
+    /// Messages placed into outgoing packets (a message counts once per peer it went to).
     pub transmitted: u64,
+    /// Bytes of those messages.
+    pub transmitted_bytes: u64,
     /// Messages that reached their retransmit limit and left the queue.
     pub finished: u64,
     /// Messages replaced by a newer message with the same name.
@@ -159,7 +161,8 @@ impl BroadcastQueue {
             if parts >= fill.max_parts {
                 break;
             }
-            let Some(free) = fill.budget.checked_sub(used + fill.overhead).filter(|f| *f > 0) else {
+            let Some(free) = fill.budget.checked_sub(used + fill.overhead).filter(|f| *f > 0)
+            else {
                 break;
             };
             let from = (transmits, Reverse(free), Reverse(u64::MAX));
@@ -213,6 +216,7 @@ impl BroadcastQueue {
         emit(&item.msg);
         let len = item.msg.len();
         self.stats.transmitted += u64::from(copies);
+        self.stats.transmitted_bytes += u64::from(copies) * len as u64;
         if item.transmits == 0 {
             self.fresh.remove(&id);
             self.fresh_bytes -= len;
@@ -469,7 +473,11 @@ mod tests {
         let mut got = Vec::new();
         q.push(b"newer".to_vec(), None, None).expect("room");
         q.take(&Fill { fresh_only: true, ..fill(100, 255, 3) }, &mut |m| got.push(m.to_vec()));
-        assert_eq!(got, vec![b"new".to_vec(), b"newer".to_vec()], "oldest first, sent ones skipped");
+        assert_eq!(
+            got,
+            vec![b"new".to_vec(), b"newer".to_vec()],
+            "oldest first, sent ones skipped"
+        );
         q.prune(0);
         assert_eq!(q.fresh_bytes(2), 0);
     }

@@ -674,12 +674,16 @@ fn full_packets_of_fresh_broadcasts_go_out_at_once_and_partial_ones_after_the_li
     let out = drain_transmits(&mut a);
     assert_eq!(out.len(), 2);
     // Fresh messages go oldest first: the seventh queued is the one left for the linger.
-    assert!(out.iter().all(|p| describe(p) == vec![format!("user {}", String::from_utf8_lossy(&[6; 200]))]));
+    assert!(
+        out.iter()
+            .all(|p| describe(p) == vec![format!("user {}", String::from_utf8_lossy(&[6; 200]))])
+    );
 }
 
 #[test]
 fn without_linger_broadcasts_wait_for_the_gossip_round() {
-    let config = SwimConfig { broadcast_linger: None, push_pull_interval: Duration::ZERO, ..config("a", 1) };
+    let config =
+        SwimConfig { broadcast_linger: None, push_pull_interval: Duration::ZERO, ..config("a", 1) };
     let mut a = Swim::new(config, (), 7, Millis(0)).expect("valid");
     with_members(&mut a, &[("b", 2)]);
     run(&mut a, 0, 0);

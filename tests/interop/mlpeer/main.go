@@ -20,7 +20,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -209,3 +211,42 @@ type plainBroadcast []byte
 func (b plainBroadcast) Message() []byte                       { return b }
 func (b plainBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b plainBroadcast) Finished()                             {}
+
+// nodeRecord mirrors memberlist's unexported per-node record, which embeds
+// the Node it hands out. memberlist keeps the live state in the record's own
+// State field and never updates the embedded Node.State (hashicorp/memberlist
+// issue 293), so every *Node it passes to delegates or returns from
+// Members()/LocalNode() says "alive". The record layout is the same in v0.5.0
+// and v0.7.0; checkNodeRecord verifies it on the local node before it is
+// trusted.
+type nodeRecord struct {
+	memberlist.Node
+	Incarnation uint32
+	State       memberlist.NodeStateType
+	StateChange time.Time
+}
+
+var nodeRecordOK atomic.Bool
+
+// checkNodeRecord enables recordOf if the local node's record looks right:
+// alive, incarnation at least 1, state changed during this process's life.
+func checkNodeRecord(self *memberlist.Node, started time.Time, logger *log.Logger) {
+	r := (*nodeRecord)(unsafe.Pointer(self))
+	ok := r.State == memberlist.StateAlive && r.Incarnation >= 1 &&
+		!r.StateChange.Before(started) && !r.StateChange.After(time.Now())
+	nodeRecordOK.Store(ok)
+	if !ok {
+		logger.Printf("[WARN] mlpeer: memberlist's node record layout is not the expected one; node states will all read as alive")
+	}
+}
+
+// recordOf returns the node's real state and incarnation (incarnation -1 when
+// the record layout could not be verified and Node.State is used instead).
+// n must be a pointer memberlist handed out.
+func recordOf(n *memberlist.Node) (memberlist.NodeStateType, int64) {
+	if !nodeRecordOK.Load() {
+		return n.State, -1
+	}
+	r := (*nodeRecord)(unsafe.Pointer(n))
+	return r.State, int64(r.Incarnation)
+}

@@ -25,10 +25,15 @@ const defaultLeaveTimeout = 5 * time.Second
 // peer is one memberlist node with Alertmanager-like delegates that report
 // everything they see as JSON events.
 type peer struct {
-	out   *emitter
-	ml    atomic.Pointer[memberlist.Memberlist]
-	queue *memberlist.TransmitLimitedQueue
-	meta  []byte
+	out  *emitter
+	name string
+	// checkRecord verifies the node record layout (see nodeRecord) on the
+	// first event about the local node, before any state is reported.
+	checkRecord func(self *memberlist.Node)
+	checkOnce   sync.Once
+	ml          atomic.Pointer[memberlist.Memberlist]
+	queue       *memberlist.TransmitLimitedQueue
+	meta        []byte
 
 	stateMu sync.Mutex
 	state   []byte
@@ -37,7 +42,43 @@ type peer struct {
 	// it, until a NotifyJoin for that name. memberlist's Members() omits
 	// dead and left nodes; this is how "members" still lists them.
 	goneMu sync.Mutex
-	gone   map[string]memberlist.Node
+	gone   map[string]nodeSnapshot
+}
+
+// nodeSnapshot is a node as reported on the JSON protocol.
+type nodeSnapshot struct {
+	name        string
+	addr        string
+	port        int
+	state       string
+	incarnation int64
+	meta        string
+}
+
+// snapshot copies what the protocol reports about n. n must be a pointer
+// memberlist handed out, read while memberlist does not change it (inside a
+// delegate callback, or right after Members()).
+func snapshot(n *memberlist.Node) nodeSnapshot {
+	state, inc := recordOf(n)
+	return nodeSnapshot{
+		name:        n.Name,
+		addr:        n.Addr.String(),
+		port:        int(n.Port),
+		state:       stateName(state),
+		incarnation: inc,
+		meta:        base64.StdEncoding.EncodeToString(n.Meta),
+	}
+}
+
+func (s nodeSnapshot) fields() obj {
+	return obj{
+		{"name", s.name},
+		{"addr", s.addr},
+		{"port", s.port},
+		{"state", s.state},
+		{"incarnation", s.incarnation},
+		{"meta", s.meta},
+	}
 }
 
 func runPeer(args []string) int {
@@ -72,6 +113,7 @@ func runPeer(args []string) int {
 		return 1
 	}
 
+	started := time.Now()
 	logger := log.New(os.Stderr, "["+*name+"] ", log.LstdFlags|log.Lmicroseconds)
 	nt, err := listen(bindHost, bindPort, logger)
 	if err != nil {
@@ -96,7 +138,8 @@ func runPeer(args []string) int {
 	conf.Transport = nt
 	conf.Logger = logger
 
-	p := &peer{out: out, meta: []byte(*meta), gone: make(map[string]memberlist.Node)}
+	p := &peer{out: out, name: *name, meta: []byte(*meta), gone: make(map[string]nodeSnapshot)}
+	p.checkRecord = func(self *memberlist.Node) { checkNodeRecord(self, started, logger) }
 	p.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes: func() int {
 			if ml := p.ml.Load(); ml != nil {
@@ -118,6 +161,7 @@ func runPeer(args []string) int {
 	}
 	p.ml.Store(ml)
 	self := ml.LocalNode()
+	p.checkOnce.Do(func() { p.checkRecord(self) })
 	out.markReady(obj{
 		{"event", "ready"},
 		{"name", self.Name},
@@ -248,33 +292,26 @@ func (p *peer) run(c *command) (obj, error) {
 	return nil, fmt.Errorf("unknown command %q", c.Cmd)
 }
 
-// members lists Members() (alive and suspect nodes, self included) followed
-// by the dead/left nodes remembered from NotifyLeave, sorted by name.
+// members lists Members() (alive and suspect nodes, self included) and the
+// dead/left nodes remembered from NotifyLeave, sorted by name.
 func (p *peer) members(ml *memberlist.Memberlist) obj {
-	var nodes []memberlist.Node
+	var nodes []nodeSnapshot
 	live := make(map[string]bool)
 	for _, n := range ml.Members() {
-		nodes = append(nodes, *n)
+		nodes = append(nodes, snapshot(n))
 		live[n.Name] = true
 	}
 	p.goneMu.Lock()
-	for name, n := range p.gone {
+	for name, s := range p.gone {
 		if !live[name] {
-			nodes = append(nodes, n)
+			nodes = append(nodes, s)
 		}
 	}
 	p.goneMu.Unlock()
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
 	list := make([]obj, 0, len(nodes))
-	for i := range nodes {
-		n := &nodes[i]
-		list = append(list, obj{
-			{"name", n.Name},
-			{"addr", n.Addr.String()},
-			{"port", int(n.Port)},
-			{"state", stateName(n.State)},
-			{"meta", base64.StdEncoding.EncodeToString(n.Meta)},
-		})
+	for _, s := range nodes {
+		list = append(list, s.fields())
 	}
 	return obj{
 		{"members", list},
@@ -283,17 +320,9 @@ func (p *peer) members(ml *memberlist.Memberlist) obj {
 	}
 }
 
-// nodeEvent reports a membership event. n points into memberlist's node
-// table and is read only inside the callback.
-func (p *peer) nodeEvent(kind string, n *memberlist.Node) {
-	p.out.event(obj{
-		{"event", kind},
-		{"name", n.Name},
-		{"addr", n.Addr.String()},
-		{"port", int(n.Port)},
-		{"state", stateName(n.State)},
-		{"meta", base64.StdEncoding.EncodeToString(n.Meta)},
-	})
+// nodeEvent reports a membership event.
+func (p *peer) nodeEvent(kind string, s nodeSnapshot) {
+	p.out.event(append(obj{{"event", kind}}, s.fields()...))
 }
 
 // memberlist.Delegate
@@ -324,23 +353,24 @@ func (p *peer) MergeRemoteState(b []byte, join bool) {
 // memberlist.EventDelegate
 
 func (p *peer) NotifyJoin(n *memberlist.Node) {
+	if n.Name == p.name {
+		p.checkOnce.Do(func() { p.checkRecord(n) })
+	}
 	p.goneMu.Lock()
 	delete(p.gone, n.Name)
 	p.goneMu.Unlock()
-	p.nodeEvent("join", n)
+	p.nodeEvent("join", snapshot(n))
 }
 
 func (p *peer) NotifyLeave(n *memberlist.Node) {
-	c := *n
-	c.Addr = append(c.Addr[:0:0], n.Addr...)
-	c.Meta = append([]byte{}, n.Meta...)
+	s := snapshot(n)
 	p.goneMu.Lock()
-	p.gone[n.Name] = c
+	p.gone[n.Name] = s
 	p.goneMu.Unlock()
-	p.nodeEvent("leave", n)
+	p.nodeEvent("leave", s)
 }
 
-func (p *peer) NotifyUpdate(n *memberlist.Node) { p.nodeEvent("update", n) }
+func (p *peer) NotifyUpdate(n *memberlist.Node) { p.nodeEvent("update", snapshot(n)) }
 
 // memberlist.AliveDelegate: accept every node. Having one at all makes
 // memberlist ignore alive messages without a full 6-byte Vsn, as in

@@ -1,0 +1,873 @@
+//! A running peer: a [`Node`] owns an event-loop thread around a SWIM core.
+//!
+//! Other threads talk to it through a handle: commands go in over crossbeam channels and wake
+//! the loop through a mio `Waker` (only when it sleeps, so a burst of broadcasts costs one
+//! wake-up, not one per message); events come out through a bounded channel; the member list
+//! is published as a snapshot after every change. The loop also runs Alertmanager's peer
+//! upkeep: re-joining failed members and re-resolving the configured peers.
+
+#![forbid(unsafe_code)]
+
+mod metrics;
+mod peers;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
+use mio::Waker;
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::registry::Registry;
+
+use crate::core::config::{ConfigError, SwimConfig};
+use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, MemberState, Swim};
+use crate::core::{Millis, NodeName};
+use crate::net::{Clock, Driver, DriverError, DriverStats};
+use metrics::Metrics;
+use peers::FailedPeers;
+
+/// How a node is started.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Protocol settings. `swim.advertise` is replaced at start by the address chosen from
+    /// `bind` and `advertise` (see [`Node::start`]).
+    pub swim: SwimConfig,
+    /// Address to bind UDP and TCP on. Alertmanager `--cluster.listen-address` (default
+    /// `0.0.0.0:9094`). Port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Address to advertise. Alertmanager `--cluster.advertise-address`. Default: the bind
+    /// address, or when bound to a wildcard, the first private IP of this host with the bound
+    /// port.
+    pub advertise: Option<SocketAddr>,
+    /// Allow advertising a public IP when no private one exists. Alertmanager
+    /// `--cluster.allow-insecure-public-advertise-address-discovery` (false).
+    pub allow_public_advertise: bool,
+    /// Peers to join: `host:port`, DNS names allowed (every A/AAAA record is a peer).
+    /// Alertmanager `--cluster.peer`, repeatable.
+    pub peers: Vec<String>,
+    /// How often members that failed or left are re-joined; zero disables. Alertmanager
+    /// `--cluster.reconnect-interval` (10 s).
+    pub reconnect_interval: Duration,
+    /// How long a failed member stays on the re-join list; zero keeps it forever. Alertmanager
+    /// `--cluster.reconnect-timeout` (6 h).
+    pub reconnect_timeout: Duration,
+    /// How often `peers` are re-resolved and missing ones joined. Alertmanager's fixed 15 s.
+    pub refresh_interval: Duration,
+    /// Undelivered events kept for the host (default 4,096); past it events are dropped and
+    /// counted in [`NodeStats::events_dropped`].
+    pub event_queue_len: usize,
+    /// Seed of the core's random choices; `None` draws one from the OS.
+    pub seed: Option<u64>,
+}
+
+impl NodeConfig {
+    /// Alertmanager's settings: a random ULID name (unless `name` is given), the memberlist
+    /// values `cluster.Create` uses, and Alertmanager's peer upkeep intervals.
+    pub fn alertmanager(name: Option<&str>, bind: SocketAddr, peers: Vec<String>) -> Self {
+        let name =
+            name.map_or_else(|| NodeName::from(ulid::Ulid::generate().to_string()), NodeName::from);
+        Self {
+            swim: SwimConfig::alertmanager(name, bind, peers.len()),
+            bind,
+            advertise: None,
+            allow_public_advertise: false,
+            peers,
+            reconnect_interval: Duration::from_secs(10),
+            reconnect_timeout: Duration::from_secs(6 * 3600),
+            refresh_interval: Duration::from_secs(15),
+            event_queue_len: 4096,
+            seed: None,
+        }
+    }
+}
+
+/// What the host hears from a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A member joined, changed its metadata, left, or was declared dead.
+    Member {
+        /// What happened.
+        change: MemberChange,
+        /// The member after the change.
+        member: Member,
+    },
+    /// Another address claimed the name of a live member; the claim was ignored.
+    Conflict {
+        /// The member as we know it.
+        existing: Member,
+        /// The address that claimed its name.
+        other: SocketAddr,
+    },
+    /// A user message arrived (gossip or reliable stream).
+    Message(Vec<u8>),
+    /// A peer's user state arrived in a push/pull (`join` when part of a join).
+    RemoteState {
+        /// Whether the exchange was a join.
+        join: bool,
+        /// The peer's state bytes.
+        data: Vec<u8>,
+    },
+}
+
+/// Why a node call failed. Each variant says whether anything changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The configuration was refused; nothing started.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// Binding, polling or resolving failed; nothing started.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// No advertise address could be chosen; nothing started.
+    #[error("no advertise address: {0}")]
+    Advertise(String),
+    /// The broadcast queue (or command channel) is full; the message was not queued.
+    #[error("queue full")]
+    QueueFull,
+    /// The message is larger than a gossip packet; it was not queued.
+    #[error("message of {len} bytes exceeds the {max}-byte gossip limit")]
+    TooLarge {
+        /// Message length.
+        len: usize,
+        /// Largest gossipable message.
+        max: usize,
+    },
+    /// No member by that name.
+    #[error("unknown member {0}")]
+    UnknownMember(String),
+    /// No peer could be joined; membership is unchanged.
+    #[error("could not join any of {0} peers")]
+    JoinFailed(usize),
+    /// The operation did not finish in time (it may still finish later).
+    #[error("timed out")]
+    Timeout,
+    /// The node has shut down.
+    #[error("node is shut down")]
+    Closed,
+}
+
+/// Counters of the node's own plumbing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Events dropped because the host did not drain [`Node::events`].
+    pub events_dropped: u64,
+    /// Socket-level counters.
+    pub driver: DriverStats,
+}
+
+enum Command {
+    Join { addrs: Vec<SocketAddr>, reply: Sender<usize> },
+    Resolved(Vec<SocketAddr>),
+    SendReliable { to: SocketAddr, msg: Vec<u8> },
+    SendBestEffort { to: SocketAddr, msg: Vec<u8> },
+    Leave { reply: Sender<()> },
+    Shutdown,
+}
+
+/// State shared by the handle and the loop thread.
+struct Shared {
+    commands: Sender<Command>,
+    broadcasts: Sender<Vec<u8>>,
+    waker: Arc<Waker>,
+    /// Set by the loop just before it sleeps; a sender that clears it wakes the loop.
+    asleep: AtomicBool,
+    members: RwLock<Arc<Vec<Member>>>,
+    /// The host's user state for push/pulls; the loop's delegate reads the same value.
+    local_state: Arc<Mutex<Vec<u8>>>,
+    registry: Mutex<Registry>,
+    stats: Mutex<NodeStats>,
+}
+
+impl Shared {
+    fn wake(&self) {
+        if self.asleep.swap(false, Ordering::SeqCst) {
+            // A failed wake leaves the loop to its next deadline; nothing to recover.
+            let _ = self.waker.wake();
+        }
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), NodeError> {
+        self.commands.send(cmd).map_err(|_| NodeError::Closed)?;
+        self.wake();
+        Ok(())
+    }
+}
+
+/// A running peer. Every method may be called from any thread. Dropping it shuts it down
+/// (without leaving: call [`Node::leave`] first for a graceful exit).
+pub struct Node {
+    shared: Arc<Shared>,
+    events: Receiver<NodeEvent>,
+    name: NodeName,
+    local: SocketAddr,
+    advertise: SocketAddr,
+    max_broadcast: usize,
+    thread: Option<JoinHandle<()>>,
+    resolver: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Bind, start the loop thread, and start joining `config.peers` (in the background: use
+    /// [`Node::join`] to wait for a join).
+    pub fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        config.swim.validate()?;
+        let (cmd_tx, cmd_rx) = bounded(1024);
+        let (bcast_tx, bcast_rx) = bounded(config.swim.user_queue_len);
+        let (event_tx, event_rx) = bounded(config.event_queue_len.max(1));
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry, config.swim.name.as_str());
+        let local_state = Arc::new(Mutex::new(Vec::new()));
+        let delegate = NodeDelegate {
+            events: event_tx,
+            local_state: Arc::clone(&local_state),
+            metrics: metrics.clone(),
+            dropped: 0,
+        };
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let mut advertise = None;
+        let driver = Driver::bind(config.bind, Clock::new(), |bound, now| {
+            let adv = choose_advertise(&config, bound)?;
+            advertise = Some(adv);
+            let swim = SwimConfig { advertise: adv, ..config.swim.clone() };
+            Swim::new(swim, delegate, seed, now).map_err(NodeError::Config)
+        })
+        .map_err(|e| match e {
+            DriverError::Io(e) => NodeError::Io(e),
+            DriverError::Core(e) => e,
+        })?;
+        let advertise = advertise.expect("BUG: set when the core was built");
+        let local = driver.local_addr();
+        let initial = peers::resolve(&config.peers, advertise)?;
+        warn_unroutable(advertise, &initial);
+        let max_broadcast = driver.swim().config().packet_budget.saturating_sub(5);
+        let shared = Arc::new(Shared {
+            commands: cmd_tx,
+            broadcasts: bcast_tx,
+            waker: driver.waker(),
+            asleep: AtomicBool::new(false),
+            members: RwLock::new(Arc::new(driver.swim().members().cloned().collect())),
+            local_state,
+            registry: Mutex::new(registry),
+            stats: Mutex::new(NodeStats::default()),
+        });
+        let loop_state = LoopState {
+            driver,
+            shared: Arc::clone(&shared),
+            commands: cmd_rx,
+            broadcasts: bcast_rx,
+            metrics,
+            failed: FailedPeers::default(),
+            joins: Vec::new(),
+            config: config.clone(),
+            members_version: u64::MAX,
+            next_reconnect: Instant::now() + config.reconnect_interval,
+            next_expire: Instant::now() + EXPIRE_INTERVAL,
+            reconnecting: Vec::new(),
+            refreshing: Vec::new(),
+            leave_replies: Vec::new(),
+            initial,
+        };
+        let name = config.swim.name.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("hearsay-{name}"))
+            .spawn(move || loop_state.run())?;
+        let resolver = (!config.peers.is_empty() && !config.refresh_interval.is_zero())
+            .then(|| spawn_resolver(&config, advertise, &shared))
+            .transpose()?;
+        Ok(Self {
+            shared,
+            events: event_rx,
+            name,
+            local,
+            advertise,
+            max_broadcast,
+            thread: Some(thread),
+            resolver,
+        })
+    }
+
+    /// Push/pull with each peer (`host:port`, DNS names expand to every address) and wait up to
+    /// `timeout` for the outcome. Returns how many answered; an error if none did.
+    pub fn join(&self, peers: &[String], timeout: Duration) -> Result<usize, NodeError> {
+        let addrs = peers::resolve(peers, self.advertise)?;
+        if addrs.is_empty() {
+            return Err(NodeError::JoinFailed(0));
+        }
+        let (reply, wait) = bounded(1);
+        let n = addrs.len();
+        self.shared.send(Command::Join { addrs, reply })?;
+        match wait.recv_timeout(timeout) {
+            Ok(0) => Err(NodeError::JoinFailed(n)),
+            Ok(ok) => Ok(ok),
+            Err(RecvTimeoutError::Timeout) => Err(NodeError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(NodeError::Closed),
+        }
+    }
+
+    /// Gossip `msg` to every member. Never blocks: a full queue is an error, and the caller
+    /// decides whether to retry, drop, or slow down.
+    pub fn broadcast(&self, msg: Vec<u8>) -> Result<(), NodeError> {
+        if msg.len() > self.max_broadcast {
+            return Err(NodeError::TooLarge { len: msg.len(), max: self.max_broadcast });
+        }
+        match self.shared.broadcasts.try_send(msg) {
+            Ok(()) => {
+                self.shared.wake();
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(NodeError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(NodeError::Closed),
+        }
+    }
+
+    /// Send `msg` to one member over TCP (memberlist `SendReliable`).
+    pub fn send_reliable(&self, member: &str, msg: Vec<u8>) -> Result<(), NodeError> {
+        let to = self.member_addr(member)?;
+        self.shared.send(Command::SendReliable { to, msg })
+    }
+
+    /// Send `msg` to one member in a single UDP packet (memberlist `SendBestEffort`).
+    pub fn send_best_effort(&self, member: &str, msg: Vec<u8>) -> Result<(), NodeError> {
+        let to = self.member_addr(member)?;
+        self.shared.send(Command::SendBestEffort { to, msg })
+    }
+
+    /// Set the user state this node sends in push/pulls (memberlist `Delegate.LocalState`).
+    pub fn set_local_state(&self, state: Vec<u8>) {
+        *self.shared.local_state.lock() = state;
+    }
+
+    /// Every member we know, ourselves and dead/left ones not yet reaped included.
+    pub fn members(&self) -> Arc<Vec<Member>> {
+        Arc::clone(&self.shared.members.read())
+    }
+
+    /// Our position among alive and suspect members sorted by name (Alertmanager
+    /// `Position()`): 0 notifies first.
+    pub fn position(&self) -> usize {
+        position(&self.members(), &self.name)
+    }
+
+    /// Gossip that we leave and wait up to `timeout` until the message has gone out.
+    pub fn leave(&self, timeout: Duration) -> Result<(), NodeError> {
+        let (reply, wait) = bounded(1);
+        self.shared.send(Command::Leave { reply })?;
+        match wait.recv_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(RecvTimeoutError::Timeout) => Err(NodeError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(NodeError::Closed),
+        }
+    }
+
+    /// Events, in order. Drain them: past `event_queue_len` undelivered events, new ones are
+    /// dropped and counted.
+    pub fn events(&self) -> &Receiver<NodeEvent> {
+        &self.events
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+
+    /// The address bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The address advertised to peers.
+    pub fn advertise_addr(&self) -> SocketAddr {
+        self.advertise
+    }
+
+    /// Counters of the node's plumbing.
+    pub fn stats(&self) -> NodeStats {
+        *self.shared.stats.lock()
+    }
+
+    /// Metrics in the OpenMetrics text format, under Alertmanager's names.
+    pub fn metrics_text(&self) -> String {
+        metrics::render(&self.shared.registry.lock())
+    }
+
+    /// Stop the loop and wait for it. Idempotent.
+    pub fn shutdown(&mut self) {
+        if let Some((stop, handle)) = self.resolver.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = self.shared.send(Command::Shutdown);
+            let _ = thread.join();
+        }
+    }
+
+    fn member_addr(&self, name: &str) -> Result<SocketAddr, NodeError> {
+        self.members()
+            .iter()
+            .find(|m| m.name.as_str() == name && !m.state.is_gone())
+            .map(|m| m.addr)
+            .ok_or_else(|| NodeError::UnknownMember(name.to_owned()))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Index of `name` among alive and suspect members sorted by name bytes.
+fn position(members: &[Member], name: &NodeName) -> usize {
+    let mut names: Vec<&str> = members
+        .iter()
+        .filter(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
+        .map(|m| m.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.iter().position(|n| *n == name.as_str()).unwrap_or(0)
+}
+
+/// How often failed peers past the reconnect timeout are forgotten (Alertmanager: 5 min).
+const EXPIRE_INTERVAL: Duration = Duration::from_secs(300);
+/// Broadcasts moved from the channel into the core per turn, so a flood cannot starve timers.
+const BROADCAST_BATCH: usize = 4096;
+
+/// The delegate the node's core runs with: user messages and remote state become events; our
+/// user state is whatever the host last set.
+struct NodeDelegate {
+    events: Sender<NodeEvent>,
+    local_state: Arc<Mutex<Vec<u8>>>,
+    metrics: Metrics,
+    dropped: u64,
+}
+
+impl NodeDelegate {
+    fn emit(&mut self, event: NodeEvent) {
+        if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
+            self.dropped += 1;
+        }
+    }
+}
+
+impl Delegate for NodeDelegate {
+    fn local_state(&mut self, _join: bool) -> Vec<u8> {
+        let state = self.local_state.lock().clone();
+        self.metrics.messages_sent.get_or_create(&metrics::full_state()).inc();
+        self.metrics
+            .messages_sent_size
+            .get_or_create(&metrics::full_state())
+            .inc_by(state.len() as u64);
+        state
+    }
+
+    fn merge_remote_state(&mut self, state: &[u8], join: bool) {
+        self.metrics.messages_received.get_or_create(&metrics::full_state()).inc();
+        self.metrics
+            .messages_received_size
+            .get_or_create(&metrics::full_state())
+            .inc_by(state.len() as u64);
+        self.emit(NodeEvent::RemoteState { join, data: state.to_vec() });
+    }
+
+    fn notify_msg(&mut self, msg: &[u8]) {
+        self.metrics.messages_received.get_or_create(&metrics::update()).inc();
+        self.metrics
+            .messages_received_size
+            .get_or_create(&metrics::update())
+            .inc_by(msg.len() as u64);
+        self.emit(NodeEvent::Message(msg.to_vec()));
+    }
+}
+
+struct PendingJoin {
+    waiting: Vec<SocketAddr>,
+    ok: usize,
+    reply: Sender<usize>,
+}
+
+/// Everything the loop thread owns.
+struct LoopState {
+    driver: Driver<NodeDelegate>,
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    broadcasts: Receiver<Vec<u8>>,
+    metrics: Metrics,
+    failed: FailedPeers,
+    joins: Vec<PendingJoin>,
+    config: NodeConfig,
+    members_version: u64,
+    next_reconnect: Instant,
+    next_expire: Instant,
+    /// Addresses with a reconnect / refresh join in flight (for the metrics).
+    reconnecting: Vec<SocketAddr>,
+    refreshing: Vec<SocketAddr>,
+    leave_replies: Vec<Sender<()>>,
+    initial: Vec<SocketAddr>,
+}
+
+impl LoopState {
+    fn run(mut self) {
+        let initial = std::mem::take(&mut self.initial);
+        if !initial.is_empty() {
+            // Alertmanager pre-marks resolved peers as failed so the reconnect loop retries
+            // them until they join; the first attempt is right now.
+            let now = Instant::now();
+            for addr in &initial {
+                self.failed.add(*addr, now);
+            }
+            let t = self.driver.now();
+            self.driver.swim_mut().join(t, &initial);
+        }
+        loop {
+            self.publish();
+            let wake_at = self.next_timer();
+            self.shared.asleep.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let busy = !self.commands.is_empty() || !self.broadcasts.is_empty();
+            let wake_at = if busy { Some(Millis::ZERO) } else { wake_at };
+            let turned = self.driver.turn(wake_at);
+            self.shared.asleep.store(false, Ordering::SeqCst);
+            if turned.is_err() || !self.drain_commands() {
+                break;
+            }
+            self.take_broadcasts();
+            self.upkeep();
+            self.driver.flush();
+            self.handle_events();
+        }
+        self.publish();
+    }
+
+    /// Returns false on shutdown.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            let cmd = match self.commands.try_recv() {
+                Ok(cmd) => cmd,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            };
+            let now = self.driver.now();
+            match cmd {
+                Command::Join { addrs, reply } => {
+                    self.driver.swim_mut().join(now, &addrs);
+                    self.joins.push(PendingJoin { waiting: addrs, ok: 0, reply });
+                }
+                Command::Resolved(addrs) => self.refresh(&addrs),
+                Command::SendReliable { to, msg } => {
+                    self.driver.swim_mut().send_reliable(now, to, &msg);
+                }
+                Command::SendBestEffort { to, msg } => {
+                    self.driver.swim_mut().send_best_effort(now, to, &msg)
+                }
+                Command::Leave { reply } => {
+                    self.driver.swim_mut().leave(now);
+                    self.leave_replies.push(reply);
+                }
+                Command::Shutdown => return false,
+            }
+        }
+    }
+
+    fn take_broadcasts(&mut self) {
+        for msg in self.broadcasts.try_iter().take(BROADCAST_BATCH) {
+            match self.driver.swim_mut().broadcast(msg) {
+                Ok(()) => {}
+                Err(BroadcastError::QueueFull) => self.publish_failure("buffer_overflow"),
+                Err(BroadcastError::TooLarge { .. }) => self.publish_failure("too_large"),
+            }
+        }
+    }
+
+    fn publish_failure(&self, reason: &'static str) {
+        self.metrics
+            .publish_failures
+            .get_or_create(&vec![("msg_type", "update"), ("reason", reason)])
+            .inc();
+    }
+
+    /// Re-join failed members every reconnect interval; forget them after the timeout.
+    fn upkeep(&mut self) {
+        let now = Instant::now();
+        if !self.config.reconnect_interval.is_zero() && now >= self.next_reconnect {
+            self.next_reconnect = now + self.config.reconnect_interval;
+            let addrs = self.failed.addrs();
+            if !addrs.is_empty() {
+                let t = self.driver.now();
+                self.driver.swim_mut().join(t, &addrs);
+                self.reconnecting.extend(addrs);
+            }
+        }
+        if now >= self.next_expire {
+            self.next_expire = now + EXPIRE_INTERVAL;
+            self.failed.expire(now, self.config.reconnect_timeout);
+        }
+    }
+
+    /// Freshly resolved configured peers: join those that are not members.
+    fn refresh(&mut self, addrs: &[SocketAddr]) {
+        let known: Vec<SocketAddr> =
+            self.driver.swim().members().filter(|m| !m.state.is_gone()).map(|m| m.addr).collect();
+        let missing: Vec<SocketAddr> =
+            addrs.iter().copied().filter(|a| !known.contains(a)).collect();
+        if !missing.is_empty() {
+            let t = self.driver.now();
+            self.driver.swim_mut().join(t, &missing);
+            self.refreshing.extend(missing);
+        }
+    }
+
+    fn next_timer(&self) -> Option<Millis> {
+        if self.config.reconnect_interval.is_zero() {
+            return None;
+        }
+        let left = self.next_reconnect.saturating_duration_since(Instant::now());
+        Some(self.driver.now() + left)
+    }
+
+    fn handle_events(&mut self) {
+        while let Some(event) = self.driver.swim_mut().poll_event() {
+            match event {
+                Event::Member { change, member } => self.on_member(change, member),
+                Event::Conflict { existing, other } => {
+                    self.metrics.name_conflicts.inc();
+                    self.emit(NodeEvent::Conflict { existing, other });
+                }
+                Event::PushPull { peer, join, result } => {
+                    self.on_push_pull(peer, join, result.is_ok())
+                }
+                Event::LeaveComplete => {
+                    for reply in self.leave_replies.drain(..) {
+                        let _ = reply.try_send(());
+                    }
+                }
+            }
+        }
+        while let Some((peer, rtt)) = self.driver.swim_mut().poll_rtt() {
+            self.metrics
+                .pings
+                .get_or_create(&vec![("peer", peer.to_string())])
+                .observe(rtt.as_secs_f64());
+        }
+    }
+
+    fn on_member(&mut self, change: MemberChange, member: Member) {
+        match change {
+            MemberChange::Joined => {
+                self.failed.remove(member.addr);
+                self.metrics.peers_joined.inc();
+            }
+            MemberChange::Left | MemberChange::Failed => {
+                if member.name != self.config.swim.name {
+                    self.failed.add(member.addr, Instant::now());
+                }
+                self.metrics.peers_left.inc();
+            }
+            MemberChange::Updated => {
+                self.metrics.peers_update.inc();
+            }
+        }
+        self.emit(NodeEvent::Member { change, member });
+    }
+
+    fn on_push_pull(&mut self, peer: SocketAddr, join: bool, ok: bool) {
+        if !join {
+            return;
+        }
+        for (list, done, failed) in [
+            (
+                &mut self.reconnecting,
+                &self.metrics.reconnections,
+                &self.metrics.reconnections_failed,
+            ),
+            (&mut self.refreshing, &self.metrics.refresh_join, &self.metrics.refresh_join_failed),
+        ] {
+            if let Some(i) = list.iter().position(|a| *a == peer) {
+                list.swap_remove(i);
+                if ok {
+                    done.inc()
+                } else {
+                    failed.inc()
+                };
+            }
+        }
+        if let Some(i) = self.joins.iter().position(|j| j.waiting.contains(&peer)) {
+            let pending = &mut self.joins[i];
+            pending.waiting.retain(|a| *a != peer);
+            pending.ok += usize::from(ok);
+            if pending.waiting.is_empty() {
+                let done = self.joins.swap_remove(i);
+                let _ = done.reply.try_send(done.ok);
+            }
+        }
+    }
+
+    fn emit(&mut self, event: NodeEvent) {
+        self.driver.swim_mut().delegate_mut().emit(event);
+    }
+
+    /// Republish the member snapshot and gauges when the table changed.
+    fn publish(&mut self) {
+        let swim = self.driver.swim();
+        let m = &self.metrics;
+        m.health_score.set(i64::from(swim.health_score()));
+        m.messages_queued.set(i64::try_from(swim.user_queue_len()).unwrap_or(i64::MAX));
+        m.failed_peers.set(i64::try_from(self.failed.len()).unwrap_or(i64::MAX));
+        let (_, user) = swim.queue_stats();
+        sync_counter(&m.messages_pruned, user.pruned);
+        sync_counter(&m.messages_sent.get_or_create(&metrics::update()), user.transmitted);
+        sync_counter(
+            &m.messages_sent_size.get_or_create(&metrics::update()),
+            user.transmitted_bytes,
+        );
+        sync_counter(&m.pings_failures, swim.stats().probes_failed);
+        {
+            let mut stats = self.shared.stats.lock();
+            stats.driver = self.driver.stats();
+            stats.events_dropped = swim.delegate().dropped + swim.stats().events_dropped;
+        }
+        if swim.members_version() == self.members_version {
+            return;
+        }
+        self.members_version = swim.members_version();
+        let members: Vec<Member> = swim.members().cloned().collect();
+        m.members.set(i64::try_from(swim.num_alive()).unwrap_or(i64::MAX));
+        m.position
+            .set(i64::try_from(position(&members, &self.config.swim.name)).unwrap_or(i64::MAX));
+        *self.shared.members.write() = Arc::new(members);
+    }
+}
+
+/// Bring a counter up to a running total kept elsewhere.
+fn sync_counter(counter: &prometheus_client::metrics::counter::Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
+
+/// The advertise address (Alertmanager `advertise.go`, memberlist `FinalAdvertiseAddr`):
+/// explicit if given; else the bind address; else, bound to a wildcard, the first private IP
+/// of this host (a public one only when allowed), with the bound port.
+fn choose_advertise(config: &NodeConfig, bound: SocketAddr) -> Result<SocketAddr, NodeError> {
+    if let Some(adv) = config.advertise {
+        let port = if adv.port() == 0 { bound.port() } else { adv.port() };
+        return Ok(SocketAddr::new(adv.ip(), port));
+    }
+    if !bound.ip().is_unspecified() {
+        return Ok(bound);
+    }
+    let addrs: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map_err(NodeError::Io)?
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| !ip.is_loopback())
+        .collect();
+    let pick = addrs
+        .iter()
+        .find(|ip| is_private(ip))
+        .or_else(|| addrs.iter().find(|_| config.allow_public_advertise));
+    match pick {
+        Some(ip) => Ok(SocketAddr::new(*ip, bound.port())),
+        None => Err(NodeError::Advertise(
+            "no private IP found, explicit advertise addr not provided".into(),
+        )),
+    }
+}
+
+/// RFC 1918, RFC 6598 (carrier-grade NAT) and RFC 4193 (unique local IPv6), as go-sockaddr's
+/// `GetPrivateIP` counts them.
+fn is_private(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// Alertmanager warns when it advertises an unroutable address but has routable peers.
+fn warn_unroutable(advertise: SocketAddr, peers: &[SocketAddr]) {
+    let unroutable = advertise.ip().is_unspecified() || advertise.ip().is_loopback();
+    if unroutable && peers.iter().any(|p| !p.ip().is_loopback()) {
+        log::warn!(
+            "this node advertises itself on an unroutable address {advertise}; it will be unreachable \
+             in the cluster; provide --cluster.advertise-address as a routable IP address or hostname"
+        );
+    }
+}
+
+/// Re-resolve the configured peers every refresh interval and hand the result to the loop.
+fn spawn_resolver(
+    config: &NodeConfig,
+    own: SocketAddr,
+    shared: &Arc<Shared>,
+) -> std::io::Result<(Sender<()>, JoinHandle<()>)> {
+    let (stop_tx, stop_rx) = bounded::<()>(0);
+    let peers = config.peers.clone();
+    let interval = config.refresh_interval;
+    let shared = Arc::clone(shared);
+    let handle = std::thread::Builder::new().name("hearsay-resolve".into()).spawn(move || {
+        while let Err(RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
+            let Ok(addrs) = peers::resolve(&peers, own) else { continue };
+            if shared.send(Command::Resolved(addrs)).is_err() {
+                return;
+            }
+        }
+    })?;
+    Ok((stop_tx, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges_match_go_sockaddr() {
+        for (ip, private) in [
+            ("10.1.2.3", true),
+            ("172.16.0.1", true),
+            ("192.168.1.1", true),
+            ("100.64.0.1", true),
+            ("100.128.0.1", false),
+            ("8.8.8.8", false),
+            ("fd00::1", true),
+            ("2001:db8::1", false),
+        ] {
+            assert_eq!(is_private(&ip.parse().expect("literal")), private, "{ip}");
+        }
+    }
+
+    #[test]
+    fn position_sorts_live_members_by_name() {
+        let addr: SocketAddr = "10.0.0.1:9094".parse().expect("literal");
+        let mk = |name: &str, state| {
+            let mut m = Member::new(name.into(), addr, Millis(0));
+            m.state = state;
+            m
+        };
+        let members = vec![
+            mk("c", MemberState::Alive),
+            mk("a", MemberState::Dead),
+            mk("b", MemberState::Suspect),
+        ];
+        assert_eq!(position(&members, &"c".into()), 1);
+        assert_eq!(position(&members, &"b".into()), 0);
+    }
+}

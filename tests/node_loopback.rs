@@ -1,0 +1,160 @@
+//! Real nodes on loopback sockets: join, gossip, reliable messages, push/pull state, leave,
+//! failure detection, metrics.
+
+mod util;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hearsay::core::swim::{MemberChange, MemberState};
+use hearsay::node::{Node, NodeConfig, NodeEvent};
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("literal")
+}
+
+/// A fast node: local-network timings so failures are detected in seconds.
+fn start(name: &str, peers: Vec<String>) -> Node {
+    let mut config = NodeConfig::alertmanager(Some(name), loopback(), peers);
+    config.swim.probe_interval = Duration::from_millis(200);
+    config.swim.probe_timeout = Duration::from_millis(100);
+    config.swim.gossip_interval = Duration::from_millis(50);
+    config.swim.suspicion_mult = 2;
+    Node::start(config).expect("node starts")
+}
+
+/// Wait until `f` holds, polling; fail with `what` after `timeout`.
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn alive(node: &Node) -> Vec<String> {
+    let mut names: Vec<String> = node
+        .members()
+        .iter()
+        .filter(|m| m.state == MemberState::Alive)
+        .map(|m| m.name.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Wait for the next event matching `f`, skipping others.
+fn next_event(node: &Node, timeout: Duration, mut f: impl FnMut(&NodeEvent) -> bool) -> NodeEvent {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = node.events().recv_timeout(left).expect("expected event in time");
+        if f(&event) {
+            return event;
+        }
+    }
+}
+
+#[test]
+fn two_nodes_join_gossip_and_leave() {
+    let a = start("a", vec![]);
+    let b = start("b", vec![]);
+    let n = b.join(&[a.local_addr().to_string()], Duration::from_secs(5)).expect("join");
+    assert_eq!(n, 1);
+    wait_for("both see two members", Duration::from_secs(5), || {
+        alive(&a).len() == 2 && alive(&b).len() == 2
+    });
+    assert_eq!(a.position() + b.position(), 1, "positions are 0 and 1");
+
+    a.broadcast(b"hello from a".to_vec()).expect("queued");
+    let got = next_event(&b, Duration::from_secs(5), |e| matches!(e, NodeEvent::Message(_)));
+    assert_eq!(got, NodeEvent::Message(b"hello from a".to_vec()));
+
+    b.send_reliable("a", b"reliably".to_vec()).expect("sent");
+    let got = next_event(&a, Duration::from_secs(5), |e| matches!(e, NodeEvent::Message(_)));
+    assert_eq!(got, NodeEvent::Message(b"reliably".to_vec()));
+
+    b.leave(Duration::from_secs(5)).expect("leave completes");
+    let got = next_event(
+        &a,
+        Duration::from_secs(5),
+        |e| matches!(e, NodeEvent::Member { member, .. } if member.name.as_str() == "b"),
+    );
+    assert!(matches!(got, NodeEvent::Member { change: MemberChange::Left, .. }), "{got:?}");
+}
+
+#[test]
+fn push_pull_carries_user_state_both_ways() {
+    let a = start("a", vec![]);
+    let b = start("b", vec![]);
+    a.set_local_state(b"state of a".to_vec());
+    b.set_local_state(b"state of b".to_vec());
+    b.join(&[a.local_addr().to_string()], Duration::from_secs(5)).expect("join");
+    let at_b =
+        next_event(&b, Duration::from_secs(5), |e| matches!(e, NodeEvent::RemoteState { .. }));
+    assert_eq!(at_b, NodeEvent::RemoteState { join: true, data: b"state of a".to_vec() });
+    let at_a =
+        next_event(&a, Duration::from_secs(5), |e| matches!(e, NodeEvent::RemoteState { .. }));
+    assert_eq!(at_a, NodeEvent::RemoteState { join: true, data: b"state of b".to_vec() });
+}
+
+#[test]
+fn a_killed_node_is_declared_dead_and_metrics_say_so() {
+    let a = start("a", vec![]);
+    let mut b = start("b", vec![]);
+    let c = start("c", vec![a.local_addr().to_string()]);
+    b.join(&[a.local_addr().to_string()], Duration::from_secs(5)).expect("join");
+    wait_for("three members everywhere", Duration::from_secs(10), || {
+        [&a, &b, &c].iter().all(|n| alive(n).len() == 3)
+    });
+    b.shutdown();
+    let got = next_event(
+        &a,
+        Duration::from_secs(20),
+        |e| matches!(e, NodeEvent::Member { change: MemberChange::Failed, member } if member.name.as_str() == "b"),
+    );
+    assert!(matches!(got, NodeEvent::Member { .. }));
+    wait_for("c sees b dead too", Duration::from_secs(20), || {
+        c.members().iter().any(|m| m.name.as_str() == "b" && m.state == MemberState::Dead)
+    });
+    let text = a.metrics_text();
+    assert!(text.contains("alertmanager_cluster_members 2"), "{text}");
+    assert!(text.contains("alertmanager_cluster_failed_peers 1"), "{text}");
+    assert!(text.contains("alertmanager_cluster_peers_left_total 1"), "{text}");
+    assert!(text.contains("alertmanager_cluster_pings_seconds_bucket"), "{text}");
+}
+
+#[test]
+fn configured_peers_are_joined_in_the_background() {
+    let a = start("a", vec![]);
+    let b = start("b", vec![a.local_addr().to_string()]);
+    wait_for("b joined a by itself", Duration::from_secs(5), || {
+        alive(&a).len() == 2 && alive(&b).len() == 2
+    });
+}
+
+#[test]
+fn a_different_label_keeps_nodes_apart() {
+    let mut config = NodeConfig::alertmanager(Some("a"), loopback(), vec![]);
+    config.swim.label = b"prod".to_vec();
+    let a = Node::start(config).expect("starts");
+    let b = start("b", vec![]);
+    let err = b.join(&[a.local_addr().to_string()], Duration::from_secs(5));
+    assert!(err.is_err(), "an unlabelled node cannot join a labelled one: {err:?}");
+    assert_eq!(alive(&a), vec!["a"]);
+}
+
+#[test]
+fn oversized_and_excess_broadcasts_are_refused_without_blocking() {
+    let a = start("a", vec![]);
+    assert!(matches!(a.broadcast(vec![0; 2000]), Err(hearsay::node::NodeError::TooLarge { .. })));
+    // Alone, nothing drains the queue: it fills, then refuses.
+    let mut refused = false;
+    for _ in 0..20_000 {
+        if a.broadcast(vec![1; 100]).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a bounded queue refuses eventually");
+}
