@@ -4,55 +4,20 @@
 mod util;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hearsay::core::swim::{MemberChange, MemberState};
 use hearsay::node::{Node, NodeConfig, NodeEvent};
+use util::{alive, fast_config, next_event, wait_for};
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().expect("literal")
 }
 
-/// A fast node: local-network timings so failures are detected in seconds.
 fn start(name: &str, peers: Vec<String>) -> Node {
-    let mut config = NodeConfig::alertmanager(Some(name), loopback(), peers);
-    config.swim.probe_interval = Duration::from_millis(200);
-    config.swim.probe_timeout = Duration::from_millis(100);
-    config.swim.gossip_interval = Duration::from_millis(50);
+    let mut config = fast_config(name, peers);
     config.swim.suspicion_mult = 2;
     Node::start(config).expect("node starts")
-}
-
-/// Wait until `f` holds, polling; fail with `what` after `timeout`.
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn alive(node: &Node) -> Vec<String> {
-    let mut names: Vec<String> = node
-        .members()
-        .iter()
-        .filter(|m| m.state == MemberState::Alive)
-        .map(|m| m.name.to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Wait for the next event matching `f`, skipping others.
-fn next_event(node: &Node, timeout: Duration, mut f: impl FnMut(&NodeEvent) -> bool) -> NodeEvent {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = node.events().recv_timeout(left).expect("expected event in time");
-        if f(&event) {
-            return event;
-        }
-    }
 }
 
 #[test]
