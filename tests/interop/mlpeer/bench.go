@@ -104,6 +104,9 @@ type benchNode struct {
 	rec   *recorder
 }
 
+// The delegates are Alertmanager-like (empty meta and ack payload, an Alive
+// delegate, no user state); received user messages go to the recorder.
+
 func (n *benchNode) NodeMeta(int) []byte { return []byte{} }
 func (n *benchNode) NotifyMsg(b []byte)  { n.rec.receive(n.idx, b) }
 func (n *benchNode) GetBroadcasts(overhead, limit int) [][]byte {

@@ -25,15 +25,16 @@ const defaultLeaveTimeout = 5 * time.Second
 // peer is one memberlist node with Alertmanager-like delegates that report
 // everything they see as JSON events.
 type peer struct {
-	out  *emitter
-	name string
+	out   *emitter
+	name  string
+	meta  []byte
+	ml    atomic.Pointer[memberlist.Memberlist]
+	queue *memberlist.TransmitLimitedQueue
+
 	// checkRecord verifies the node record layout (see nodeRecord) on the
 	// first event about the local node, before any state is reported.
 	checkRecord func(self *memberlist.Node)
 	checkOnce   sync.Once
-	ml          atomic.Pointer[memberlist.Memberlist]
-	queue       *memberlist.TransmitLimitedQueue
-	meta        []byte
 
 	stateMu sync.Mutex
 	state   []byte
@@ -55,9 +56,9 @@ type nodeSnapshot struct {
 	meta        string
 }
 
-// snapshot copies what the protocol reports about n. n must be a pointer
-// memberlist handed out, read while memberlist does not change it (inside a
-// delegate callback, or right after Members()).
+// snapshot copies what the protocol reports about n, a pointer memberlist
+// handed out. Inside event callbacks memberlist holds its node lock; after
+// Members() the read is unsynchronised, as for any user of that API.
 func snapshot(n *memberlist.Node) nodeSnapshot {
 	state, inc := recordOf(n)
 	return nodeSnapshot{
