@@ -1,0 +1,328 @@
+//! The `broadcast` and `idle` scenarios: a real cluster of hearsay nodes on loopback, and the
+//! same measurement on Go memberlist for comparison.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hearsay::core::swim::MemberState;
+use hearsay::node::{Node, NodeConfig, NodeError, NodeEvent};
+
+use crate::Args;
+use crate::report::Figure;
+
+/// The paced rate at which the latency target is checked.
+const PACED_RATE: f64 = 10_000.0;
+/// Time after the broadcast phase for messages in flight to land.
+const DRAIN: Duration = Duration::from_secs(2);
+/// How long a full queue makes the producer wait (the Go harness waits the same).
+const BACKOFF: Duration = Duration::from_micros(100);
+
+/// The process-wide clock that send stamps and receive times share.
+fn clock() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+fn mono_nanos() -> u64 {
+    u64::try_from(clock().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A bench message, byte for byte what the Go harness sends: big-endian sequence number and
+/// send time (ns), then filler that compresses about as well as Alertmanager's protobufs.
+pub(crate) fn payload(seq: u64, sent: u64, size: usize) -> Vec<u8> {
+    const PATTERN: &[u8; 12] = b"nflog-entry-";
+    let mut b = vec![0; size.max(16)];
+    b[..8].copy_from_slice(&seq.to_be_bytes());
+    b[8..16].copy_from_slice(&sent.to_be_bytes());
+    for (j, byte) in b.iter_mut().enumerate().skip(16) {
+        *byte = if j % 7 == 0 { seq.to_le_bytes()[0] } else { PATTERN[j % 12] };
+    }
+    b
+}
+
+/// What one run measured.
+#[derive(Debug, Default)]
+struct Outcome {
+    delivered_all: u64,
+    seconds: f64,
+    latencies_ns: Vec<u64>,
+    wire_bytes: u64,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.delivered_all as f64 / self.seconds
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.latencies_ns.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies_ns.sort_unstable();
+        let i = ((self.latencies_ns.len() - 1) as f64 * p).round() as usize;
+        self.latencies_ns[i] as f64 / 1e6
+    }
+
+    fn bytes_per_message(&self) -> f64 {
+        self.wire_bytes as f64 / self.delivered_all.max(1) as f64
+    }
+}
+
+/// Start `n` Alertmanager-configured nodes on loopback and wait until each sees all.
+fn cluster(n: usize) -> Result<Vec<Node>, String> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..n {
+        let bind = "127.0.0.1:0".parse().expect("literal");
+        let mut config = NodeConfig::alertmanager(Some(&format!("bench-{i}")), bind, vec![]);
+        config.event_queue_len = 1 << 20;
+        let node = Node::start(config).map_err(|e| format!("node {i}: {e}"))?;
+        if let Some(seed) = nodes.first() {
+            node.join(&[seed.local_addr().to_string()], Duration::from_secs(10))
+                .map_err(|e| format!("join: {e}"))?;
+        }
+        nodes.push(node);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !nodes
+        .iter()
+        .all(|node| node.members().iter().filter(|m| m.state == MemberState::Alive).count() == n)
+    {
+        if Instant::now() > deadline {
+            return Err("cluster did not converge in 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(nodes)
+}
+
+/// Collect deliveries at one receiving node until `stop`.
+fn receive(node: &Node, stop: &AtomicBool) -> (Vec<bool>, Vec<u64>) {
+    let mut seen: Vec<bool> = Vec::new();
+    let mut latencies = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(event) = node.events().recv_timeout(Duration::from_millis(20)) else { continue };
+        let NodeEvent::Message(msg) = event else { continue };
+        let now = mono_nanos();
+        let (Ok(seq), Ok(sent)) = (
+            msg[..8].try_into().map(u64::from_be_bytes),
+            msg[8..16].try_into().map(u64::from_be_bytes),
+        ) else {
+            continue;
+        };
+        let Ok(i) = usize::try_from(seq) else { continue };
+        if i >= seen.len() {
+            seen.resize(i + 1, false);
+        }
+        if !seen[i] {
+            seen[i] = true;
+            latencies.push(now.saturating_sub(sent));
+        }
+    }
+    (seen, latencies)
+}
+
+/// Broadcast from node 0 for `seconds`, as fast as the queue accepts or at `rate`.
+fn produce(node: &Node, seconds: f64, rate: Option<f64>, size: usize) -> u64 {
+    let begin = Instant::now();
+    let end = begin + Duration::from_secs_f64(seconds);
+    let mut sent = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return sent;
+        }
+        if let Some(rate) = rate {
+            let due = begin + Duration::from_secs_f64((sent + 1) as f64 / rate);
+            if due > now {
+                std::thread::sleep((due - now).min(end - now));
+                continue;
+            }
+        }
+        match node.broadcast(payload(sent, mono_nanos(), size)) {
+            Ok(()) => sent += 1,
+            Err(NodeError::QueueFull) => std::thread::sleep(BACKOFF),
+            Err(_) => return sent,
+        }
+    }
+}
+
+fn wire_bytes(nodes: &[Node]) -> u64 {
+    nodes.iter().map(|n| n.stats().driver.udp_bytes_sent + n.stats().driver.stream_bytes_sent).sum()
+}
+
+fn measure(args: &Args, rate: Option<f64>) -> Result<Outcome, String> {
+    let nodes = cluster(args.nodes)?;
+    let stop = AtomicBool::new(false);
+    let before = wire_bytes(&nodes);
+    let (sent, received) = std::thread::scope(|s| {
+        let receivers: Vec<_> =
+            nodes[1..].iter().map(|node| s.spawn(|| receive(node, &stop))).collect();
+        let sent = produce(&nodes[0], args.seconds, rate, args.size);
+        std::thread::sleep(DRAIN);
+        stop.store(true, Ordering::Relaxed);
+        let received: Vec<_> =
+            receivers.into_iter().map(|r| r.join().expect("receiver thread")).collect();
+        (sent, received)
+    });
+    let delivered_all = (0..usize::try_from(sent).unwrap_or(0))
+        .filter(|&i| received.iter().all(|(seen, _)| seen.get(i).copied().unwrap_or(false)))
+        .count() as u64;
+    let wire = wire_bytes(&nodes) - before;
+    let latencies_ns = received.into_iter().flat_map(|(_, l)| l).collect();
+    Ok(Outcome { delivered_all, seconds: args.seconds, latencies_ns, wire_bytes: wire })
+}
+
+/// Run the broadcast scenario (and, with `--compare`, the Go side).
+pub(crate) fn run(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
+    eprintln!(
+        "[bench] hearsay: {} nodes, {}-byte messages, {} s as fast as the queue accepts",
+        args.nodes, args.size, args.seconds
+    );
+    let mut max = measure(args, None)?;
+    eprintln!("[bench] hearsay: paced at {PACED_RATE} messages/s");
+    let mut paced = measure(args, Some(PACED_RATE))?;
+    let ours = [
+        ("delivered_rate", max.rate(), "messages/s"),
+        ("p50_latency", max.percentile_ms(0.5), "ms"),
+        ("p99_latency", max.percentile_ms(0.99), "ms"),
+        ("bytes_per_message", max.bytes_per_message(), "bytes"),
+        ("delivered_rate_at_10k", paced.rate(), "messages/s"),
+        ("p50_latency_at_10k", paced.percentile_ms(0.5), "ms"),
+        ("p99_latency_at_10k", paced.percentile_ms(0.99), "ms"),
+    ];
+    let go = if args.compare { Some(go_figures(args)?) } else { None };
+    for (metric, value, unit) in ours {
+        let anchor = go.as_ref().and_then(|(name, f)| f.get(metric).map(|v| (name.clone(), *v)));
+        out.push(Figure { anchor, ..Figure::new("broadcast", metric, value, unit) });
+    }
+    if let Some((name, f)) = &go {
+        // Go's own best: past its ceiling it delivers nothing to every peer, so the fair
+        // comparison for throughput is the most it sustains.
+        let best = f.get("best_delivered_rate").copied().unwrap_or(0.0);
+        let anchor = Some((format!("{name} best paced rate of {GO_SWEEP:?}"), best));
+        out.push(Figure {
+            anchor,
+            ..Figure::new("broadcast", "delivered_rate_vs_go_best", max.rate(), "messages/s")
+        });
+        let shown = ["delivered_rate", "p99_latency", "bytes_per_message"];
+        for (metric, value) in f.iter().filter(|(m, _)| shown.iter().any(|s| m.starts_with(s))) {
+            out.push(Figure::new("broadcast", format!("go_{metric}"), *value, go_unit(metric)));
+        }
+    }
+    Ok(())
+}
+
+fn go_unit(metric: &str) -> &'static str {
+    if metric.contains("latency") {
+        "ms"
+    } else if metric.starts_with("delivered_rate") {
+        "messages/s"
+    } else {
+        "bytes"
+    }
+}
+
+/// Paced rates tried on Go memberlist to find the most it delivers to every peer: it sends
+/// user broadcasts only on its gossip tick, and past its ceiling (about 33 messages/s with
+/// Alertmanager's settings) a full queue delivers nothing to every peer at all, because each
+/// round sends the newest messages first.
+const GO_SWEEP: [f64; 4] = [10.0, 20.0, 40.0, 80.0];
+
+/// Run the Go harness with the same settings: as fast as its queue accepts, paced at 10,000
+/// messages/s, and the sweep. Figures by metric; `best_delivered_rate` is the sweep's best.
+fn go_figures(args: &Args) -> Result<(String, BTreeMap<String, f64>), String> {
+    let bin = mlpeer()?;
+    let mut figures = BTreeMap::new();
+    let mut name = String::from("go-memberlist");
+    let mut best: f64 = 0.0;
+    let runs = [(String::new(), None), ("_at_10k".to_owned(), Some(PACED_RATE))]
+        .into_iter()
+        .chain(GO_SWEEP.iter().map(|r| (format!("_at_{r}"), Some(*r))));
+    for (suffix, rate) in runs {
+        eprintln!(
+            "[bench] go memberlist: {}",
+            rate.map_or("as fast as the queue accepts".into(), |r| format!(
+                "paced at {r} messages/s"
+            ))
+        );
+        let mut cmd = Command::new(&bin);
+        cmd.args(["bench", "-nodes", &args.nodes.to_string(), "-size", &args.size.to_string()])
+            .args(["-seconds", &args.seconds.to_string(), "-queue-retransmit-mult", "3"]);
+        if let Some(r) = rate {
+            cmd.args(["-rate", &r.to_string()]);
+        }
+        let output = cmd.output().map_err(|e| format!("running {}: {e}", bin.display()))?;
+        if !output.status.success() {
+            return Err(format!("Go bench failed: {}", String::from_utf8_lossy(&output.stderr)));
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Some((metric, value, impl_name)) = parse_figure(line) else { continue };
+            name = impl_name;
+            if metric == "delivered_rate" && GO_SWEEP.iter().any(|r| Some(*r) == rate) {
+                best = best.max(value);
+            }
+            figures.insert(format!("{metric}{suffix}"), value);
+        }
+    }
+    figures.insert("best_delivered_rate".into(), best);
+    Ok((name, figures))
+}
+
+/// `{"scenario":…,"impl":…,"metric":…,"value":…}` → (metric, value, impl).
+fn parse_figure(line: &str) -> Option<(String, f64, String)> {
+    let field = |key: &str| -> Option<&str> {
+        let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+        let rest = line[start..].trim_start();
+        let rest = rest.strip_prefix('"').unwrap_or(rest);
+        let end = rest.find(['"', ',', '}'])?;
+        Some(&rest[..end])
+    };
+    Some((field("metric")?.to_owned(), field("value")?.parse().ok()?, field("impl")?.to_owned()))
+}
+
+/// The Go harness, built from tests/interop/mlpeer with the local Go toolchain if needed.
+fn mlpeer() -> Result<PathBuf, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/interop");
+    let bin = out.join("mlpeer-v0.7.0");
+    if !bin.exists() {
+        eprintln!("[bench] building the Go memberlist harness (needs Go)…");
+        let status = Command::new("bash")
+            .arg(root.join("tests/interop/mlpeer/build.sh"))
+            .arg(&out)
+            .status()
+            .map_err(|e| format!("bash: {e}"))?;
+        if !status.success() {
+            return Err("building the Go harness failed; --compare needs Go (see README)".into());
+        }
+    }
+    Ok(bin)
+}
+
+/// CPU time this process has used, from /proc/self/stat (utime + stime).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux we run on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The `idle` scenario: CPU a settled cluster uses for probes and gossip alone.
+pub(crate) fn idle(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
+    let nodes = cluster(args.nodes)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (t0, c0) = (Instant::now(), cpu_time().ok_or("no /proc/self/stat")?);
+    std::thread::sleep(Duration::from_secs_f64(args.seconds));
+    let (t1, c1) = (Instant::now(), cpu_time().ok_or("no /proc/self/stat")?);
+    let share = (c1 - c0).as_secs_f64() / (t1 - t0).as_secs_f64() * 100.0;
+    let packets: u64 = nodes.iter().map(|n| n.stats().driver.udp_sent).sum();
+    out.push(Figure::new("idle", format!("cpu_{}_nodes", args.nodes), share, "% of a core"));
+    out.push(Figure::new("idle", "packets_sent_total", packets as f64, "packets"));
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `hearsay-bench`: hearsay measures itself, side by side with the Go implementations.
+//!
+//! ```text
+//! hearsay-bench [SCENARIO...] [--json] [--compare] [--seconds S] [--nodes N] [--size B]
+//! ```
+//!
+//! With no scenario it runs the default ones against an embedded loopback cluster (no setup).
+//! Progress goes to stderr; a table (or, with `--json`, one JSON object per figure) goes to
+//! stdout. Figures compared with an anchor measured in the same run carry `anchor`,
+//! `anchor_value` and `ratio` (ours ÷ anchor, so > 1 means more of the thing measured).
+//!
+//! Scenarios:
+//! * `broadcast` — N nodes (default 3) on 127.0.0.1; node 0 broadcasts `size`-byte messages
+//!   (default 200) as fast as its queue accepts, then at a paced 10,000 messages/s. Figures:
+//!   messages/s delivered to every peer, p50/p99 delivery latency, bytes on the wire per
+//!   message. `--compare` runs Go hashicorp/memberlist (the `mlpeer bench` harness in
+//!   tests/interop, built with the local Go toolchain) with the same settings and reports ratios.
+//! * `idle` — CPU used by a 3-node cluster doing nothing but failure detection.
+//! * `codec` — the memberlist codec alone on a full gossip packet.
+
+mod broadcast;
+mod codec;
+mod report;
+
+use std::process::ExitCode;
+
+use report::Figure;
+
+/// Parsed command line.
+#[derive(Debug, Clone)]
+pub(crate) struct Args {
+    scenarios: Vec<String>,
+    json: bool,
+    pub(crate) compare: bool,
+    pub(crate) seconds: f64,
+    pub(crate) nodes: usize,
+    pub(crate) size: usize,
+}
+
+const SCENARIOS: &[&str] = &["broadcast", "idle", "codec"];
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!(
+                "hearsay-bench: {msg}\nusage: hearsay-bench [{}] [--json] [--compare] [--seconds S] [--nodes N] [--size B]",
+                SCENARIOS.join("|")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut figures: Vec<Figure> = Vec::new();
+    for scenario in &args.scenarios {
+        eprintln!("[bench] {scenario}…");
+        let result = match scenario.as_str() {
+            "broadcast" => broadcast::run(&args, &mut figures),
+            "idle" => broadcast::idle(&args, &mut figures),
+            "codec" => codec::run(&args, &mut figures),
+            other => Err(format!("unknown scenario {other}")),
+        };
+        if let Err(e) = result {
+            eprintln!("hearsay-bench: {scenario}: {e}");
+            report::print(&figures, args.json);
+            return ExitCode::FAILURE;
+        }
+    }
+    report::print(&figures, args.json);
+    ExitCode::SUCCESS
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args {
+        scenarios: Vec::new(),
+        json: false,
+        compare: false,
+        seconds: 5.0,
+        nodes: 3,
+        size: 200,
+    };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--json" => args.json = true,
+            "--compare" => args.compare = true,
+            "--seconds" => args.seconds = parse_in("--seconds", &value("--seconds")?, 0.1, 600.0)?,
+            "--nodes" => args.nodes = parse_in("--nodes", &value("--nodes")?, 2.0, 64.0)? as usize,
+            "--size" => args.size = parse_in("--size", &value("--size")?, 16.0, 1395.0)? as usize,
+            s if SCENARIOS.contains(&s) => args.scenarios.push(arg),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.scenarios.is_empty() {
+        args.scenarios = SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
+    }
+    Ok(args)
+}
+
+fn parse_in(name: &str, v: &str, lo: f64, hi: f64) -> Result<f64, String> {
+    let x: f64 = v.parse().map_err(|_| format!("bad {name} {v}"))?;
+    if (lo..=hi).contains(&x) { Ok(x) } else { Err(format!("{name} must be in [{lo}, {hi}]")) }
+}
