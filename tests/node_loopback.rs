@@ -123,3 +123,39 @@ fn oversized_and_excess_broadcasts_are_refused_without_blocking() {
     }
     assert!(refused, "a bounded queue refuses eventually");
 }
+
+#[test]
+fn ipv6_loopback_works() {
+    let bind: SocketAddr = "[::1]:0".parse().expect("literal");
+    let a = Node::start(NodeConfig { bind, ..fast_config("a6", vec![]) }).expect("binds [::1]");
+    let b = Node::start(NodeConfig { bind, ..fast_config("b6", vec![]) }).expect("binds [::1]");
+    b.join(&[a.local_addr().to_string()], Duration::from_secs(5)).expect("join over IPv6");
+    wait_for("both see two members", Duration::from_secs(5), || {
+        alive(&a).len() == 2 && alive(&b).len() == 2
+    });
+    let seen =
+        b.members().iter().find(|m| m.name.as_str() == "a6").map(|m| m.addr).expect("a6 known");
+    assert!(seen.is_ipv6(), "{seen}");
+}
+
+#[test]
+fn a_wildcard_bind_advertises_the_given_address_with_the_bound_port() {
+    let mut config = fast_config("wild", vec![]);
+    config.bind = "0.0.0.0:0".parse().expect("literal");
+    config.advertise = Some("127.0.0.1:0".parse().expect("literal"));
+    let a = Node::start(config).expect("starts");
+    assert_eq!(
+        a.advertise_addr(),
+        SocketAddr::new("127.0.0.1".parse().expect("literal"), a.local_addr().port())
+    );
+    let b = start("b", vec![]);
+    b.join(&[a.advertise_addr().to_string()], Duration::from_secs(5))
+        .expect("join via the advertised address");
+    wait_for("both see two members", Duration::from_secs(5), || {
+        alive(&a).len() == 2 && alive(&b).len() == 2
+    });
+    assert_eq!(
+        b.members().iter().find(|m| m.name.as_str() == "wild").map(|m| m.addr),
+        Some(a.advertise_addr())
+    );
+}
