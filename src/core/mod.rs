@@ -11,6 +11,7 @@
 
 pub mod broadcast;
 pub mod config;
+pub mod state;
 pub mod swim;
 mod time;
 mod types;

@@ -1,0 +1,1 @@
+//! Silences (Alertmanager `silence`).
