@@ -1,5 +1,6 @@
 //! `google.protobuf.Timestamp`, with the ordering Go's `time.Before` gives it.
 
+use std::ops::{Add, Sub};
 use std::time::Duration;
 
 use crate::core::UnixMillis;
@@ -31,19 +32,8 @@ impl Timestamp {
         )
     }
 
-    /// This time plus `d` (saturating).
-    pub fn add(self, d: Duration) -> Self {
-        let total = i128::from(self.seconds) * 1_000_000_000
-            + i128::from(self.nanos)
-            + d.as_nanos() as i128;
-        Self::from_nanos(total)
-    }
-
-    /// This time minus `d` (saturating).
-    pub fn sub(self, d: Duration) -> Self {
-        let total = i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos)
-            - d.as_nanos() as i128;
-        Self::from_nanos(total)
+    fn total_nanos(self) -> i128 {
+        i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos)
     }
 
     fn from_nanos(total: i128) -> Self {
@@ -57,6 +47,22 @@ impl Timestamp {
             }),
             nanos: i32::try_from(nanos).unwrap_or(0),
         }
+    }
+}
+
+impl Add<Duration> for Timestamp {
+    type Output = Self;
+    /// Saturating.
+    fn add(self, d: Duration) -> Self {
+        Self::from_nanos(self.total_nanos() + i128::try_from(d.as_nanos()).unwrap_or(i128::MAX / 2))
+    }
+}
+
+impl Sub<Duration> for Timestamp {
+    type Output = Self;
+    /// Saturating.
+    fn sub(self, d: Duration) -> Self {
+        Self::from_nanos(self.total_nanos() - i128::try_from(d.as_nanos()).unwrap_or(i128::MAX / 2))
     }
 }
 
@@ -77,8 +83,8 @@ mod tests {
     fn ordering_and_arithmetic() {
         let t = Timestamp::from(UnixMillis(1_500));
         assert_eq!(t, Timestamp { seconds: 1, nanos: 500_000_000 });
-        assert_eq!(t.add(Duration::from_millis(600)), Timestamp { seconds: 2, nanos: 100_000_000 });
-        assert_eq!(t.sub(Duration::from_secs(2)), Timestamp { seconds: -1, nanos: 500_000_000 });
+        assert_eq!(t + Duration::from_millis(600), Timestamp { seconds: 2, nanos: 100_000_000 });
+        assert_eq!(t - Duration::from_secs(2), Timestamp { seconds: -1, nanos: 500_000_000 });
         assert!(Timestamp { seconds: 1, nanos: 1 } > Timestamp { seconds: 1, nanos: 0 });
         assert!(Timestamp { seconds: GO_ZERO_SECONDS, nanos: 0 }.is_zero());
         assert_eq!(Timestamp::from(UnixMillis(-1)), Timestamp { seconds: -1, nanos: 999_000_000 });
