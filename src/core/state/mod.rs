@@ -14,7 +14,7 @@ pub mod nflog;
 pub mod silences;
 mod timestamp;
 
-pub use timestamp::Timestamp;
+pub use timestamp::{GO_ZERO_SECONDS, Timestamp};
 
 /// Why a state payload (gossip, full state or snapshot file) was rejected. The state is
 /// unchanged: a blob is applied whole or not at all, as Alertmanager does.
