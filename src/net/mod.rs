@@ -248,10 +248,8 @@ impl<D: Delegate> Driver<D> {
                 }
                 Err(_) => {
                     self.stats.streams_failed += 1;
-                    if req.expect_reply {
-                        let now = self.clock.now();
-                        self.swim.handle_stream_reply(now, req.id, Err(StreamFailure::Connect));
-                    }
+                    let now = self.clock.now();
+                    self.swim.handle_stream_reply(now, req.id, Err(StreamFailure::Connect));
                 }
             }
         }
@@ -433,13 +431,15 @@ impl<D: Delegate> Driver<D> {
             (Role::Outbound { id, .. }, Progress::Frame(len)) => {
                 self.swim.handle_stream_reply(now, id, Ok(conn.frame(len)));
             }
-            (Role::Outbound { id, expect_reply }, Progress::Failed(failure)) => {
+            (Role::Outbound { id, .. }, Progress::Failed(failure)) => {
                 self.stats.streams_failed += 1;
-                if expect_reply {
-                    self.swim.handle_stream_reply(now, id, Err(failure));
-                }
+                self.swim.handle_stream_reply(now, id, Err(failure));
             }
-            (Role::Outbound { .. }, Progress::Done | Progress::Pending) => {}
+            // Written in full, no reply expected: delivered as far as TCP can tell.
+            (Role::Outbound { id, .. }, Progress::Done) => {
+                self.swim.handle_stream_reply(now, id, Ok(&[]))
+            }
+            (Role::Outbound { .. }, Progress::Pending) => {}
         }
     }
 }

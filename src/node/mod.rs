@@ -466,7 +466,7 @@ impl NodeDelegate {
 }
 
 impl Delegate for NodeDelegate {
-    fn local_state(&mut self, _join: bool) -> Vec<u8> {
+    fn local_state(&mut self, _now: Millis, _join: bool) -> Vec<u8> {
         let state = self.local_state.lock().clone();
         self.metrics.messages_sent.get_or_create(&metrics::full_state()).inc();
         self.metrics
@@ -476,7 +476,7 @@ impl Delegate for NodeDelegate {
         state
     }
 
-    fn merge_remote_state(&mut self, state: &[u8], join: bool) {
+    fn merge_remote_state(&mut self, _now: Millis, state: &[u8], join: bool) {
         self.metrics.messages_received.get_or_create(&metrics::full_state()).inc();
         self.metrics
             .messages_received_size
@@ -485,7 +485,7 @@ impl Delegate for NodeDelegate {
         self.emit(NodeEvent::RemoteState { join, data: state.to_vec() });
     }
 
-    fn notify_msg(&mut self, msg: &[u8]) {
+    fn notify_msg(&mut self, _now: Millis, msg: &[u8]) {
         self.metrics.messages_received.get_or_create(&metrics::update()).inc();
         self.metrics
             .messages_received_size
@@ -651,6 +651,7 @@ impl LoopState {
                 Event::PushPull { peer, join, result } => {
                     self.on_push_pull(peer, join, result.is_ok())
                 }
+                Event::Reliable { .. } => {}
                 Event::LeaveComplete => {
                     for reply in self.leave_replies.drain(..) {
                         let _ = reply.try_send(());

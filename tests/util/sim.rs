@@ -368,6 +368,9 @@ impl Sim {
                 }
                 let now = self.local_now(to);
                 let frame = result.map(|bytes| {
+                    if bytes.is_empty() {
+                        return bytes;
+                    }
                     let swim = self.nodes[to].swim.as_ref().expect("checked above");
                     let len = frame_len(swim, &bytes, false);
                     bytes[..len].to_vec()

@@ -239,13 +239,17 @@ impl<D: Delegate> Swim<D> {
     }
 
     /// A user message for one member, over a TCP stream (memberlist `SendReliable`).
-    pub(super) fn send_user_stream(&mut self, to: SocketAddr, msg: &[u8]) -> bool {
+    pub(super) fn send_user_stream(
+        &mut self,
+        to: SocketAddr,
+        msg: &[u8],
+    ) -> Option<super::StreamId> {
         let mut plain = Vec::with_capacity(msg.len() + 16);
         StreamMessage::User(msg).encode(self.codec.ints, &mut plain);
         let mut sealed = Vec::with_capacity(plain.len() / 2 + 64);
         self.codec.seal_stream(&plain, true, &mut sealed);
         let deadline = self.now + self.config.tcp_timeout;
-        self.push_stream(to, sealed, None, deadline)
+        self.push_stream(to, sealed, PendingStream::Reliable { peer: to, deadline }, deadline)
     }
 
     /// Periodic anti-entropy with one random live member.
@@ -266,17 +270,13 @@ impl<D: Delegate> Swim<D> {
     pub(super) fn start_push_pull(&mut self, peer: SocketAddr, join: bool) -> bool {
         let bytes = self.encode_push_pull(join, true);
         let deadline = self.now + self.config.tcp_timeout;
-        self.push_stream(
-            peer,
-            bytes,
-            Some(PendingStream::PushPull { peer, join, deadline }),
-            deadline,
-        )
+        self.push_stream(peer, bytes, PendingStream::PushPull { peer, join, deadline }, deadline)
+            .is_some()
     }
 
     /// Our full state as a sealed stream message.
     pub(super) fn encode_push_pull(&mut self, join: bool, dialer: bool) -> Vec<u8> {
-        let user_state = self.delegate.local_state(join);
+        let user_state = self.delegate.local_state(self.now, join);
         let nodes: Vec<PushNodeState<'_>> = self.members.iter().map(|m| m.push_state()).collect();
         let msg = StreamMessage::PushPull(PushPull { join, nodes, user_state: &user_state });
         let mut plain = Vec::with_capacity(256 + user_state.len());
@@ -307,7 +307,7 @@ impl<D: Delegate> Swim<D> {
                 Some(sealed)
             }
             StreamMessage::User(bytes) => {
-                self.delegate.notify_msg(bytes);
+                self.delegate.notify_msg(self.now, bytes);
                 None
             }
             StreamMessage::PushPull(remote) => {
@@ -379,7 +379,7 @@ impl<D: Delegate> Swim<D> {
             }
         }
         if !remote.user_state.is_empty() {
-            self.delegate.merge_remote_state(remote.user_state, join);
+            self.delegate.merge_remote_state(self.now, remote.user_state, join);
         }
         Ok(())
     }

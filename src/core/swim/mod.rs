@@ -49,16 +49,16 @@ use probe::{Probe, Relay};
 use suspicion::{Awareness, Suspicion};
 
 /// The user-state hook of push/pull and the sink of user messages (memberlist `Delegate`).
-/// The cluster layer implements it; `()` carries no state.
+/// The cluster layer implements it; `()` carries no state. `now` is the core's clock.
 pub trait Delegate {
     /// Our state for a push/pull, sent to a peer (`join` when the exchange is a join).
-    fn local_state(&mut self, _join: bool) -> Vec<u8> {
+    fn local_state(&mut self, _now: Millis, _join: bool) -> Vec<u8> {
         Vec::new()
     }
     /// A peer's state from a push/pull. Called after its membership part was merged.
-    fn merge_remote_state(&mut self, _state: &[u8], _join: bool) {}
+    fn merge_remote_state(&mut self, _now: Millis, _state: &[u8], _join: bool) {}
     /// A user message arrived, by gossip or by a reliable stream.
-    fn notify_msg(&mut self, _msg: &[u8]) {}
+    fn notify_msg(&mut self, _now: Millis, _msg: &[u8]) {}
 }
 
 impl Delegate for () {}
@@ -77,8 +77,9 @@ pub struct Transmit {
 pub struct StreamId(pub u64);
 
 /// A TCP exchange for the driver to carry out: connect to `to`, write `bytes`, and — when
-/// `expect_reply` — read one stream frame back and report it through
-/// [`Swim::handle_stream_reply`], success or failure, by `deadline`.
+/// `expect_reply` — read one stream frame back. Report the outcome of every request through
+/// [`Swim::handle_stream_reply`] by `deadline`: the reply frame (or an empty one when no reply
+/// is expected and the bytes were written), or why it failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamRequest {
     /// Handle to report the outcome with.
@@ -147,6 +148,15 @@ pub enum Event {
         existing: Member,
         /// The address that claimed its name.
         other: SocketAddr,
+    },
+    /// A reliable user message ([`Swim::send_reliable`]) was delivered or failed.
+    Reliable {
+        /// The stream that carried it.
+        id: StreamId,
+        /// The destination.
+        peer: SocketAddr,
+        /// Outcome.
+        result: Result<(), StreamFailure>,
     },
     /// A push/pull finished (`join` = it was part of a join).
     PushPull {
@@ -243,6 +253,7 @@ enum Timer {
 enum PendingStream {
     PushPull { peer: SocketAddr, join: bool, deadline: Millis },
     Ping { seq: u32, deadline: Millis },
+    Reliable { peer: SocketAddr, deadline: Millis },
 }
 
 /// One member's SWIM state machine. See the module docs for the calling protocol.
@@ -376,8 +387,8 @@ impl<D: Delegate> Swim<D> {
     }
 
     /// Send a user message to one address over a TCP stream (memberlist `SendReliable`).
-    /// Returns false when too many streams are already in flight.
-    pub fn send_reliable(&mut self, now: Millis, to: SocketAddr, msg: &[u8]) -> bool {
+    /// Its outcome arrives as [`Event::Reliable`]. `None` when too many streams are in flight.
+    pub fn send_reliable(&mut self, now: Millis, to: SocketAddr, msg: &[u8]) -> Option<StreamId> {
         self.advance(now);
         self.send_user_stream(to, msg)
     }
@@ -467,6 +478,10 @@ impl<D: Delegate> Swim<D> {
         let Some(pending) = self.streams.remove(&id) else {
             return;
         };
+        if let PendingStream::Reliable { peer, .. } = pending {
+            self.push_event(Event::Reliable { id, peer, result: reply.map(|_| ()) });
+            return;
+        }
         let codec = Arc::clone(&self.codec);
         let outcome = match reply {
             Ok(frame) => codec
@@ -648,7 +663,7 @@ impl<D: Delegate> Swim<D> {
             Message::Suspect(s) => self.apply_suspect(s.node, Incarnation(s.incarnation), s.from),
             Message::Alive(a) => self.apply_alive(&a, false),
             Message::Dead(d) => self.apply_dead(d.node, Incarnation(d.incarnation), d.from, None),
-            Message::User(bytes) => self.delegate.notify_msg(bytes),
+            Message::User(bytes) => self.delegate.notify_msg(self.now, bytes),
         }
     }
 
@@ -698,25 +713,24 @@ impl<D: Delegate> Swim<D> {
         }
     }
 
+    /// Ask the driver for a stream; the core tracks its outcome until `deadline` + grace.
     fn push_stream(
         &mut self,
         to: SocketAddr,
         bytes: Vec<u8>,
-        pending: Option<PendingStream>,
+        pending: PendingStream,
         deadline: Millis,
-    ) -> bool {
+    ) -> Option<StreamId> {
         if self.streams.len() >= MAX_STREAMS {
-            return false;
+            return None;
         }
         let id = StreamId(self.next_stream);
         self.next_stream += 1;
-        let expect_reply = pending.is_some();
-        if let Some(p) = pending {
-            self.streams.insert(id, p);
-            self.schedule(deadline + STREAM_GRACE, Timer::StreamExpire(id));
-        }
+        let expect_reply = !matches!(pending, PendingStream::Reliable { .. });
+        self.streams.insert(id, pending);
+        self.schedule(deadline + STREAM_GRACE, Timer::StreamExpire(id));
         self.stream_requests.push_back(StreamRequest { id, to, bytes, expect_reply, deadline });
-        true
+        Some(id)
     }
 
     /// Announce ourselves alive with `incarnation` (start-up and metadata changes).
@@ -741,7 +755,9 @@ impl<D: Delegate> Swim<D> {
 impl PendingStream {
     fn deadline(&self) -> Millis {
         match self {
-            Self::PushPull { deadline, .. } | Self::Ping { deadline, .. } => *deadline,
+            Self::PushPull { deadline, .. }
+            | Self::Ping { deadline, .. }
+            | Self::Reliable { deadline, .. } => *deadline,
         }
     }
 }

@@ -184,7 +184,9 @@ impl<D: Delegate> Swim<D> {
         StreamMessage::Ping(ping).encode(self.codec.ints, &mut plain);
         let mut bytes = Vec::with_capacity(plain.len() + 64);
         self.codec.seal_stream(&plain, true, &mut bytes);
-        self.push_stream(target.addr, bytes, Some(PendingStream::Ping { seq, deadline }), deadline);
+        // At the stream bound the probe simply goes without its TCP fallback.
+        let _ =
+            self.push_stream(target.addr, bytes, PendingStream::Ping { seq, deadline }, deadline);
     }
 
     /// The probe interval is over.

@@ -614,7 +614,7 @@ fn abandoned_streams_are_reported_after_their_deadline() {
 struct Recorder(Vec<Vec<u8>>);
 
 impl Delegate for Recorder {
-    fn notify_msg(&mut self, msg: &[u8]) {
+    fn notify_msg(&mut self, _now: Millis, msg: &[u8]) {
         self.0.push(msg.to_vec());
     }
 }
