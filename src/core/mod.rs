@@ -10,6 +10,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod broadcast;
+pub mod cluster;
 pub mod config;
 pub mod state;
 pub mod swim;

@@ -1,0 +1,404 @@
+//! Alertmanager's cluster layer above memberlist: named states, their envelopes, and how their
+//! updates travel (spec `alertmanager-ha.md` §1.6–§1.9, §2).
+//!
+//! States are registered under keys before joining (Alertmanager: `nfl`, `sil`; Grafana:
+//! `notificationlog:<org>`, `silences:<org>`, …). An update travels as `Part{key, data}`; a
+//! push/pull carries `FullState{parts}` with one part per state. Routing is by key: an unknown
+//! key is counted and ignored, and one state's bad payload never blocks the others.
+//!
+//! Sending follows Alertmanager's channel: a Part of at most 700 bytes (half a gossip packet)
+//! is gossiped; a larger one goes reliably over TCP to every other member, through a bounded
+//! queue (200), and is never re-gossiped. A received update that changed `k` elements of a
+//! state is re-gossiped `k` times when its data is at most 700 bytes — the epidemic above
+//! memberlist that Go nodes expect.
+//!
+//! [`Cluster`] is the core's [`Delegate`]: it needs no I/O. [`pump`] moves its outgoing
+//! messages into the SWIM core; drivers call it after every input.
+
+mod pb;
+mod settle;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use prost::Message as _;
+
+pub use pb::{FullState, Part};
+pub use settle::{Position, Settle, position};
+
+use super::state::DecodeError;
+use super::swim::{BroadcastError, Delegate, MemberState, StreamFailure, StreamId, Swim};
+use super::{Millis, UnixMillis};
+
+/// Parts larger than this go by TCP to every member (Alertmanager `MaxGossipPacketSize / 2`).
+pub const OVERSIZE_BYTES: usize = 700;
+/// Oversized messages waiting to be sent (Alertmanager's channel capacity).
+pub const OVERSIZE_QUEUE_LEN: usize = 200;
+/// Gossip messages waiting for [`pump`]; it runs after every input, so this only bites if a
+/// driver forgets to pump. Beyond it messages are dropped and counted.
+const OUTGOING_LEN: usize = 65_536;
+/// Undelivered inbound payloads kept for a host-owned state.
+pub const OPAQUE_INBOX_LEN: usize = 4096;
+
+/// A replicated state the cluster layer can carry: it marshals its whole state and merges a
+/// peer's payload, reporting how many of its elements changed.
+pub trait Replicated {
+    /// The whole state: a push/pull part and a snapshot file.
+    fn marshal(&self) -> Vec<u8>;
+    /// Merge a payload (an update or a full state). All or nothing.
+    fn merge(&mut self, data: &[u8], now: UnixMillis) -> Result<usize, DecodeError>;
+}
+
+/// A state the host owns (Grafana's Go states riding on hearsay): the host hands us its full
+/// state to send in push/pulls and its updates to broadcast, and receives what peers send.
+#[derive(Debug, Default)]
+pub struct OpaqueState {
+    local: Vec<u8>,
+    inbox: VecDeque<Inbound>,
+    dropped: u64,
+}
+
+/// A payload a peer sent for a host-owned state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// True for a push/pull full state, false for an update.
+    pub full_state: bool,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+impl OpaqueState {
+    /// Set the full state sent in push/pulls.
+    pub fn set_local(&mut self, state: Vec<u8>) {
+        self.local = state;
+    }
+
+    /// The next payload peers sent.
+    pub fn poll_inbound(&mut self) -> Option<Inbound> {
+        self.inbox.pop_front()
+    }
+
+    /// Payloads dropped because the host did not drain them.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    fn push(&mut self, inbound: Inbound) {
+        if self.inbox.len() >= OPAQUE_INBOX_LEN {
+            self.dropped += 1;
+        } else {
+            self.inbox.push_back(inbound);
+        }
+    }
+}
+
+/// Counters for one state key (Alertmanager's per-channel and per-state metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyStats {
+    /// Updates received (`messages_received_total{msg_type="update"}`).
+    pub updates_received: u64,
+    /// Bytes of those updates.
+    pub update_bytes_received: u64,
+    /// Full states received in push/pulls.
+    pub full_states_received: u64,
+    /// Payloads that failed to decode or merge.
+    pub merge_errors: u64,
+    /// Received updates re-gossiped (`<state>_gossip_messages_propagated_total`).
+    pub propagated: u64,
+    /// Oversized sends attempted, one per member (`oversized_gossip_message_sent_total`).
+    pub oversize_sent: u64,
+    /// Oversized sends that failed (`oversized_gossip_message_failure_total`).
+    pub oversize_failed: u64,
+    /// Oversized messages dropped at the queue bound (`oversized_gossip_message_dropped_total`).
+    pub oversize_dropped: u64,
+    /// Updates refused by the gossip queue (full).
+    pub gossip_refused: u64,
+}
+
+/// Counters not tied to a registered key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterStats {
+    /// Messages that were not a `Part` / `FullState`.
+    pub decode_errors: u64,
+    /// Parts for keys nobody registered.
+    pub unknown_keys: u64,
+    /// Outgoing gossip dropped because nobody pumped.
+    pub outgoing_dropped: u64,
+}
+
+/// A state under a key.
+#[derive(Debug)]
+enum Slot {
+    Replicated(Box<dyn ReplicatedSlot>),
+    Opaque(OpaqueState),
+}
+
+/// Object-safe view of a registered state, so typed access is possible through `Any`.
+trait ReplicatedSlot: Replicated + std::fmt::Debug + Send + std::any::Any {
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: Replicated + std::fmt::Debug + Send + 'static> ReplicatedSlot for T {
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Oversized sends in flight, for their outcome metrics and duration.
+#[derive(Debug)]
+struct InFlight {
+    key: String,
+    started: Millis,
+}
+
+/// The registered states and the traffic between them and the SWIM core.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    slots: BTreeMap<String, Slot>,
+    stats: BTreeMap<String, KeyStats>,
+    global: ClusterStats,
+    outgoing: VecDeque<(String, Vec<u8>)>,
+    oversize: VecDeque<(String, Vec<u8>)>,
+    in_flight: BTreeMap<StreamId, InFlight>,
+    oversize_durations: VecDeque<(String, Duration)>,
+    /// Wall-clock offset: unix ms = core ms + offset.
+    wall_offset_ms: i64,
+}
+
+impl Cluster {
+    /// No states yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register a replicated state under `key` (before joining, so the first push/pull already
+    /// carries it). Replaces any state under that key.
+    pub fn register<S: Replicated + std::fmt::Debug + Send + 'static>(
+        &mut self,
+        key: &str,
+        state: S,
+    ) {
+        self.slots.insert(key.to_owned(), Slot::Replicated(Box::new(state)));
+        self.stats.entry(key.to_owned()).or_default();
+    }
+
+    /// Register a host-owned state under `key`.
+    pub fn register_opaque(&mut self, key: &str) {
+        self.slots.insert(key.to_owned(), Slot::Opaque(OpaqueState::default()));
+        self.stats.entry(key.to_owned()).or_default();
+    }
+
+    /// The state under `key`, if it has type `S`.
+    pub fn state<S: 'static>(&self, key: &str) -> Option<&S> {
+        match self.slots.get(key)? {
+            Slot::Replicated(s) => s.as_any().downcast_ref(),
+            Slot::Opaque(_) => None,
+        }
+    }
+
+    /// The state under `key`, mutably, if it has type `S`.
+    pub fn state_mut<S: 'static>(&mut self, key: &str) -> Option<&mut S> {
+        match self.slots.get_mut(key)? {
+            Slot::Replicated(s) => s.as_any_mut().downcast_mut(),
+            Slot::Opaque(_) => None,
+        }
+    }
+
+    /// The host-owned state under `key`.
+    pub fn opaque_mut(&mut self, key: &str) -> Option<&mut OpaqueState> {
+        match self.slots.get_mut(key)? {
+            Slot::Opaque(s) => Some(s),
+            Slot::Replicated(_) => None,
+        }
+    }
+
+    /// Registered keys, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.slots.keys().map(String::as_str)
+    }
+
+    /// Tell the layer how the core's clock maps to wall-clock time (merges compare expiry
+    /// times in wall-clock time). Call at start and whenever the wall clock may have moved.
+    pub fn set_wall_clock(&mut self, core: Millis, unix: UnixMillis) {
+        self.wall_offset_ms = unix.0.saturating_sub(i64::try_from(core.0).unwrap_or(i64::MAX));
+    }
+
+    /// Wall-clock time for a core clock reading.
+    pub fn unix(&self, core: Millis) -> UnixMillis {
+        UnixMillis(i64::try_from(core.0).unwrap_or(i64::MAX).saturating_add(self.wall_offset_ms))
+    }
+
+    /// Send `data` (the state's own payload) to every member under `key`: gossip when the Part
+    /// is at most 700 bytes, else reliably to each member. Returns false when dropped at a bound.
+    pub fn broadcast(&mut self, key: &str, data: Vec<u8>) -> bool {
+        let part = Part { key: key.to_owned(), data }.encode_to_vec();
+        if part.len() > OVERSIZE_BYTES {
+            if self.oversize.len() >= OVERSIZE_QUEUE_LEN {
+                self.key_stats(key).oversize_dropped += 1;
+                return false;
+            }
+            self.oversize.push_back((key.to_owned(), part));
+            return true;
+        }
+        if self.outgoing.len() >= OUTGOING_LEN {
+            self.global.outgoing_dropped += 1;
+            return false;
+        }
+        self.outgoing.push_back((key.to_owned(), part));
+        true
+    }
+
+    /// Counters for `key`.
+    pub fn key_stats(&mut self, key: &str) -> &mut KeyStats {
+        self.stats.entry(key.to_owned()).or_default()
+    }
+
+    /// Counters per key.
+    pub fn stats(&self) -> &BTreeMap<String, KeyStats> {
+        &self.stats
+    }
+
+    /// Counters not tied to a key.
+    pub fn global_stats(&self) -> ClusterStats {
+        self.global
+    }
+
+    /// Queued oversized messages.
+    pub fn oversize_queued(&self) -> usize {
+        self.oversize.len()
+    }
+
+    /// Durations of completed oversized sends, by key, since the last call.
+    pub fn drain_oversize_durations(
+        &mut self,
+    ) -> std::collections::vec_deque::Drain<'_, (String, Duration)> {
+        self.oversize_durations.drain(..)
+    }
+
+    /// The outcome of a reliable send (an [`super::swim::Event::Reliable`]).
+    pub fn on_reliable(&mut self, id: StreamId, result: &Result<(), StreamFailure>, now: Millis) {
+        let Some(flight) = self.in_flight.remove(&id) else { return };
+        if result.is_err() {
+            self.key_stats(&flight.key).oversize_failed += 1;
+        } else {
+            if self.oversize_durations.len() >= 1024 {
+                self.oversize_durations.pop_front();
+            }
+            self.oversize_durations.push_back((flight.key, now.since(flight.started)));
+        }
+    }
+
+    /// Route one Part to its state.
+    fn apply_part(&mut self, part: Part, now: UnixMillis, full_state: bool) {
+        let Some(slot) = self.slots.get_mut(&part.key) else {
+            self.global.unknown_keys += 1;
+            return;
+        };
+        let merged = match slot {
+            Slot::Opaque(state) => {
+                state.push(Inbound { full_state, data: part.data.clone() });
+                Ok(0)
+            }
+            Slot::Replicated(state) => state.merge(&part.data, now),
+        };
+        let stats = self.stats.entry(part.key.clone()).or_default();
+        if full_state {
+            stats.full_states_received += 1;
+        } else {
+            stats.updates_received += 1;
+            stats.update_bytes_received += part.data.len() as u64;
+        }
+        match merged {
+            Err(_) => stats.merge_errors += 1,
+            // Re-gossip once per changed element, as the Go states do; not what arrived
+            // oversized (the origin sent that to everyone by TCP already).
+            Ok(changed) if changed > 0 && part.data.len() <= OVERSIZE_BYTES => {
+                stats.propagated += changed as u64;
+                for _ in 0..changed {
+                    self.broadcast(&part.key, part.data.clone());
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+impl Delegate for Cluster {
+    fn local_state(&mut self, _now: Millis, _join: bool) -> Vec<u8> {
+        let parts = self
+            .slots
+            .iter()
+            .map(|(key, slot)| Part {
+                key: key.clone(),
+                data: match slot {
+                    Slot::Replicated(s) => s.marshal(),
+                    Slot::Opaque(s) => s.local.clone(),
+                },
+            })
+            .collect();
+        FullState { parts }.encode_to_vec()
+    }
+
+    fn merge_remote_state(&mut self, now: Millis, state: &[u8], _join: bool) {
+        let Ok(full) = FullState::decode(state) else {
+            self.global.decode_errors += 1;
+            return;
+        };
+        let unix = self.unix(now);
+        for part in full.parts {
+            self.apply_part(part, unix, true);
+        }
+    }
+
+    fn notify_msg(&mut self, now: Millis, msg: &[u8]) {
+        let Ok(part) = Part::decode(msg) else {
+            self.global.decode_errors += 1;
+            return;
+        };
+        let unix = self.unix(now);
+        self.apply_part(part, unix, false);
+    }
+}
+
+/// Move the cluster layer's outgoing messages into the SWIM core: gossip into its broadcast
+/// queue, oversized messages as reliable streams to every other live member. Call after every
+/// input to the core and after every host write.
+pub fn pump(swim: &mut Swim<Cluster>, now: Millis) {
+    while let Some((key, part)) = swim.delegate_mut().outgoing.pop_front() {
+        if let Err(BroadcastError::QueueFull | BroadcastError::TooLarge { .. }) =
+            swim.broadcast(part)
+        {
+            swim.delegate_mut().key_stats(&key).gossip_refused += 1;
+        }
+    }
+    if swim.delegate().oversize.is_empty() {
+        return;
+    }
+    let me = swim.config().name.clone();
+    let peers: Vec<_> = swim
+        .members()
+        .filter(|m| m.name != me && matches!(m.state, MemberState::Alive | MemberState::Suspect))
+        .map(|m| m.addr)
+        .collect();
+    while let Some((key, part)) = swim.delegate_mut().oversize.pop_front() {
+        for &peer in &peers {
+            let Some(id) = swim.send_reliable(now, peer, &part) else {
+                // Out of stream capacity: this peer misses it; push/pull will repair.
+                swim.delegate_mut().key_stats(&key).oversize_failed += 1;
+                continue;
+            };
+            let cluster = swim.delegate_mut();
+            cluster.key_stats(&key).oversize_sent += 1;
+            cluster.in_flight.insert(id, InFlight { key: key.clone(), started: now });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
