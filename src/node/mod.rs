@@ -10,6 +10,7 @@
 
 mod metrics;
 mod peers;
+pub mod snapshot;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,9 +23,10 @@ use mio::Waker;
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
 
+use crate::core::cluster::{self, Cluster};
 use crate::core::config::{ConfigError, SwimConfig};
 use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, MemberState, Swim};
-use crate::core::{Millis, NodeName};
+use crate::core::{Millis, NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
 use metrics::Metrics;
 use peers::FailedPeers;
@@ -84,6 +86,30 @@ impl NodeConfig {
     }
 }
 
+/// Where and how often a cluster node writes its states to disk.
+#[derive(Clone, Debug)]
+pub struct Snapshots {
+    /// Directory of the files. Alertmanager `--storage.path`.
+    pub dir: std::path::PathBuf,
+    /// `(state key, file name)` pairs, e.g. `("nfl", "nflog")`, `("sil", "silences")`.
+    pub files: Vec<(String, String)>,
+    /// GC + snapshot period. Alertmanager `--data.maintenance-interval` (15 min).
+    pub interval: Duration,
+}
+
+/// What one maintenance run did for one state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Maintenance {
+    /// State key.
+    pub key: String,
+    /// Elements garbage-collected.
+    pub collected: usize,
+    /// Snapshot size written, or why none was.
+    pub snapshot: Result<u64, String>,
+    /// How long GC, marshalling and writing took.
+    pub took: Duration,
+}
+
 /// What the host hears from a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -104,6 +130,8 @@ pub enum NodeEvent {
     },
     /// A user message arrived (gossip or reliable stream).
     Message(Vec<u8>),
+    /// A maintenance run (GC and snapshot) finished for a state.
+    Maintained(Maintenance),
     /// A peer's user state arrived in a push/pull (`join` when part of a join).
     RemoteState {
         /// Whether the exchange was a join.
@@ -182,6 +210,9 @@ struct Shared {
     local_state: Arc<Mutex<Vec<u8>>>,
     registry: Mutex<Registry>,
     stats: Mutex<NodeStats>,
+    /// The replicated states, in cluster mode. Host threads read and write them under this
+    /// lock; the loop pumps what they queue after every turn.
+    cluster: Option<Arc<Mutex<Cluster>>>,
 }
 
 impl Shared {
@@ -225,6 +256,25 @@ impl Node {
     /// Bind, start the loop thread, and start joining `config.peers` (in the background: use
     /// [`Node::join`] to wait for a join).
     pub fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        Self::launch(config, None, None)
+    }
+
+    /// Start a node that replicates `cluster`'s states (register them first, so the first
+    /// push/pull carries them), and with `snapshots`, GCs and writes them to disk every
+    /// interval and once more at [`Node::shutdown`].
+    pub fn start_cluster(
+        config: NodeConfig,
+        cluster: Cluster,
+        snapshots: Option<Snapshots>,
+    ) -> Result<Self, NodeError> {
+        Self::launch(config, Some(Arc::new(Mutex::new(cluster))), snapshots)
+    }
+
+    fn launch(
+        config: NodeConfig,
+        cluster: Option<Arc<Mutex<Cluster>>>,
+        snapshots: Option<Snapshots>,
+    ) -> Result<Self, NodeError> {
         config.swim.validate()?;
         let (cmd_tx, cmd_rx) = bounded(1024);
         let (bcast_tx, bcast_rx) = bounded(config.swim.user_queue_len);
@@ -237,6 +287,7 @@ impl Node {
             local_state: Arc::clone(&local_state),
             metrics: metrics.clone(),
             dropped: 0,
+            cluster: cluster.clone(),
         };
         let seed = config.seed.unwrap_or_else(rand::random);
         let mut advertise = None;
@@ -264,6 +315,7 @@ impl Node {
             local_state,
             registry: Mutex::new(registry),
             stats: Mutex::new(NodeStats::default()),
+            cluster,
         });
         let loop_state = LoopState {
             driver,
@@ -281,6 +333,8 @@ impl Node {
             refreshing: Vec::new(),
             leave_replies: Vec::new(),
             initial,
+            next_maintenance: snapshots.as_ref().map(|s| Instant::now() + s.interval),
+            snapshots,
         };
         let name = config.swim.name.clone();
         let thread = std::thread::Builder::new()
@@ -350,6 +404,15 @@ impl Node {
     /// Set the user state this node sends in push/pulls (memberlist `Delegate.LocalState`).
     pub fn set_local_state(&self, state: Vec<u8>) {
         *self.shared.local_state.lock() = state;
+    }
+
+    /// Run `f` on the replicated states (cluster mode), then let the loop send what `f` queued
+    /// with [`Cluster::broadcast`]. `None` for a node started without a cluster.
+    pub fn with_cluster<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> Option<R> {
+        let cluster = self.shared.cluster.as_ref()?;
+        let result = f(&mut cluster.lock());
+        self.shared.wake();
+        Some(result)
     }
 
     /// Every member we know, ourselves and dead/left ones not yet reaped included.
@@ -455,6 +518,8 @@ struct NodeDelegate {
     local_state: Arc<Mutex<Vec<u8>>>,
     metrics: Metrics,
     dropped: u64,
+    /// In cluster mode, user messages and push/pull state belong to the cluster layer.
+    cluster: Option<Arc<Mutex<Cluster>>>,
 }
 
 impl NodeDelegate {
@@ -466,8 +531,11 @@ impl NodeDelegate {
 }
 
 impl Delegate for NodeDelegate {
-    fn local_state(&mut self, _now: Millis, _join: bool) -> Vec<u8> {
-        let state = self.local_state.lock().clone();
+    fn local_state(&mut self, now: Millis, join: bool) -> Vec<u8> {
+        let state = match &self.cluster {
+            Some(c) => c.lock().local_state(now, join),
+            None => self.local_state.lock().clone(),
+        };
         self.metrics.messages_sent.get_or_create(&metrics::full_state()).inc();
         self.metrics
             .messages_sent_size
@@ -519,6 +587,8 @@ struct LoopState {
     refreshing: Vec<SocketAddr>,
     leave_replies: Vec<Sender<()>>,
     initial: Vec<SocketAddr>,
+    snapshots: Option<Snapshots>,
+    next_maintenance: Option<Instant>,
 }
 
 impl LoopState {
@@ -548,10 +618,56 @@ impl LoopState {
             }
             self.take_broadcasts();
             self.upkeep();
+            self.pump_cluster();
             self.driver.flush();
             self.handle_events();
         }
+        // A graceful stop writes the states one last time.
+        if self.snapshots.is_some() {
+            self.maintain();
+        }
         self.publish();
+    }
+
+    /// Cluster mode: keep the wall clock current and move queued state updates into the core.
+    fn pump_cluster(&mut self) {
+        let Some(cluster) = self.shared.cluster.clone() else { return };
+        let now = self.driver.now();
+        let mut cluster = cluster.lock();
+        cluster.set_wall_clock(now, wall_clock());
+        cluster::pump(self.driver.swim_mut(), &mut cluster, now);
+    }
+
+    /// GC every snapshotted state and write it to disk (outside the lock).
+    fn maintain(&mut self) {
+        let (Some(snapshots), Some(cluster)) =
+            (self.snapshots.clone(), self.shared.cluster.clone())
+        else {
+            return;
+        };
+        let unix = wall_clock();
+        for (key, file) in &snapshots.files {
+            let started = Instant::now();
+            let Some(outcome) = cluster.lock().maintain(key, unix) else { continue };
+            let (collected, snapshot) = match outcome {
+                Ok((collected, bytes)) => (
+                    collected,
+                    snapshot::write(&snapshots.dir, file, &bytes)
+                        .map_err(|e| format!("{}: {e}", file)),
+                ),
+                Err(e) => (0, Err(format!("gc: {e}"))),
+            };
+            if let Err(e) = &snapshot {
+                log::warn!("maintenance of {key} failed: {e}");
+            }
+            let took = started.elapsed();
+            self.emit(NodeEvent::Maintained(Maintenance {
+                key: key.clone(),
+                collected,
+                snapshot,
+                took,
+            }));
+        }
     }
 
     /// Returns false on shutdown.
@@ -601,9 +717,16 @@ impl LoopState {
             .inc();
     }
 
-    /// Re-join failed members every reconnect interval; forget them after the timeout.
+    /// Re-join failed members every reconnect interval; forget them after the timeout; run
+    /// maintenance when due.
     fn upkeep(&mut self) {
         let now = Instant::now();
+        if let (Some(at), Some(s)) = (self.next_maintenance, &self.snapshots)
+            && now >= at
+        {
+            self.next_maintenance = Some(now + s.interval);
+            self.maintain();
+        }
         if !self.config.reconnect_interval.is_zero() && now >= self.next_reconnect {
             self.next_reconnect = now + self.config.reconnect_interval;
             let addrs = self.failed.addrs();
@@ -633,11 +756,9 @@ impl LoopState {
     }
 
     fn next_timer(&self) -> Option<Millis> {
-        if self.config.reconnect_interval.is_zero() {
-            return None;
-        }
-        let left = self.next_reconnect.saturating_duration_since(Instant::now());
-        Some(self.driver.now() + left)
+        let reconnect = (!self.config.reconnect_interval.is_zero()).then_some(self.next_reconnect);
+        let next = [reconnect, self.next_maintenance].into_iter().flatten().min()?;
+        Some(self.driver.now() + next.saturating_duration_since(Instant::now()))
     }
 
     fn handle_events(&mut self) {
@@ -651,7 +772,11 @@ impl LoopState {
                 Event::PushPull { peer, join, result } => {
                     self.on_push_pull(peer, join, result.is_ok())
                 }
-                Event::Reliable { .. } => {}
+                Event::Reliable { id, result, .. } => {
+                    if let Some(c) = &self.shared.cluster {
+                        c.lock().on_reliable(id, &result, self.driver.now());
+                    }
+                }
                 Event::LeaveComplete => {
                     for reply in self.leave_replies.drain(..) {
                         let _ = reply.try_send(());
@@ -752,6 +877,13 @@ impl LoopState {
             .set(i64::try_from(position(&members, &self.config.swim.name)).unwrap_or(i64::MAX));
         *self.shared.members.write() = Arc::new(members);
     }
+}
+
+/// The wall clock, for expiry of replicated state.
+fn wall_clock() -> UnixMillis {
+    let since =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    UnixMillis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Bring a counter up to a running total kept elsewhere.

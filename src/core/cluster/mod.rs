@@ -12,8 +12,8 @@
 //! state is re-gossiped `k` times when its data is at most 700 bytes — the epidemic above
 //! memberlist that Go nodes expect.
 //!
-//! [`Cluster`] is the core's [`Delegate`]: it needs no I/O. [`pump`] moves its outgoing
-//! messages into the SWIM core; drivers call it after every input.
+//! [`Cluster`] is a [`Delegate`] (or sits behind one): it needs no I/O. [`pump`] moves its
+//! outgoing messages into the SWIM core; drivers call it after every input.
 
 mod pb;
 mod settle;
@@ -47,6 +47,11 @@ pub trait Replicated {
     fn marshal(&self) -> Vec<u8>;
     /// Merge a payload (an update or a full state). All or nothing.
     fn merge(&mut self, data: &[u8], now: UnixMillis) -> Result<usize, DecodeError>;
+    /// Drop what expired by `now`; how many elements went. An error means the state holds
+    /// something it cannot judge (Alertmanager then skips that maintenance's snapshot).
+    fn gc(&mut self, _now: UnixMillis) -> Result<usize, String> {
+        Ok(0)
+    }
 }
 
 /// A state the host owns (Grafana's Go states riding on hearsay): the host hands us its full
@@ -223,6 +228,19 @@ impl Cluster {
         self.slots.keys().map(String::as_str)
     }
 
+    /// Maintenance of the state under `key`: GC, then its marshalled bytes for a snapshot.
+    /// `None` for unknown or host-owned keys; `Err` when GC failed (skip the snapshot).
+    pub fn maintain(
+        &mut self,
+        key: &str,
+        now: UnixMillis,
+    ) -> Option<Result<(usize, Vec<u8>), String>> {
+        match self.slots.get_mut(key)? {
+            Slot::Replicated(s) => Some(s.gc(now).map(|n| (n, s.marshal()))),
+            Slot::Opaque(_) => None,
+        }
+    }
+
     /// Tell the layer how the core's clock maps to wall-clock time (merges compare expiry
     /// times in wall-clock time). Call at start and whenever the wall clock may have moved.
     pub fn set_wall_clock(&mut self, core: Millis, unix: UnixMillis) {
@@ -368,16 +386,17 @@ impl Delegate for Cluster {
 
 /// Move the cluster layer's outgoing messages into the SWIM core: gossip into its broadcast
 /// queue, oversized messages as reliable streams to every other live member. Call after every
-/// input to the core and after every host write.
-pub fn pump(swim: &mut Swim<Cluster>, now: Millis) {
-    while let Some((key, part)) = swim.delegate_mut().outgoing.pop_front() {
+/// input to the core and after every host write. (The cluster is passed beside the core, not
+/// as its delegate, so a host may keep it behind its own lock.)
+pub fn pump<D: Delegate>(swim: &mut Swim<D>, cluster: &mut Cluster, now: Millis) {
+    while let Some((key, part)) = cluster.outgoing.pop_front() {
         if let Err(BroadcastError::QueueFull | BroadcastError::TooLarge { .. }) =
             swim.broadcast(part)
         {
-            swim.delegate_mut().key_stats(&key).gossip_refused += 1;
+            cluster.key_stats(&key).gossip_refused += 1;
         }
     }
-    if swim.delegate().oversize.is_empty() {
+    if cluster.oversize.is_empty() {
         return;
     }
     let me = swim.config().name.clone();
@@ -386,14 +405,13 @@ pub fn pump(swim: &mut Swim<Cluster>, now: Millis) {
         .filter(|m| m.name != me && matches!(m.state, MemberState::Alive | MemberState::Suspect))
         .map(|m| m.addr)
         .collect();
-    while let Some((key, part)) = swim.delegate_mut().oversize.pop_front() {
+    while let Some((key, part)) = cluster.oversize.pop_front() {
         for &peer in &peers {
             let Some(id) = swim.send_reliable(now, peer, &part) else {
                 // Out of stream capacity: this peer misses it; push/pull will repair.
-                swim.delegate_mut().key_stats(&key).oversize_failed += 1;
+                cluster.key_stats(&key).oversize_failed += 1;
                 continue;
             };
-            let cluster = swim.delegate_mut();
             cluster.key_stats(&key).oversize_sent += 1;
             cluster.in_flight.insert(id, InFlight { key: key.clone(), started: now });
         }

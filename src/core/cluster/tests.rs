@@ -176,7 +176,9 @@ fn pump_gossips_small_parts_and_streams_big_ones_to_every_member() {
     s.delegate_mut().broadcast("sil", vec![1; 50]);
     s.delegate_mut().broadcast("sil", vec![2; 900]);
     let queued_before = s.user_queue_len();
-    pump(&mut s, Millis(10));
+    let mut c = std::mem::take(s.delegate_mut());
+    pump(&mut s, &mut c, Millis(10));
+    *s.delegate_mut() = c;
     assert_eq!(s.user_queue_len(), queued_before + 1);
     let streams: Vec<_> = std::iter::from_fn(|| s.poll_stream()).collect();
     let mut to: Vec<SocketAddr> = streams.iter().map(|r| r.to).collect();
