@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub, dead_code)] // each test binary is its own crate and uses a subset
 
+pub mod alertmanager;
 pub mod golang;
 pub mod sim;
 

@@ -1,0 +1,203 @@
+//! Real Alertmanager processes for mixed-cluster tests: Debian's `prometheus-alertmanager`
+//! 0.25 (installed by `make deps`) and the latest release built from the Go module proxy.
+//! A missing binary fails the test loudly; it never skips.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Debian's Alertmanager 0.25.0 (memberlist 0.2.2).
+pub const DEBIAN: &str = "/usr/bin/prometheus-alertmanager";
+/// Debian's amtool 0.25.0.
+pub const AMTOOL: &str = "/usr/bin/amtool";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Debian binary, or a loud failure.
+pub fn debian() -> PathBuf {
+    let bin = PathBuf::from(DEBIAN);
+    assert!(bin.exists(), "{DEBIAN} is missing: install Debian's prometheus-alertmanager (make deps)");
+    bin
+}
+
+/// The latest Alertmanager release, built once per test process.
+pub fn latest() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = root().join("target/interop");
+            let status = Command::new("bash")
+                .arg(root().join("tests/interop/alertmanager/build-latest.sh"))
+                .arg(&out)
+                .status()
+                .expect("bash runs build-latest.sh");
+            assert!(status.success(), "building the latest Alertmanager failed (needs Go and the module proxy)");
+            out.join("alertmanager-latest")
+        })
+        .clone()
+}
+
+/// A loopback port free for both TCP and UDP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A scratch directory under target/ for one test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = root().join(format!("target/scratch/{name}-{}-{:x}", std::process::id(), rand_u64()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
+
+/// One Alertmanager process.
+pub struct Alertmanager {
+    pub web: SocketAddr,
+    pub cluster: SocketAddr,
+    pub dir: PathBuf,
+    child: Child,
+    log: PathBuf,
+}
+
+const CONFIG: &str = "route:\n  receiver: hook\nreceivers:\n  - name: hook\n";
+
+impl Alertmanager {
+    /// Start `bin` with its state in `dir`, gossiping with `peers`, using fast cluster timings.
+    pub fn start(bin: &Path, dir: &Path, peers: &[SocketAddr]) -> Self {
+        std::fs::create_dir_all(dir).expect("dir");
+        std::fs::write(dir.join("am.yml"), CONFIG).expect("config");
+        let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let cluster: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let log = dir.join("alertmanager.log");
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.display()))
+            .arg(format!("--web.listen-address={web}"))
+            .arg(format!("--cluster.listen-address={cluster}"))
+            .arg(format!("--cluster.advertise-address={cluster}"))
+            .args(["--cluster.gossip-interval=50ms", "--cluster.pushpull-interval=2s", "--cluster.probe-interval=200ms"])
+            .args(["--cluster.probe-timeout=100ms", "--cluster.settle-timeout=2s", "--log.level=debug"])
+            .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let am = Self { web, cluster, dir: dir.to_path_buf(), child, log };
+        am.wait_ready();
+        am
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(self.web, "/-/ready").map(|(code, _)| code) != Some(200) {
+            assert!(Instant::now() < deadline, "Alertmanager not ready; log:\n{}", self.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `amtool --alertmanager.url=…` with `args`.
+    pub fn amtool(&self, args: &[&str]) -> Output {
+        amtool(self.web, args)
+    }
+
+    /// The API's silences (`GET /api/v2/silences`).
+    pub fn silences(&self) -> Value {
+        api_silences(self.web)
+    }
+
+    /// Stop gracefully (SIGTERM): Alertmanager writes its snapshots on the way out.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `amtool` against any Alertmanager-compatible API at `web`.
+pub fn amtool(web: SocketAddr, args: &[&str]) -> Output {
+    assert!(Path::new(AMTOOL).exists(), "{AMTOOL} is missing: install Debian's prometheus-alertmanager (make deps)");
+    Command::new(AMTOOL).arg(format!("--alertmanager.url=http://{web}")).args(args).output().expect("amtool runs")
+}
+
+/// `GET /api/v2/silences` from any Alertmanager-compatible API.
+pub fn api_silences(web: SocketAddr) -> Value {
+    let (code, body) = get(web, "/api/v2/silences").expect("API answers");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// A minimal HTTP/1.1 GET: status code and body.
+pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    Some((code, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Silence IDs with their state and creator, sorted by creator.
+pub fn summary(silences: &Value) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = silences
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| {
+            (
+                s["createdBy"].as_str().unwrap_or_default().to_owned(),
+                s["id"].as_str().unwrap_or_default().to_owned(),
+                s["status"]["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
