@@ -29,7 +29,8 @@ fn two_nodes_join_gossip_and_leave() {
     wait_for("both see two members", Duration::from_secs(5), || {
         alive(&a).len() == 2 && alive(&b).len() == 2
     });
-    assert_eq!(a.position() + b.position(), 1, "positions are 0 and 1");
+    assert_eq!(a.position().index + b.position().index, 1, "positions are 0 and 1");
+    assert!(!a.position().blind && !b.position().blind);
 
     a.broadcast(b"hello from a".to_vec()).expect("queued");
     let got = next_event(&b, Duration::from_secs(5), |e| matches!(e, NodeEvent::Message(_)));
@@ -158,4 +159,14 @@ fn a_wildcard_bind_advertises_the_given_address_with_the_bound_port() {
         b.members().iter().find(|m| m.name.as_str() == "wild").map(|m| m.addr),
         Some(a.advertise_addr())
     );
+}
+
+#[test]
+fn alone_with_configured_peers_is_blind_not_first() {
+    let nobody = format!("127.0.0.1:{}", util::alertmanager::free_port());
+    let cut_off = start("cut-off", vec![nobody]);
+    let solo = start("solo", vec![]);
+    let p = cut_off.position();
+    assert_eq!((p.index, p.visible, p.blind), (0, 1, true));
+    assert!(!solo.position().blind, "a single-node setup is simply first");
 }

@@ -23,9 +23,9 @@ use mio::Waker;
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
 
-use crate::core::cluster::{self, Cluster};
+use crate::core::cluster::{self, Cluster, Position};
 use crate::core::config::{ConfigError, SwimConfig};
-use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, MemberState, Swim};
+use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, Swim};
 use crate::core::{Millis, NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
 use metrics::Metrics;
@@ -213,6 +213,8 @@ struct Shared {
     /// The replicated states, in cluster mode. Host threads read and write them under this
     /// lock; the loop pumps what they queue after every turn.
     cluster: Option<Arc<Mutex<Cluster>>>,
+    /// Whether another member was ever seen (for the "blind" position signal).
+    seen_peers: AtomicBool,
 }
 
 impl Shared {
@@ -239,6 +241,7 @@ pub struct Node {
     local: SocketAddr,
     advertise: SocketAddr,
     max_broadcast: usize,
+    peers_configured: Vec<String>,
     thread: Option<JoinHandle<()>>,
     resolver: Option<(Sender<()>, JoinHandle<()>)>,
 }
@@ -316,6 +319,7 @@ impl Node {
             registry: Mutex::new(registry),
             stats: Mutex::new(NodeStats::default()),
             cluster,
+            seen_peers: AtomicBool::new(false),
         });
         let loop_state = LoopState {
             driver,
@@ -350,6 +354,7 @@ impl Node {
             local,
             advertise,
             max_broadcast,
+            peers_configured: config.peers.clone(),
             thread: Some(thread),
             resolver,
         })
@@ -421,9 +426,13 @@ impl Node {
     }
 
     /// Our position among alive and suspect members sorted by name (Alertmanager
-    /// `Position()`): 0 notifies first.
-    pub fn position(&self) -> usize {
-        position(&self.members(), &self.name)
+    /// `Position()`): index 0 notifies first. `blind` tells "first" from "alone although peers
+    /// are configured or were seen".
+    pub fn position(&self) -> Position {
+        let members = self.members();
+        let expect_peers =
+            !self.peers_configured.is_empty() || self.shared.seen_peers.load(Ordering::Relaxed);
+        cluster::position(members.iter(), self.name.as_str(), expect_peers)
     }
 
     /// Gossip that we leave and wait up to `timeout` until the message has gone out.
@@ -493,17 +502,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// Index of `name` among alive and suspect members sorted by name bytes.
-fn position(members: &[Member], name: &NodeName) -> usize {
-    let mut names: Vec<&str> = members
-        .iter()
-        .filter(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
-        .map(|m| m.name.as_str())
-        .collect();
-    names.sort_unstable();
-    names.iter().position(|n| *n == name.as_str()).unwrap_or(0)
 }
 
 /// How often failed peers past the reconnect timeout are forgotten (Alertmanager: 5 min).
@@ -872,9 +870,14 @@ impl LoopState {
         }
         self.members_version = swim.members_version();
         let members: Vec<Member> = swim.members().cloned().collect();
+        if swim.num_alive() > 1 {
+            self.shared.seen_peers.store(true, Ordering::Relaxed);
+        }
         m.members.set(i64::try_from(swim.num_alive()).unwrap_or(i64::MAX));
-        m.position
-            .set(i64::try_from(position(&members, &self.config.swim.name)).unwrap_or(i64::MAX));
+        m.position.set(
+            i64::try_from(cluster::position(&members, self.config.swim.name.as_str(), false).index)
+                .unwrap_or(i64::MAX),
+        );
         *self.shared.members.write() = Arc::new(members);
     }
 }
@@ -985,22 +988,5 @@ mod tests {
         ] {
             assert_eq!(is_private(&ip.parse().expect("literal")), private, "{ip}");
         }
-    }
-
-    #[test]
-    fn position_sorts_live_members_by_name() {
-        let addr: SocketAddr = "10.0.0.1:9094".parse().expect("literal");
-        let mk = |name: &str, state| {
-            let mut m = Member::new(name.into(), addr, Millis(0));
-            m.state = state;
-            m
-        };
-        let members = vec![
-            mk("c", MemberState::Alive),
-            mk("a", MemberState::Dead),
-            mk("b", MemberState::Suspect),
-        ];
-        assert_eq!(position(&members, &"c".into()), 1);
-        assert_eq!(position(&members, &"b".into()), 0);
     }
 }

@@ -23,7 +23,10 @@ fn root() -> PathBuf {
 /// The Debian binary, or a loud failure.
 pub fn debian() -> PathBuf {
     let bin = PathBuf::from(DEBIAN);
-    assert!(bin.exists(), "{DEBIAN} is missing: install Debian's prometheus-alertmanager (make deps)");
+    assert!(
+        bin.exists(),
+        "{DEBIAN} is missing: install Debian's prometheus-alertmanager (make deps)"
+    );
     bin
 }
 
@@ -38,7 +41,10 @@ pub fn latest() -> PathBuf {
                 .arg(&out)
                 .status()
                 .expect("bash runs build-latest.sh");
-            assert!(status.success(), "building the latest Alertmanager failed (needs Go and the module proxy)");
+            assert!(
+                status.success(),
+                "building the latest Alertmanager failed (needs Go and the module proxy)"
+            );
             out.join("alertmanager-latest")
         })
         .clone()
@@ -94,8 +100,16 @@ impl Alertmanager {
             .arg(format!("--web.listen-address={web}"))
             .arg(format!("--cluster.listen-address={cluster}"))
             .arg(format!("--cluster.advertise-address={cluster}"))
-            .args(["--cluster.gossip-interval=50ms", "--cluster.pushpull-interval=2s", "--cluster.probe-interval=200ms"])
-            .args(["--cluster.probe-timeout=100ms", "--cluster.settle-timeout=2s", "--log.level=debug"])
+            .args([
+                "--cluster.gossip-interval=50ms",
+                "--cluster.pushpull-interval=2s",
+                "--cluster.probe-interval=200ms",
+            ])
+            .args([
+                "--cluster.probe-timeout=100ms",
+                "--cluster.settle-timeout=2s",
+                "--log.level=debug",
+            ])
             .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"));
@@ -146,8 +160,15 @@ impl Drop for Alertmanager {
 
 /// `amtool` against any Alertmanager-compatible API at `web`.
 pub fn amtool(web: SocketAddr, args: &[&str]) -> Output {
-    assert!(Path::new(AMTOOL).exists(), "{AMTOOL} is missing: install Debian's prometheus-alertmanager (make deps)");
-    Command::new(AMTOOL).arg(format!("--alertmanager.url=http://{web}")).args(args).output().expect("amtool runs")
+    assert!(
+        Path::new(AMTOOL).exists(),
+        "{AMTOOL} is missing: install Debian's prometheus-alertmanager (make deps)"
+    );
+    Command::new(AMTOOL)
+        .arg(format!("--alertmanager.url=http://{web}"))
+        .args(args)
+        .output()
+        .expect("amtool runs")
 }
 
 /// `GET /api/v2/silences` from any Alertmanager-compatible API.
@@ -167,7 +188,11 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Some((code, body))
 }
 
