@@ -226,3 +226,95 @@ pub fn summary(silences: &Value) -> Vec<(String, String, String)> {
     out.sort();
     out
 }
+
+/// A `hearsay` node binary started with Alertmanager's flags.
+pub struct Hearsay {
+    pub web: SocketAddr,
+    pub cluster: SocketAddr,
+    pub dir: PathBuf,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Hearsay {
+    /// Start the binary with its state in `dir`, gossiping with `peers`, fast timings.
+    pub fn start(dir: &Path, peers: &[SocketAddr]) -> Self {
+        std::fs::create_dir_all(dir).expect("dir");
+        let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let cluster: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let log = dir.join("hearsay.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_hearsay"))
+            .arg(format!("--storage.path={}", dir.display()))
+            .arg(format!("--web.listen-address={web}"))
+            .arg(format!("--cluster.listen-address={cluster}"))
+            .args(["--cluster.gossip-interval=50ms", "--cluster.pushpull-interval=2s", "--cluster.probe-interval=200ms"])
+            .args(["--cluster.probe-timeout=100ms", "--cluster.settle-timeout=2s"])
+            .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("hearsay starts");
+        let h = Self { web, cluster, dir: dir.to_path_buf(), child, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(h.web, "/-/ready").map(|(code, _)| code) != Some(200) {
+            assert!(Instant::now() < deadline, "hearsay not ready; log:\n{}", h.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        h
+    }
+
+    /// `amtool` against this node.
+    pub fn amtool(&self, args: &[&str]) -> Output {
+        amtool(self.web, args)
+    }
+
+    /// The API's silences.
+    pub fn silences(&self) -> Value {
+        api_silences(self.web)
+    }
+
+    /// SIGTERM: leave the cluster and write the snapshots.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "hearsay exited with {status}; log:\n{}", self.log_tail());
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Hearsay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Add a silence with amtool; returns its ID.
+pub fn add_silence(web: SocketAddr, matcher: &str, author: &str) -> String {
+    let out = amtool(web, &["silence", "add", matcher, "-c", "mixed-cluster test", "-a", author, "-d", "1h"]);
+    assert!(out.status.success(), "amtool add: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Expire a silence with amtool.
+pub fn expire_silence(web: SocketAddr, id: &str) {
+    let out = amtool(web, &["silence", "expire", id]);
+    assert!(out.status.success(), "amtool expire: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Copy every regular file of `from` into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The slice of Alertmanager's HTTP API v2 that hearsay owns, shaped as `amtool` and the
+//! Alertmanager UI expect it: silences, status, readiness, metrics.
+
+use std::io::Read;
+use std::time::Instant;
+
+use hearsay::core::UnixMillis;
+use hearsay::core::state::Timestamp;
+use hearsay::core::state::silences::{self, Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState, Silences};
+use hearsay::node::Node;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tiny_http::{Header, Method, Request, Response};
+
+/// Largest request body accepted (a silence is a few hundred bytes).
+const MAX_BODY: u64 = 1 << 20;
+
+/// What the handlers need.
+pub(crate) struct Api<'a> {
+    pub(crate) node: &'a Node,
+    pub(crate) silences_key: &'a str,
+    pub(crate) started: OffsetDateTime,
+    pub(crate) ready: &'a dyn Fn() -> bool,
+    pub(crate) metrics: &'a dyn Fn() -> String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct ApiMatcher {
+    name: String,
+    value: String,
+    is_regex: bool,
+    #[serde(default = "yes")]
+    is_equal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostableSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Vec<ApiMatcher>,
+    starts_at: String,
+    ends_at: String,
+    #[serde(default)]
+    created_by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GettableSilence {
+    id: String,
+    status: SilenceStatus,
+    updated_at: String,
+    matchers: Vec<ApiMatcher>,
+    starts_at: String,
+    ends_at: String,
+    created_by: String,
+    comment: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SilenceStatus {
+    state: &'static str,
+}
+
+type Reply = Response<std::io::Cursor<Vec<u8>>>;
+
+impl Api<'_> {
+    /// Answer one request.
+    pub(crate) fn handle(&self, mut req: Request) {
+        let started = Instant::now();
+        let url = req.url().to_owned();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let reply = match (req.method(), path) {
+            (Method::Get, "/-/ready") if (self.ready)() => text(200, "OK"),
+            (Method::Get, "/-/ready") => text(503, "settling"),
+            (Method::Get, "/-/healthy") => text(200, "OK"),
+            (Method::Get, "/metrics") => {
+                text(200, &(self.metrics)()).with_header(header("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+            }
+            (Method::Get, "/api/v2/status") => self.status(),
+            (Method::Get, "/api/v2/silences") => self.list(query),
+            (Method::Post, "/api/v2/silences") => match read_body(&mut req) {
+                Ok(body) => self.post(&body),
+                Err(reply) => reply,
+            },
+            (Method::Get, p) if p.starts_with("/api/v2/silence/") => self.get_one(&p["/api/v2/silence/".len()..]),
+            (Method::Delete, p) if p.starts_with("/api/v2/silence/") => self.delete(&p["/api/v2/silence/".len()..]),
+            _ => text(404, "not found"),
+        };
+        log::debug!("{} {path} took {:?}", req.method(), started.elapsed());
+        let _ = req.respond(reply);
+    }
+
+    fn with_silences<R>(&self, f: impl FnOnce(&mut Silences, UnixMillis) -> R) -> Option<R> {
+        let now = now();
+        self.node.with_cluster(|c| c.state_mut::<Silences>(self.silences_key).map(|s| f(s, now))).flatten()
+    }
+
+    fn list(&self, query: &str) -> Reply {
+        let filters = match filters(query) {
+            Ok(f) => f,
+            Err(e) => return text(400, &e),
+        };
+        let Some(mut list) = self.with_silences(|s, now| {
+            s.query(&Query::default(), now)
+                .into_iter()
+                .filter(|sil| filters.iter().all(|f| filter_matches(f, sil)))
+                .map(|sil| (silences::state_of(sil, now), sil.clone()))
+                .collect::<Vec<_>>()
+        }) else {
+            return text(500, "silences are not configured");
+        };
+        sort_like_alertmanager(&mut list);
+        let body: Vec<GettableSilence> = list.iter().map(|(state, s)| gettable(s, *state)).collect();
+        json(200, &body)
+    }
+
+    fn get_one(&self, id: &str) -> Reply {
+        let found = self.with_silences(|s, now| s.get(id).map(|sil| (silences::state_of(sil, now), sil.clone())));
+        match found.flatten() {
+            Some((state, sil)) => json(200, &gettable(&sil, state)),
+            None => text(404, "silence not found"),
+        }
+    }
+
+    fn post(&self, body: &[u8]) -> Reply {
+        let posted: PostableSilence = match serde_json::from_slice(body) {
+            Ok(p) => p,
+            Err(e) => return text(400, &format!("invalid silence: {e}")),
+        };
+        let silence = match from_postable(posted, now()) {
+            Ok(s) => s,
+            Err(e) => return text(400, &e),
+        };
+        let key = self.silences_key.to_owned();
+        let result = self.node.with_cluster(|c| {
+            let now = now();
+            let outcome = c.state_mut::<Silences>(&key).map(|s| s.set(silence, now))?;
+            Some(outcome.map(|o| {
+                // The expired predecessor first, so peers never see two active versions.
+                for bytes in [o.expired_previous, o.broadcast].into_iter().flatten() {
+                    c.broadcast(&key, bytes);
+                }
+                o.id.as_str().to_owned()
+            }))
+        });
+        match result.flatten() {
+            Some(Ok(id)) => json(200, &serde_json::json!({ "silenceID": id })),
+            Some(Err(SilenceError::NotFound)) => text(404, "silence not found"),
+            Some(Err(e)) => text(400, &e.to_string()),
+            None => text(500, "silences are not configured"),
+        }
+    }
+
+    fn delete(&self, id: &str) -> Reply {
+        let key = self.silences_key.to_owned();
+        let result = self.node.with_cluster(|c| {
+            let outcome = c.state_mut::<Silences>(&key).map(|s| s.expire(id, now()))?;
+            Some(outcome.map(|bytes| {
+                if let Some(bytes) = bytes {
+                    c.broadcast(&key, bytes);
+                }
+            }))
+        });
+        match result.flatten() {
+            Some(Ok(())) => text(200, ""),
+            Some(Err(SilenceError::NotFound)) => text(404, "silence not found"),
+            Some(Err(e)) => text(500, &e.to_string()),
+            None => text(500, "silences are not configured"),
+        }
+    }
+
+    fn status(&self) -> Reply {
+        let mut peers: Vec<serde_json::Value> = self
+            .node
+            .members()
+            .iter()
+            .filter(|m| !m.state.is_gone())
+            .map(|m| serde_json::json!({ "name": m.name.as_str(), "address": m.addr.to_string() }))
+            .collect();
+        peers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        let body = serde_json::json!({
+            "cluster": {
+                "name": self.node.name().as_str(),
+                "status": if (self.ready)() { "ready" } else { "settling" },
+                "peers": peers,
+            },
+            "config": { "original": "" },
+            "uptime": rfc3339(self.started),
+            "versionInfo": {
+                "branch": "",
+                "buildDate": "",
+                "buildUser": "",
+                "goVersion": "none (hearsay is written in Rust)",
+                "revision": "",
+                "version": concat!("hearsay-", env!("CARGO_PKG_VERSION")),
+            },
+        });
+        json(200, &body)
+    }
+}
+
+fn now() -> UnixMillis {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    UnixMillis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn read_body(req: &mut Request) -> Result<Vec<u8>, Reply> {
+    let mut body = Vec::new();
+    req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body).map_err(|e| text(400, &e.to_string()))?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(text(413, "request body too large"));
+    }
+    Ok(body)
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
+}
+
+fn text(code: u16, body: &str) -> Reply {
+    Response::from_data(body.as_bytes().to_vec()).with_status_code(code)
+}
+
+fn json(code: u16, body: &impl Serialize) -> Reply {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Response::from_data(bytes).with_status_code(code).with_header(header("Content-Type", "application/json"))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn timestamp_str(t: Timestamp) -> String {
+    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+    // Millisecond precision, as Go's strfmt.DateTime prints.
+    let millis = nanos.div_euclid(1_000_000) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(millis).map(rfc3339).unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("invalid time {s:?}: {e}"))?;
+    let nanos = t.unix_timestamp_nanos();
+    Ok(Timestamp {
+        seconds: i64::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| "time out of range".to_owned())?,
+        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    })
+}
+
+fn gettable(s: &Silence, state: SilenceState) -> GettableSilence {
+    let matchers = s.matcher_sets.first().map(|set| set.matchers.iter().map(api_matcher).collect()).unwrap_or_default();
+    GettableSilence {
+        id: s.id.clone(),
+        status: SilenceStatus {
+            state: match state {
+                SilenceState::Active => "active",
+                SilenceState::Pending => "pending",
+                SilenceState::Expired => "expired",
+            },
+        },
+        updated_at: timestamp_str(s.updated_at),
+        matchers,
+        starts_at: timestamp_str(s.starts_at),
+        ends_at: timestamp_str(s.ends_at),
+        created_by: s.created_by.clone(),
+        comment: s.comment.clone(),
+    }
+}
+
+fn api_matcher(m: &Matcher) -> ApiMatcher {
+    let (is_regex, is_equal) = match m.kind() {
+        Some(MatcherType::Regexp) => (true, true),
+        Some(MatcherType::NotRegexp) => (true, false),
+        Some(MatcherType::NotEqual) => (false, false),
+        Some(MatcherType::Equal) | None => (false, true),
+    };
+    ApiMatcher { name: m.name.clone(), value: m.pattern.clone(), is_regex, is_equal }
+}
+
+/// The API's checks (Alertmanager `postSilencesHandler`), then the protobuf silence.
+fn from_postable(p: PostableSilence, now: UnixMillis) -> Result<Silence, String> {
+    let starts_at = parse_time(&p.starts_at)?;
+    let ends_at = parse_time(&p.ends_at)?;
+    if starts_at >= ends_at {
+        return Err("start time must be before end time".into());
+    }
+    if ends_at < Timestamp::from(now) {
+        return Err("end time can't be in the past".into());
+    }
+    if p.matchers.is_empty() {
+        return Err("silence must have at least one matcher".into());
+    }
+    let matchers = p
+        .matchers
+        .iter()
+        .map(|m| {
+            let kind = match (m.is_regex, m.is_equal) {
+                (false, true) => MatcherType::Equal,
+                (false, false) => MatcherType::NotEqual,
+                (true, true) => MatcherType::Regexp,
+                (true, false) => MatcherType::NotRegexp,
+            };
+            Matcher::new(kind, m.name.clone(), m.value.clone())
+        })
+        .collect();
+    Ok(Silence {
+        id: p.id.unwrap_or_default(),
+        starts_at,
+        ends_at,
+        created_by: p.created_by,
+        comment: p.comment,
+        matcher_sets: vec![MatcherSet { matchers }],
+        ..Silence::default()
+    })
+}
+
+/// A `filter=` query parameter: `name="value"`, `name!="value"`, `name=~"re"`, `name!~"re"`.
+#[derive(Debug)]
+struct Filter {
+    name: String,
+    op: MatcherType,
+    value: String,
+}
+
+fn filters(query: &str) -> Result<Vec<Filter>, String> {
+    let mut out = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != "filter" {
+            continue;
+        }
+        let v = percent_decode(v);
+        let (name, op, rest) = ["!=", "=~", "!~", "="]
+            .iter()
+            .find_map(|op| v.split_once(op).map(|(n, r)| (n, *op, r)))
+            .ok_or_else(|| format!("bad filter {v:?}"))?;
+        let op = match op {
+            "=" => MatcherType::Equal,
+            "!=" => MatcherType::NotEqual,
+            "=~" => MatcherType::Regexp,
+            _ => MatcherType::NotRegexp,
+        };
+        let value = rest.trim().trim_matches('"').to_owned();
+        out.push(Filter { name: name.trim().to_owned(), op, value });
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+                match std::str::from_utf8(&hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(decoded) if hex.len() == 2 => out.push(decoded),
+                    _ => {
+                        out.push(b'%');
+                        out.extend_from_slice(&hex);
+                    }
+                }
+            }
+            b => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Alertmanager's API filter: every filter names a matcher of the silence whose pattern text
+/// it matches.
+fn filter_matches(f: &Filter, s: &Silence) -> bool {
+    let Some(set) = s.matcher_sets.first() else { return false };
+    let Some(m) = set.matchers.iter().find(|m| m.name == f.name) else { return false };
+    let anchored = |re: &str| regex::Regex::new(&format!("^(?:{re})$")).map(|r| r.is_match(&m.pattern)).unwrap_or(false);
+    match f.op {
+        MatcherType::Equal => m.pattern == f.value,
+        MatcherType::NotEqual => m.pattern != f.value,
+        MatcherType::Regexp => anchored(&f.value),
+        MatcherType::NotRegexp => !anchored(&f.value),
+    }
+}
+
+/// Active first (soonest end first), then pending (soonest start first), then expired (most
+/// recently ended first), as Alertmanager's `SortSilences`.
+fn sort_like_alertmanager(list: &mut [(SilenceState, Silence)]) {
+    let rank = |s: SilenceState| match s {
+        SilenceState::Active => 0,
+        SilenceState::Pending => 1,
+        SilenceState::Expired => 2,
+    };
+    list.sort_by(|(sa, a), (sb, b)| {
+        rank(*sa).cmp(&rank(*sb)).then_with(|| match sa {
+            SilenceState::Active => a.ends_at.cmp(&b.ends_at),
+            SilenceState::Pending => a.starts_at.cmp(&b.starts_at),
+            SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
+        })
+    });
+}

@@ -1,0 +1,169 @@
+//! `hearsay`: one HA peer for an Alertmanager cluster — the notification log and silences,
+//! gossiped with stock Alertmanagers, snapshotted in their file format, and served through the
+//! slice of Alertmanager's API that `amtool` uses for silences and cluster status.
+//!
+//! Flags are Alertmanager's (`hearsay --help`). SIGTERM or SIGINT leaves the cluster and writes
+//! the snapshots, as Alertmanager does on shutdown.
+
+mod api;
+mod flags;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hearsay::core::Millis;
+use hearsay::core::cluster::{Cluster, Settle};
+use hearsay::core::state::nflog::Nflog;
+use hearsay::core::state::silences::{Silences, SilencesConfig};
+use hearsay::node::snapshot::{self, SnapshotError};
+use hearsay::node::{Node, NodeConfig, Snapshots};
+use parking_lot::Mutex;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use time::OffsetDateTime;
+
+/// State keys and file names Alertmanager uses.
+const NFLOG: (&str, &str) = ("nfl", "nflog");
+const SILENCES: (&str, &str) = ("sil", "silences");
+/// Worker threads answering HTTP requests.
+const HTTP_WORKERS: usize = 4;
+
+fn main() -> ExitCode {
+    log::set_logger(&StderrLogger).map(|()| log::set_max_level(log::LevelFilter::Info)).ok();
+    let flags = match flags::parse(std::env::args().skip(1)) {
+        Ok(f) => f,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(flags: &flags::Flags) -> Result<(), String> {
+    let cluster = load_states(flags).map_err(|e| e.to_string())?;
+    let mut config = NodeConfig::alertmanager(flags.peer_name.as_deref(), flags.listen, flags.peers.clone());
+    config.advertise = flags.advertise;
+    config.reconnect_interval = flags.reconnect_interval;
+    config.reconnect_timeout = flags.reconnect_timeout;
+    let swim = &mut config.swim;
+    swim.gossip_interval = flags.gossip_interval;
+    swim.push_pull_interval = flags.pushpull_interval;
+    swim.probe_interval = flags.probe_interval;
+    swim.probe_timeout = flags.probe_timeout;
+    swim.tcp_timeout = flags.tcp_timeout;
+    swim.label = flags.label.clone().into_bytes();
+    let snapshots = Snapshots {
+        dir: flags.storage.clone(),
+        files: [NFLOG, SILENCES].iter().map(|(k, f)| ((*k).to_owned(), (*f).to_owned())).collect(),
+        interval: flags.maintenance_interval,
+    };
+    let mut node = Node::start_cluster(config, cluster, Some(snapshots)).map_err(|e| format!("cluster: {e}"))?;
+    log::info!("hearsay {} listening on {} (advertising {})", node.name(), node.local_addr(), node.advertise_addr());
+
+    let settle = Arc::new(Mutex::new(Settle::new(Millis(0), flags.gossip_interval * 10, flags.settle_timeout)));
+    let origin = Instant::now();
+    let server = tiny_http::Server::http(flags.web_listen).map_err(|e| format!("web: {e}"))?;
+    let server = Arc::new(server);
+    let started = OffsetDateTime::now_utc();
+    let stopping = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|s| {
+        let node = &node;
+        let settle_poll = {
+            let settle = Arc::clone(&settle);
+            move || {
+                let members = node.position().visible;
+                settle.lock().poll(Millis(u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)), members)
+            }
+        };
+        s.spawn({
+            let settle_poll = settle_poll.clone();
+            let stopping = &stopping;
+            let interval = flags.gossip_interval * 10;
+            move || {
+                while !stopping.load(std::sync::atomic::Ordering::Relaxed) && !settle_poll() {
+                    thread::sleep(interval);
+                }
+            }
+        });
+        for _ in 0..HTTP_WORKERS {
+            let server = Arc::clone(&server);
+            let settle = Arc::clone(&settle);
+            s.spawn(move || {
+                let ready = || settle.lock().is_ready();
+                let metrics = || node.metrics_text();
+                let api = api::Api { node, silences_key: SILENCES.0, started, ready: &ready, metrics: &metrics };
+                for request in server.incoming_requests() {
+                    api.handle(request);
+                }
+            });
+        }
+        wait_for_signal();
+        log::info!("shutting down: leaving the cluster and writing snapshots");
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = node.leave(Duration::from_secs(10)) {
+            log::warn!("leave: {e}");
+        }
+        server.unblock();
+        for _ in 1..HTTP_WORKERS {
+            server.unblock();
+        }
+    });
+    node.shutdown();
+    Ok(())
+}
+
+fn wait_for_signal() {
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            let _ = signals.forever().next();
+        }
+        Err(e) => {
+            log::error!("cannot watch signals ({e}); running until killed");
+            loop {
+                thread::park();
+            }
+        }
+    }
+}
+
+/// The states with what the snapshots hold, or empty on a first start. A corrupt file stops
+/// the start with an error naming the file and byte; the file is left as it was.
+fn load_states(flags: &flags::Flags) -> Result<Cluster, SnapshotError> {
+    let dir: &Path = &flags.storage;
+    let retention = flags.retention;
+    let nflog = snapshot::load(dir, NFLOG.1, |b| Nflog::load(b, retention))?.unwrap_or_else(|| Nflog::new(retention));
+    let config = SilencesConfig { retention, ..SilencesConfig::default() };
+    let seed = rand::random();
+    let silences = snapshot::load(dir, SILENCES.1, |b| Silences::load(b, config.clone(), seed))?
+        .unwrap_or_else(|| Silences::new(config.clone(), seed));
+    let mut cluster = Cluster::new();
+    cluster.register(NFLOG.0, nflog);
+    cluster.register(SILENCES.0, silences);
+    Ok(cluster)
+}
+
+/// Log lines on stderr, in Alertmanager's key=value spirit.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("level={} msg={:?}", record.level().as_str().to_lowercase(), record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
