@@ -7,7 +7,7 @@
 //!
 //! Storage: each entry is kept only as the `MeshEntry` bytes it arrived in (from a peer or a
 //! snapshot) or that [`Nflog::log`] encoded, one boxed slice per entry in a hash table indexed
-//! by the XXH64 of the key string. Nothing else is stored per entry: the key, timestamps and
+//! by the XXH3 of the key string. Nothing else is stored per entry: the key, timestamps and
 //! alert hashes are read from those bytes when needed ([`view`]), which costs a scan of ~100
 //! bytes and keeps unknown fields written by newer Alertmanagers exactly as they came.
 //!
@@ -157,12 +157,21 @@ impl Nflog {
         self.query_errors_total.load(Ordering::Relaxed)
     }
 
-    fn find(&self, key: &Key<'_>) -> Option<&[u8]> {
-        self.table.find(key.hash(), |raw| Parsed::read(raw).key.same(key)).map(|raw| &raw[..])
+    /// The stored entry for `key`, read once.
+    fn find(&self, key: &Key<'_>) -> Option<Parsed<'_>> {
+        // `iter_hash` rather than `find` so that the one read made to compare keys is the
+        // one handed back (its borrow outlives the probe).
+        for raw in self.table.iter_hash(key.hash()) {
+            let entry = Parsed::read(raw);
+            if entry.key.same(key) {
+                return Some(entry);
+            }
+        }
+        None
     }
 
     /// Look up and count, as Alertmanager's `Query(QGroupKey, QReceiver)`.
-    fn lookup(&self, receiver: &Receiver, group_key: &str) -> Result<Option<&[u8]>, ()> {
+    fn lookup(&self, receiver: &Receiver, group_key: &str) -> Result<Option<Parsed<'_>>, ()> {
         self.queries_total.fetch_add(1, Ordering::Relaxed);
         // Go: "no query parameters specified".
         if group_key.is_empty() {
@@ -179,7 +188,7 @@ impl Nflog {
     /// The last notification of `group_key` to `receiver` (§4.4), or `None` when there is
     /// none or `group_key` is empty. Counts toward the query metrics either way.
     pub fn query(&self, receiver: &Receiver, group_key: &str) -> Option<EntryView<'_>> {
-        self.lookup(receiver, group_key).ok().flatten().map(|raw| EntryView { raw })
+        self.lookup(receiver, group_key).ok().flatten().map(|p| EntryView { raw: p.mesh() })
     }
 
     /// The Dedup stage (§5.4): look up the entry and decide. `now` is the wall clock when the
@@ -200,15 +209,17 @@ impl Nflog {
         let Ok(found) = self.lookup(receiver, group_key) else {
             return Decision::skip(Row::QueryFailed);
         };
-        let Some(raw) = found else { return needs_update(None, &flush) };
-        let prev_firing = HashBuf::collect(raw, FIELD_FIRING);
+        let Some(entry) = found else { return needs_update(None, &flush) };
+        let (mut prev_firing, mut prev_resolved) = (HashBuf::new(), HashBuf::new());
+        entry.for_each_alert(FIELD_FIRING, |h| prev_firing.push(h));
         // The resolved list only matters to row 4, which needs send_resolved.
-        let prev_resolved =
-            if send_resolved { HashBuf::collect(raw, FIELD_RESOLVED) } else { HashBuf::new() };
+        if send_resolved {
+            entry.for_each_alert(FIELD_RESOLVED, |h| prev_resolved.push(h));
+        }
         let prev = Previous {
             firing: prev_firing.as_slice(),
             resolved: prev_resolved.as_slice(),
-            timestamp: Parsed::read(raw).timestamp,
+            timestamp: entry.timestamp,
         };
         needs_update(Some(&prev), &flush)
     }
@@ -231,8 +242,8 @@ impl Nflog {
         now: UnixMillis,
     ) -> Result<Option<Vec<u8>>, NflogError> {
         let now_ts = Timestamp::from(now);
-        if let Some(raw) = self.find(&key_of(receiver, group_key))
-            && Parsed::read(raw).timestamp > now_ts
+        if let Some(entry) = self.find(&key_of(receiver, group_key))
+            && entry.timestamp > now_ts
         {
             return Ok(None);
         }
@@ -447,12 +458,12 @@ impl<'a> EntryView<'a> {
 
     /// `entry.firing_alerts`.
     pub fn firing_alerts(&self) -> Vec<u64> {
-        HashBuf::collect(self.raw, FIELD_FIRING).as_slice().to_vec()
+        HashBuf::collect(&Parsed::read(self.raw), FIELD_FIRING).as_slice().to_vec()
     }
 
     /// `entry.resolved_alerts`.
     pub fn resolved_alerts(&self) -> Vec<u64> {
-        HashBuf::collect(self.raw, FIELD_RESOLVED).as_slice().to_vec()
+        HashBuf::collect(&Parsed::read(self.raw), FIELD_RESOLVED).as_slice().to_vec()
     }
 
     /// The whole message decoded (for `receiver_data`, HEAD's store). Unknown fields are

@@ -10,8 +10,6 @@
 
 use std::cmp::Ordering;
 
-use prost::encoding::decode_varint;
-
 use crate::core::state::{GO_ZERO_SECONDS, Timestamp};
 
 /// Go's zero `time.Time`, which 0.25 (gogoproto, non-nullable timestamps) decodes a missing
@@ -29,6 +27,30 @@ const FIELD_RECEIVER: u32 = 2;
 const FIELD_TIMESTAMP: u32 = 5;
 pub(super) const FIELD_FIRING: u32 = 6;
 pub(super) const FIELD_RESOLVED: u32 = 7;
+
+/// Read a base-128 varint as prost does (at most 10 bytes, the 10th at most 1), advancing
+/// `buf`. Hand-written because this is the inner loop of every read: one-byte values (tags,
+/// short lengths) take the first branch.
+#[inline(always)]
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let (&first, rest) = buf.split_first()?;
+    if first < 0x80 {
+        *buf = rest;
+        return Some(u64::from(first));
+    }
+    let mut value = 0;
+    for (i, &b) in buf.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            if i == 9 && b > 1 {
+                return None;
+            }
+            *buf = &buf[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
 
 /// One field's payload.
 #[derive(Debug, Clone, Copy)]
@@ -49,20 +71,21 @@ impl<'a> Fields<'a> {
         Self { buf }
     }
 
+    #[inline]
     fn read(&mut self) -> Option<(u32, Value<'a>)> {
-        let key = decode_varint(&mut self.buf).ok()?;
+        let key = varint(&mut self.buf)?;
         let field = u32::try_from(key >> 3).ok()?;
         let value = match key & 7 {
-            0 => Value::Varint(decode_varint(&mut self.buf).ok()?),
-            1 => {
-                self.buf = self.buf.get(8..)?;
-                Value::Other
-            }
             2 => {
-                let len = usize::try_from(decode_varint(&mut self.buf).ok()?).ok()?;
+                let len = usize::try_from(varint(&mut self.buf)?).ok()?;
                 let bytes = self.buf.get(..len)?;
                 self.buf = &self.buf[len..];
                 Value::Bytes(bytes)
+            }
+            0 => Value::Varint(varint(&mut self.buf)?),
+            1 => {
+                self.buf = self.buf.get(8..)?;
+                Value::Other
             }
             3 => {
                 self.skip_group(field, 0)?;
@@ -83,15 +106,15 @@ impl<'a> Fields<'a> {
             return None;
         }
         loop {
-            let key = decode_varint(&mut self.buf).ok()?;
+            let key = varint(&mut self.buf)?;
             let inner = u32::try_from(key >> 3).ok()?;
             match key & 7 {
                 0 => {
-                    decode_varint(&mut self.buf).ok()?;
+                    varint(&mut self.buf)?;
                 }
                 1 => self.buf = self.buf.get(8..)?,
                 2 => {
-                    let len = usize::try_from(decode_varint(&mut self.buf).ok()?).ok()?;
+                    let len = usize::try_from(varint(&mut self.buf)?).ok()?;
                     self.buf = self.buf.get(len..)?;
                 }
                 3 => self.skip_group(inner, depth + 1)?,
@@ -106,6 +129,7 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = (u32, Value<'a>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.buf.is_empty() {
             return None;
@@ -159,30 +183,41 @@ pub(super) struct Key<'a> {
 type IdxBuf = [u8; 10];
 
 /// Keys up to this long are hashed in one shot from a stack copy.
-const STACK_KEY_LEN: usize = 256;
+const STACK_KEY_LEN: usize = 192;
 
 impl<'a> Key<'a> {
-    /// XXH64 (seed 0) of the key string: fixed seed, so the index and everything derived
-    /// from it replay identically.
+    /// XXH3 (64 bits, seed 0) of the key string: fixed seed, so the index and everything
+    /// derived from it replay identically. Keys that fit are assembled on the stack and hashed
+    /// in one shot (several times faster than streaming for ~100-byte keys).
+    #[inline]
     pub(super) fn hash(&self) -> u64 {
         let mut idx = IdxBuf::default();
-        let (head, tail) = self.split_chunks(&mut idx);
-        let total: usize = head.iter().map(|c| c.len()).sum::<usize>() + tail.len();
-        if total <= STACK_KEY_LEN {
-            let mut buf = [0u8; STACK_KEY_LEN];
-            let mut at = 0;
-            for c in head.iter().chain(std::iter::once(&tail)) {
-                buf[at..at + c.len()].copy_from_slice(c);
-                at += c.len();
-            }
-            xxhash_rust::xxh64::xxh64(&buf[..at], 0)
-        } else {
-            let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-            for c in head.iter().chain(std::iter::once(&tail)) {
+        let digits = decimal(self.idx, &mut idx);
+        let (gk, name, integration) = (self.group_key, self.group_name, self.integration);
+        let total = gk.len() + name.len() + integration.len() + digits.len() + 3;
+        if total > STACK_KEY_LEN {
+            let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+            for c in [gk, b":", name, b"/", integration, b"/", digits] {
                 h.update(c);
             }
-            h.digest()
+            return h.digest();
         }
+        let mut buf = [0u8; STACK_KEY_LEN];
+        let mut at = gk.len();
+        buf[..at].copy_from_slice(gk);
+        buf[at] = b':';
+        at += 1;
+        buf[at..at + name.len()].copy_from_slice(name);
+        at += name.len();
+        buf[at] = b'/';
+        at += 1;
+        buf[at..at + integration.len()].copy_from_slice(integration);
+        at += integration.len();
+        buf[at] = b'/';
+        at += 1;
+        buf[at..at + digits.len()].copy_from_slice(digits);
+        at += digits.len();
+        xxhash_rust::xxh3::xxh3_64(&buf[..at])
     }
 
     fn split_chunks<'b>(&self, idx: &'b mut IdxBuf) -> ([&'b [u8]; 6], &'b [u8])
@@ -267,50 +302,197 @@ fn cmp_concat<'x, 'y>(
     }
 }
 
-/// What one pass over a stored `MeshEntry` yields: its key and its two timestamps.
+/// A cursor for [`Parsed::read_canonical`]: each read takes the next field only if it has
+/// the expected (one-byte) tag.
+struct Canonical<'a>(&'a [u8]);
+
+impl<'a> Canonical<'a> {
+    #[inline(always)]
+    fn bytes(&mut self, tag: u8) -> Option<&'a [u8]> {
+        let (&first, mut rest) = self.0.split_first()?;
+        if first != tag {
+            return None;
+        }
+        let len = usize::try_from(varint(&mut rest)?).ok()?;
+        let value = rest.get(..len)?;
+        self.0 = &rest[len..];
+        Some(value)
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, tag: u8) -> Option<u64> {
+        let (&first, mut rest) = self.0.split_first()?;
+        if first != tag {
+            return None;
+        }
+        let value = varint(&mut rest)?;
+        self.0 = rest;
+        Some(value)
+    }
+
+    #[inline(always)]
+    fn end(&self) -> Option<()> {
+        self.0.is_empty().then_some(())
+    }
+}
+
+/// A timestamp in canonical layout (`None` if it is not), [`GO_ZERO`] when absent.
+#[inline(always)]
+fn canonical_timestamp(bytes: Option<&[u8]>) -> Option<Timestamp> {
+    let Some(bytes) = bytes else { return Some(GO_ZERO) };
+    let mut t = Canonical(bytes);
+    // int64 and int32 read as prost does: two's complement, int32 truncated.
+    let seconds = t.varint(0x08).unwrap_or(0) as i64;
+    let nanos = t.varint(0x10).unwrap_or(0) as i32;
+    t.end()?;
+    Some(Timestamp { seconds, nanos })
+}
+
+/// Where one repeated alert field (6 firing, 7 resolved) sits in the stored bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) enum Alerts<'a> {
+    /// Not present: an empty list.
+    #[default]
+    Absent,
+    /// One packed occurrence, as every Alertmanager writes it.
+    Packed(&'a [u8]),
+    /// Anything else (several occurrences, unpacked values): read with [`for_each_alert`].
+    Scattered,
+}
+
+impl<'a> Alerts<'a> {
+    fn see(&mut self, value: Value<'a>) {
+        *self = match (*self, value) {
+            (Self::Absent, Value::Bytes(packed)) => Self::Packed(packed),
+            (_, Value::Other) => *self,
+            _ => Self::Scattered,
+        };
+    }
+}
+
+/// What one pass over a stored `MeshEntry` yields: its key, its two timestamps and where its
+/// alert lists are.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Parsed<'a> {
+    mesh: &'a [u8],
     pub(super) key: Key<'a>,
     /// `entry.timestamp` ([`GO_ZERO`] when missing).
     pub(super) timestamp: Timestamp,
     /// `expires_at` ([`GO_ZERO`] when missing).
     pub(super) expires_at: Timestamp,
+    firing: Alerts<'a>,
+    resolved: Alerts<'a>,
 }
 
 impl<'a> Parsed<'a> {
     /// Read `mesh`, the bytes of one `MeshEntry`.
+    #[inline]
     pub(super) fn read(mesh: &'a [u8]) -> Self {
-        let mut key = Key { group_key: &[], group_name: &[], integration: &[], idx: 0 };
+        Self::read_canonical(mesh).unwrap_or_else(|| Self::read_any(mesh))
+    }
+
+    /// The fast path, for the layout every Alertmanager (and [`Nflog::log`](super::Nflog::log))
+    /// writes: known fields only, each at most once, in field order. Straight-line code
+    /// expecting each tag in turn; anything else returns `None` and goes to
+    /// [`read_any`](Self::read_any). On what it accepts both agree, since there is then
+    /// nothing to merge, concatenate or skip.
+    pub(super) fn read_canonical(mesh: &'a [u8]) -> Option<Self> {
+        let mut m = Canonical(mesh);
+        let entry = m.bytes(0x0a)?;
+        let expires_at = m.bytes(0x12);
+        m.end()?;
+        let mut e = Canonical(entry);
+        let group_key = e.bytes(0x0a).unwrap_or_default();
+        let receiver = e.bytes(0x12)?;
+        e.bytes(0x1a); // group_hash
+        e.varint(0x20); // resolved
+        let timestamp = e.bytes(0x2a);
+        let firing = e.bytes(0x32);
+        let resolved = e.bytes(0x3a);
+        while e.bytes(0x42).is_some() {} // receiver_data entries
+        e.end()?;
+        let mut r = Canonical(receiver);
+        let key = Key {
+            group_key,
+            group_name: r.bytes(0x0a).unwrap_or_default(),
+            integration: r.bytes(0x12).unwrap_or_default(),
+            idx: r.varint(0x18).unwrap_or(0) as u32,
+        };
+        r.end()?;
+        let packed = |list: Option<&'a [u8]>| list.map_or(Alerts::Absent, Alerts::Packed);
+        Some(Self {
+            mesh,
+            key,
+            timestamp: canonical_timestamp(timestamp)?,
+            expires_at: canonical_timestamp(expires_at)?,
+            firing: packed(firing),
+            resolved: packed(resolved),
+        })
+    }
+
+    /// The general reader: any field order, repeats merged, unknown fields skipped.
+    pub(super) fn read_any(mesh: &'a [u8]) -> Self {
+        let mut p = Self {
+            mesh,
+            key: Key { group_key: &[], group_name: &[], integration: &[], idx: 0 },
+            timestamp: GO_ZERO,
+            expires_at: GO_ZERO,
+            firing: Alerts::Absent,
+            resolved: Alerts::Absent,
+        };
         let (mut timestamp, mut expires_at) =
             (TimestampParts::default(), TimestampParts::default());
         for (field, value) in Fields::new(mesh) {
             match (field, value) {
-                (FIELD_ENTRY, Value::Bytes(entry)) => read_entry(entry, &mut key, &mut timestamp),
+                (FIELD_ENTRY, Value::Bytes(entry)) => p.read_entry(entry, &mut timestamp),
                 (FIELD_EXPIRES_AT, Value::Bytes(t)) => expires_at.merge(t),
                 _ => {}
             }
         }
-        Self { key, timestamp: timestamp.get(), expires_at: expires_at.get() }
+        p.timestamp = timestamp.get();
+        p.expires_at = expires_at.get();
+        p
     }
-}
 
-fn read_entry<'a>(entry: &'a [u8], key: &mut Key<'a>, timestamp: &mut TimestampParts) {
-    for (field, value) in Fields::new(entry) {
-        match (field, value) {
-            (FIELD_GROUP_KEY, Value::Bytes(b)) => key.group_key = b,
-            (FIELD_RECEIVER, Value::Bytes(r)) => {
-                for (f, v) in Fields::new(r) {
-                    match (f, v) {
-                        (1, Value::Bytes(b)) => key.group_name = b,
-                        (2, Value::Bytes(b)) => key.integration = b,
-                        // uint32 read as prost does: truncated.
-                        (3, Value::Varint(n)) => key.idx = n as u32,
-                        _ => {}
+    fn read_entry(&mut self, entry: &'a [u8], timestamp: &mut TimestampParts) {
+        for (field, value) in Fields::new(entry) {
+            match (field, value) {
+                (FIELD_GROUP_KEY, Value::Bytes(b)) => self.key.group_key = b,
+                (FIELD_RECEIVER, Value::Bytes(r)) => {
+                    for (f, v) in Fields::new(r) {
+                        match (f, v) {
+                            (1, Value::Bytes(b)) => self.key.group_name = b,
+                            (2, Value::Bytes(b)) => self.key.integration = b,
+                            // uint32 read as prost does: truncated.
+                            (3, Value::Varint(n)) => self.key.idx = n as u32,
+                            _ => {}
+                        }
                     }
                 }
+                (FIELD_TIMESTAMP, Value::Bytes(t)) => timestamp.merge(t),
+                (FIELD_FIRING, v) => self.firing.see(v),
+                (FIELD_RESOLVED, v) => self.resolved.see(v),
+                _ => {}
             }
-            (FIELD_TIMESTAMP, Value::Bytes(t)) => timestamp.merge(t),
-            _ => {}
+        }
+    }
+
+    /// The `MeshEntry` bytes read.
+    pub(super) fn mesh(&self) -> &'a [u8] {
+        self.mesh
+    }
+
+    /// Call `f` with each hash of field `field` (6 firing, 7 resolved), in wire order.
+    pub(super) fn for_each_alert(&self, field: u32, mut f: impl FnMut(u64)) {
+        let alerts = if field == FIELD_FIRING { self.firing } else { self.resolved };
+        match alerts {
+            Alerts::Absent => {}
+            Alerts::Packed(mut packed) => {
+                while let Some(h) = varint(&mut packed) {
+                    f(h);
+                }
+            }
+            Alerts::Scattered => for_each_alert(self.mesh, field, f),
         }
     }
 }
@@ -328,9 +510,9 @@ pub(super) fn for_each_alert(mesh: &[u8], field: u32, mut f: impl FnMut(u64)) {
                 Value::Varint(h) => f(h),
                 Value::Bytes(mut packed) => {
                     while !packed.is_empty() {
-                        match decode_varint(&mut packed) {
-                            Ok(h) => f(h),
-                            Err(_) => break,
+                        match varint(&mut packed) {
+                            Some(h) => f(h),
+                            None => break,
                         }
                     }
                 }
@@ -352,10 +534,10 @@ impl HashBuf {
         Self { inline: [0; 32], len: 0, spill: Vec::new() }
     }
 
-    /// Collect field `field` of the entry in `mesh`.
-    pub(super) fn collect(mesh: &[u8], field: u32) -> Self {
+    /// Collect field `field` of a parsed entry.
+    pub(super) fn collect(parsed: &Parsed<'_>, field: u32) -> Self {
         let mut buf = Self::new();
-        for_each_alert(mesh, field, |h| buf.push(h));
+        parsed.for_each_alert(field, |h| buf.push(h));
         buf
     }
 
@@ -393,12 +575,14 @@ mod tests {
     fn key_is_the_go_string() {
         let k = key("{}:{a=\"1\"}", "hook", "webhook", 12);
         let s = b"{}:{a=\"1\"}:hook/webhook/12";
-        assert_eq!(k.hash(), xxhash_rust::xxh64::xxh64(s, 0));
+        assert_eq!(k.hash(), xxhash_rust::xxh3::xxh3_64(s));
         // A long key takes the streaming path and hashes the same.
-        let long = "x".repeat(400);
-        let k = key(&long, "r", "email", 0);
-        let s = format!("{long}:r/email/0");
-        assert_eq!(k.hash(), xxhash_rust::xxh64::xxh64(s.as_bytes(), 0));
+        for n in [STACK_KEY_LEN - 13, STACK_KEY_LEN - 12, 400] {
+            let long = "x".repeat(n);
+            let k = key(&long, "r", "email", 0);
+            let s = format!("{long}:r/email/0");
+            assert_eq!(k.hash(), xxhash_rust::xxh3::xxh3_64(s.as_bytes()), "{n}");
+        }
     }
 
     #[test]
@@ -427,11 +611,32 @@ mod tests {
         assert_eq!(p.timestamp, GO_ZERO);
         let mut seen = Vec::new();
         for_each_alert(&mesh, FIELD_FIRING, |h| seen.push(h));
-        assert_eq!(seen, [5]);
+        p.for_each_alert(FIELD_FIRING, |h| seen.push(h));
+        assert_eq!(seen, [5, 5]);
         for junk in [&[0xff][..], &[0x0a, 0x05, 1], &[0x0b, 0x0b, 0x0b], &[0x0f]] {
             let _ = Parsed::read(junk);
             for_each_alert(junk, FIELD_FIRING, |_| {});
         }
+    }
+
+    #[test]
+    fn varints_read_as_prost_reads_them() {
+        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            let mut enc = Vec::new();
+            prost::encoding::encode_varint(v, &mut enc);
+            enc.push(0xaa);
+            let mut buf = &enc[..];
+            assert_eq!(varint(&mut buf), Some(v));
+            assert_eq!(buf, [0xaa]);
+        }
+        // Eleven bytes, or a tenth byte above 1, is not a varint; nor is a cut one.
+        assert_eq!(varint(&mut &[0xff; 11][..]), None);
+        assert_eq!(
+            varint(&mut &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02][..]),
+            None
+        );
+        assert_eq!(varint(&mut &[0x80][..]), None);
+        assert_eq!(varint(&mut &[][..]), None);
     }
 
     #[test]
