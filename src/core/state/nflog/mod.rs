@@ -52,6 +52,14 @@ pub enum NflogError {
         /// The limit.
         limit: usize,
     },
+    /// `now` or the expiry computed from it falls outside the range Alertmanager 0.25 accepts
+    /// for timestamps (years 1 to 9999): peers, and our own snapshot loader, would reject the
+    /// entry. The state is unchanged and nothing is to be broadcast.
+    #[error("time {seconds} s since the epoch is outside Go's timestamp range; state unchanged")]
+    TimeOutOfRange {
+        /// The offending time, in seconds since the epoch.
+        seconds: i64,
+    },
     /// GC found entries whose `expires_at` is Go's zero time (only a snapshot file can hold
     /// them: merge refuses them). The state changed: every other expired entry was removed;
     /// the zero-expiry entries are kept, as Alertmanager keeps them. Treat this as Alertmanager
@@ -242,6 +250,12 @@ impl Nflog {
         now: UnixMillis,
     ) -> Result<Option<Vec<u8>>, NflogError> {
         let now_ts = Timestamp::from(now);
+        let expires_at = now_ts + lifetime(self.retention, expiry);
+        for t in [now_ts, expires_at] {
+            if !proto::valid_timestamp(t) {
+                return Err(NflogError::TimeOutOfRange { seconds: t.seconds });
+            }
+        }
         if let Some(entry) = self.find(&key_of(receiver, group_key))
             && entry.timestamp > now_ts
         {
@@ -257,7 +271,7 @@ impl Nflog {
                 receiver_data: receiver_data.clone(),
                 ..Entry::default()
             }),
-            expires_at: Some(now_ts + lifetime(self.retention, expiry)),
+            expires_at: Some(expires_at),
         };
         let raw = mesh.encode_to_vec();
         if raw.len() > MAX_MESSAGE_LEN {

@@ -203,6 +203,21 @@ fn log_refuses_entries_over_the_message_limit() {
     assert!(log.is_empty());
 }
 
+#[test]
+fn log_refuses_times_go_cannot_represent() {
+    let mut log = Nflog::new(DEFAULT_RETENTION);
+    let year_10000 = UnixMillis(253_402_300_800_000);
+    let err = log.log(&hook(), "g", &[1], &[], &no_data(), None, year_10000);
+    assert_eq!(err, Err(NflogError::TimeOutOfRange { seconds: 253_402_300_800 }));
+    // Now is fine but now + retention is not.
+    let late = UnixMillis(year_10000.0 - 1000);
+    assert!(matches!(
+        log.log(&hook(), "g", &[1], &[], &no_data(), None, late),
+        Err(NflogError::TimeOutOfRange { .. })
+    ));
+    assert!(log.is_empty());
+}
+
 // ---- query (§4.4) and should_notify (§5.4) ------------------------------------------------
 
 #[test]
