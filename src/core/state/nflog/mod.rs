@@ -295,7 +295,14 @@ impl Nflog {
     /// local entry.
     pub fn merge(&mut self, data: &[u8], now: UnixMillis) -> Result<usize, DecodeError> {
         let now_ts = Timestamp::from(now);
-        let incoming = decode(data)?;
+        let mut incoming = decode(data)?;
+        if self.table.is_empty() {
+            // A fresh node's first full state: every live element is new, and adopting the
+            // decoded table spares rehashing the log as it grows.
+            incoming.retain(|raw| Parsed::read(raw).expires_at >= now_ts);
+            self.table = incoming;
+            return Ok(self.table.len());
+        }
         let mut changed = 0;
         for raw in incoming {
             changed += usize::from(apply(&mut self.table, raw, now_ts));
