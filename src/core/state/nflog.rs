@@ -1,1 +1,0 @@
-//! The notification log (Alertmanager `nflog`).
