@@ -17,6 +17,7 @@
 
 mod pb;
 mod settle;
+mod states;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;

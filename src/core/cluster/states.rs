@@ -1,0 +1,20 @@
+//! The Alertmanager states as cluster-layer citizens.
+
+use super::Replicated;
+use crate::core::UnixMillis;
+use crate::core::state::DecodeError;
+use crate::core::state::nflog::Nflog;
+
+impl Replicated for Nflog {
+    fn marshal(&self) -> Vec<u8> {
+        Nflog::marshal(self)
+    }
+
+    fn merge(&mut self, data: &[u8], now: UnixMillis) -> Result<usize, DecodeError> {
+        Nflog::merge(self, data, now)
+    }
+
+    fn gc(&mut self, now: UnixMillis) -> Result<usize, String> {
+        Nflog::gc(self, now).map_err(|e| e.to_string())
+    }
+}
