@@ -1,0 +1,433 @@
+//! The matcher index: which silences can match a label set, without running every regex of
+//! every silence.
+//!
+//! * **Terms.** Each distinct positive matcher (`name`, `=` or `=~`, pattern) is compiled once
+//!   and shared by every silence using it (`!=`/`!~` use the positive term and negate). A query
+//!   evaluates each term at most once ([`Memo`]).
+//! * **Anchors.** Each matcher set is filed under one of its matchers that cannot match the
+//!   empty string, so the set can only match alerts that *have* that label: under each of the
+//!   anchor's values when it accepts a small finite set (`alertname="X"`, `bbbb=~"ID1|ID2"`;
+//!   smallest set wins), else under the label name. Sets with no such matcher (only `!=`/`!~`,
+//!   or empty) are scanned on every query. A query visits the postings of the alert's own
+//!   `(name, value)` pairs and names, plus the scan list, then evaluates the rest of each
+//!   candidate set; the anchor itself is known to match.
+//! * **Slots.** Silences live in slots numbered in insertion order; a slot's matchers never
+//!   change (a silence whose matchers change moves to a new slot), so postings and the mutes
+//!   cache can refer to slots. Removed slots leave stale postings that lookups skip, until
+//!   [`Index::compact`] renumbers everything after GC.
+//!
+//! A silence whose matchers fail to compile (or with an unknown operator, or no sets, as only
+//! gossip can deliver) gets no postings: it never matches and costs queries nothing.
+
+use std::collections::BTreeMap;
+
+use super::matcher::{Pattern, PatternError};
+use super::proto::{MatcherType, Silence};
+use crate::core::state::labels::LabelSet;
+
+/// One distinct positive matcher.
+#[derive(Debug)]
+struct Term {
+    key: TermKey,
+    pattern: Pattern,
+    matches_empty: bool,
+    refs: u32,
+}
+
+type TermKey = (String, bool, String);
+
+/// One matcher of a compiled set: a term, negated for `!=`/`!~`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Use {
+    term: u32,
+    negate: bool,
+}
+
+/// The compiled sets of one slot, each with its anchor (index into the set).
+#[derive(Debug, Default)]
+struct Compiled {
+    sets: Vec<(Vec<Use>, Option<usize>)>,
+}
+
+/// Where a set is filed.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    slot: u32,
+    set: u32,
+}
+
+#[derive(Debug, Default)]
+struct NamePostings {
+    by_value: BTreeMap<String, Vec<Posting>>,
+    present: Vec<Posting>,
+}
+
+/// Per-query cache of term results: 0 unknown, 1 false, 2 true. Only touched marks are
+/// reset, so reusing one across queries costs nothing per term.
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    marks: Vec<u8>,
+    touched: Vec<u32>,
+}
+
+impl Memo {
+    fn start(&mut self, terms: usize) {
+        for t in self.touched.drain(..) {
+            self.marks[t as usize] = 0;
+        }
+        if self.marks.len() < terms {
+            self.marks.resize(terms, 0);
+        }
+    }
+}
+
+/// The index over all slots.
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    terms: Vec<Option<Term>>,
+    free_terms: Vec<u32>,
+    term_ids: BTreeMap<TermKey, u32>,
+    /// Per slot; `None` for a silence that never matches (or a removed slot).
+    slots: Vec<Option<Compiled>>,
+    names: BTreeMap<String, NamePostings>,
+    scan: Vec<Posting>,
+}
+
+impl Index {
+    /// Distinct compiled terms (`alertmanager_silences_matcher_index_size`).
+    pub(super) fn term_count(&self) -> usize {
+        self.terms.len() - self.free_terms.len()
+    }
+
+    /// Compile and file the silence in `slot` (the next slot number). On error the slot is
+    /// kept as never matching and the error is returned for the caller to count.
+    pub(super) fn insert(&mut self, slot: u32, silence: &Silence) -> Result<(), PatternError> {
+        debug_assert_eq!(slot as usize, self.slots.len());
+        let compiled = self.compile(silence);
+        match compiled {
+            Ok(c) => {
+                self.file(slot, &c);
+                self.slots.push(Some(c));
+                Ok(())
+            }
+            Err(e) => {
+                self.slots.push(None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Forget the slot's terms; its postings go stale and are skipped until compaction.
+    pub(super) fn remove(&mut self, slot: u32) {
+        if let Some(Some(c)) = self.slots.get_mut(slot as usize).map(Option::take) {
+            for (set, _) in &c.sets {
+                for u in set {
+                    self.release(u.term);
+                }
+            }
+        }
+    }
+
+    /// Renumber after slots were dropped: `keep[i]` is the new number of old slot `i`.
+    pub(super) fn compact(&mut self, keep: &[Option<u32>]) {
+        let old = std::mem::take(&mut self.slots);
+        self.names.clear();
+        self.scan.clear();
+        for (i, c) in old.into_iter().enumerate() {
+            let Some(new) = keep.get(i).copied().flatten() else { continue };
+            debug_assert_eq!(new as usize, self.slots.len());
+            if let Some(c) = &c {
+                self.file(new, c);
+            }
+            self.slots.push(c);
+        }
+    }
+
+    fn compile(&mut self, silence: &Silence) -> Result<Compiled, PatternError> {
+        let mut acquired = Vec::new();
+        let result = self.compile_sets(silence, &mut acquired);
+        if result.is_err() {
+            for t in acquired {
+                self.release(t);
+            }
+        }
+        result
+    }
+
+    fn compile_sets(
+        &mut self,
+        silence: &Silence,
+        acquired: &mut Vec<u32>,
+    ) -> Result<Compiled, PatternError> {
+        if silence.matcher_sets.is_empty() {
+            return Err(PatternError("silence has no matchers".into()));
+        }
+        let mut sets = Vec::with_capacity(silence.matcher_sets.len());
+        for set in &silence.matcher_sets {
+            let mut uses = Vec::with_capacity(set.matchers.len());
+            for m in &set.matchers {
+                let (regex, negate) = match m.kind() {
+                    Some(MatcherType::Equal) => (false, false),
+                    Some(MatcherType::NotEqual) => (false, true),
+                    Some(MatcherType::Regexp) => (true, false),
+                    Some(MatcherType::NotRegexp) => (true, true),
+                    None => return Err(PatternError(format!("unknown matcher type {}", m.r#type))),
+                };
+                let term = self.acquire(&m.name, regex, &m.pattern)?;
+                acquired.push(term);
+                uses.push(Use { term, negate });
+            }
+            let anchor = self.choose_anchor(&uses);
+            sets.push((uses, anchor));
+        }
+        Ok(Compiled { sets })
+    }
+
+    /// Prefer the matcher with the fewest exact values; else any that needs the label present.
+    fn choose_anchor(&self, uses: &[Use]) -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, u) in uses.iter().enumerate() {
+            let t = self.term(u.term);
+            if u.negate || t.matches_empty {
+                continue;
+            }
+            let weight = t.pattern.finite_values().map_or(usize::MAX, <[String]>::len);
+            if best.is_none_or(|(_, w)| weight < w) {
+                best = Some((i, weight));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    fn file(&mut self, slot: u32, c: &Compiled) {
+        for (set_no, (uses, anchor)) in c.sets.iter().enumerate() {
+            let posting = Posting { slot, set: u32::try_from(set_no).unwrap_or(u32::MAX) };
+            let Some(a) = *anchor else {
+                self.scan.push(posting);
+                continue;
+            };
+            let term = self.terms[uses[a].term as usize].as_ref().expect("live term");
+            let names = self.names.entry(term.key.0.clone()).or_default();
+            match term.pattern.finite_values() {
+                Some(values) => {
+                    for v in values {
+                        names.by_value.entry(v.clone()).or_default().push(posting);
+                    }
+                }
+                None => names.present.push(posting),
+            }
+        }
+    }
+
+    fn acquire(&mut self, name: &str, regex: bool, pattern: &str) -> Result<u32, PatternError> {
+        let key = (name.to_owned(), regex, pattern.to_owned());
+        if let Some(&id) = self.term_ids.get(&key) {
+            if let Some(t) = self.terms[id as usize].as_mut() {
+                t.refs += 1;
+            }
+            return Ok(id);
+        }
+        let compiled = Pattern::compile(regex, pattern)?;
+        let matches_empty = compiled.matches("");
+        let term = Term { key: key.clone(), pattern: compiled, matches_empty, refs: 1 };
+        let id = match self.free_terms.pop() {
+            Some(id) => {
+                self.terms[id as usize] = Some(term);
+                id
+            }
+            None => {
+                self.terms.push(Some(term));
+                u32::try_from(self.terms.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.term_ids.insert(key, id);
+        Ok(id)
+    }
+
+    fn release(&mut self, id: u32) {
+        let Some(slot) = self.terms.get_mut(id as usize) else { return };
+        let Some(t) = slot.as_mut() else { return };
+        t.refs -= 1;
+        if t.refs == 0 {
+            if let Some(t) = slot.take() {
+                self.term_ids.remove(&t.key);
+            }
+            self.free_terms.push(id);
+        }
+    }
+
+    fn term(&self, id: u32) -> &Term {
+        // Invariant: a `Use` only names terms it holds a reference on.
+        self.terms[id as usize].as_ref().expect("referenced term is live")
+    }
+
+    fn eval(&self, id: u32, labels: &LabelSet, memo: &mut Memo) -> bool {
+        let mark = memo.marks[id as usize];
+        if mark != 0 {
+            return mark == 2;
+        }
+        let t = self.term(id);
+        let value = labels.get(&t.key.0).map_or("", String::as_str);
+        let result = t.pattern.matches(value);
+        memo.marks[id as usize] = 1 + u8::from(result);
+        memo.touched.push(id);
+        result
+    }
+
+    fn set_matches(
+        &self,
+        uses: &[Use],
+        skip: Option<usize>,
+        labels: &LabelSet,
+        memo: &mut Memo,
+    ) -> bool {
+        uses.iter().enumerate().all(|(i, u)| Some(i) == skip || self.eval(u.term, labels, memo) != u.negate)
+    }
+
+    /// Whether the silence in `slot` matches (any set); `memo` must have been prepared with
+    /// [`Index::begin`] for these labels.
+    pub(super) fn slot_matches(&self, slot: u32, labels: &LabelSet, memo: &mut Memo) -> bool {
+        let Some(Some(c)) = self.slots.get(slot as usize) else { return false };
+        c.sets.iter().any(|(uses, _)| self.set_matches(uses, None, labels, memo))
+    }
+
+    /// Prepare `memo` for a query over the current terms.
+    pub(super) fn begin(&self, memo: &mut Memo) {
+        memo.start(self.terms.len());
+    }
+
+    /// Every slot with a set matching `labels` and accepted by `accept` (checked before any
+    /// matcher runs), appended to `out` in ascending order without duplicates. Returns how
+    /// many candidate sets were examined.
+    pub(super) fn matching(
+        &self,
+        labels: &LabelSet,
+        memo: &mut Memo,
+        accept: &mut dyn FnMut(u32) -> bool,
+        out: &mut Vec<u32>,
+    ) -> usize {
+        let base = out.len();
+        let mut examined = 0;
+        let mut visit = |p: &Posting, anchored: bool, out: &mut Vec<u32>| {
+            if !accept(p.slot) {
+                return;
+            }
+            examined += 1;
+            let Some(Some(c)) = self.slots.get(p.slot as usize) else { return };
+            let Some((uses, anchor)) = c.sets.get(p.set as usize) else { return };
+            let skip = if anchored { *anchor } else { None };
+            if self.set_matches(uses, skip, labels, memo) {
+                out.push(p.slot);
+            }
+        };
+        for (name, value) in labels {
+            let Some(np) = self.names.get(name) else { continue };
+            if let Some(list) = np.by_value.get(value) {
+                list.iter().for_each(|p| visit(p, true, out));
+            }
+            // Presence anchors are regexes: the label being present is not enough.
+            np.present.iter().for_each(|p| visit(p, false, out));
+        }
+        self.scan.iter().for_each(|p| visit(p, false, out));
+        out[base..].sort_unstable();
+        let mut w = base;
+        for r in base..out.len() {
+            if w == base || out[w - 1] != out[r] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
+        examined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::silences::proto::{Matcher, MatcherSet};
+
+    fn silence(sets: &[&[(MatcherType, &str, &str)]]) -> Silence {
+        Silence {
+            matcher_sets: sets
+                .iter()
+                .map(|set| MatcherSet {
+                    matchers: set.iter().map(|&(k, n, p)| Matcher::new(k, n, p)).collect(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn query(ix: &Index, l: &LabelSet) -> Vec<u32> {
+        let mut memo = Memo::default();
+        ix.begin(&mut memo);
+        let mut out = Vec::new();
+        ix.matching(l, &mut memo, &mut |_| true, &mut out);
+        out
+    }
+
+    use MatcherType::{Equal, NotEqual, NotRegexp, Regexp};
+
+    #[test]
+    fn anchors_and_scan_lists_find_exactly_the_matching_slots() {
+        let mut ix = Index::default();
+        let all: Vec<Silence> = vec![
+            silence(&[&[(Equal, "alertname", "A"), (Equal, "instance", "i1")]]),
+            silence(&[&[(Regexp, "alertname", "A|B"), (NotEqual, "team", "db")]]),
+            silence(&[&[(NotRegexp, "job", "node")]]),
+            silence(&[&[(Regexp, "alertname", "A.*")]]),
+            silence(&[&[(Equal, "x", "1")], &[(Equal, "alertname", "B")]]),
+            silence(&[&[(Regexp, "alertname", "(")]]),
+            silence(&[]),
+        ];
+        for (i, s) in all.iter().enumerate() {
+            let r = ix.insert(i as u32, s);
+            assert_eq!(r.is_err(), i >= 5, "slot {i}");
+        }
+        let l = labels(&[("alertname", "A"), ("instance", "i1"), ("job", "node")]);
+        assert_eq!(query(&ix, &l), vec![0, 1, 3]);
+        let l = labels(&[("alertname", "B"), ("team", "db")]);
+        assert_eq!(query(&ix, &l), vec![2, 4]);
+        // Brute force agrees.
+        let mut memo = Memo::default();
+        ix.begin(&mut memo);
+        let brute: Vec<u32> = (0..7).filter(|&s| ix.slot_matches(s, &l, &mut memo)).collect();
+        assert_eq!(brute, vec![2, 4]);
+    }
+
+    #[test]
+    fn terms_are_shared_and_released() {
+        let mut ix = Index::default();
+        let s = silence(&[&[(Equal, "a", "1"), (Regexp, "b", "x.*")]]);
+        ix.insert(0, &s).expect("valid");
+        ix.insert(1, &s).expect("valid");
+        assert_eq!(ix.term_count(), 2);
+        ix.remove(0);
+        assert_eq!(ix.term_count(), 2);
+        ix.remove(1);
+        assert_eq!(ix.term_count(), 0);
+        // A failed compile releases what it took.
+        let bad = silence(&[&[(Equal, "a", "1"), (Regexp, "b", "(")]]);
+        assert!(ix.insert(2, &bad).is_err());
+        assert_eq!(ix.term_count(), 0);
+        ix.compact(&[None, None, None]);
+        assert!(query(&ix, &labels(&[("a", "1"), ("b", "xx")])).is_empty());
+    }
+
+    #[test]
+    fn compaction_renumbers_postings() {
+        let mut ix = Index::default();
+        for i in 0..4 {
+            ix.insert(i, &silence(&[&[(Equal, "a", "1")]])).expect("valid");
+        }
+        ix.remove(1);
+        ix.remove(2);
+        ix.compact(&[Some(0), None, None, Some(1)]);
+        assert_eq!(query(&ix, &labels(&[("a", "1")])), vec![0, 1]);
+    }
+}

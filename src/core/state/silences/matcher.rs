@@ -1,0 +1,290 @@
+//! Compiled matchers: what a silence's `name op pattern` accepts, with Go's semantics.
+//!
+//! A regex matcher compiles `^(?:pattern)$` exactly as Alertmanager builds it (the wrapper is
+//! part of the text Go parses, so even odd patterns such as `a)|(b` behave as in Go), after
+//! translating Go's syntax ([`super::re2`]). An absent label matches as the empty string.
+//!
+//! When the anchored regex accepts a small finite set of strings (`A{4}|ID123`,
+//! `(?i)foo`, `db1|db2`), it is kept as that sorted set instead of a regex: matching is a
+//! binary search, and the silence index can look the silence up by value.
+
+use regex::bytes::{Regex, RegexBuilder};
+use regex_syntax::hir::literal::Extractor;
+use regex_syntax::hir::{Hir, HirKind, Look};
+
+use super::re2;
+
+/// Rust-side nesting limit: Go allows 1000 groups; the translator adds a wrapper per repeat.
+const NEST_LIMIT: u32 = 2 * re2::MAX_DEPTH as u32 + 10;
+/// Compiled-program size limit per regex (Rust's default is 10 MiB; a peer's pattern should
+/// not cost more than this each).
+const SIZE_LIMIT: usize = 4 << 20;
+/// Largest finite language kept as a set rather than a regex.
+const MAX_SET: usize = 64;
+
+/// Why a pattern does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(pub String);
+
+/// The positive form of a matcher (`=` / `=~`); `!=` / `!~` negate its result.
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    /// Exact value.
+    Equal(String),
+    /// A regex whose language is exactly these strings (sorted, deduplicated).
+    Set(Vec<String>),
+    /// Any other regex, anchored.
+    Regex(Regex),
+}
+
+impl Pattern {
+    /// Compile an `=` value or an `=~` regex.
+    pub fn compile(regex: bool, pattern: &str) -> Result<Self, PatternError> {
+        if !regex {
+            return Ok(Self::Equal(pattern.to_owned()));
+        }
+        let rust = translate(&format!("^(?:{pattern})$"))?;
+        let hir = parse(&rust)?;
+        if let Some(set) = finite_language(&hir) {
+            return Ok(Self::Set(set));
+        }
+        RegexBuilder::new(&rust)
+            .nest_limit(NEST_LIMIT)
+            .size_limit(SIZE_LIMIT)
+            .build()
+            .map(Self::Regex)
+            .map_err(|e| PatternError(e.to_string()))
+    }
+
+    /// Whether `value` is accepted.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Self::Equal(v) => v == value,
+            Self::Set(values) => values.binary_search_by(|v| v.as_str().cmp(value)).is_ok(),
+            Self::Regex(re) => re.is_match(value.as_bytes()),
+        }
+    }
+
+    /// The exact values accepted, when there are finitely few.
+    pub fn finite_values(&self) -> Option<&[String]> {
+        match self {
+            Self::Equal(v) => Some(std::slice::from_ref(v)),
+            Self::Set(values) => Some(values),
+            Self::Regex(_) => None,
+        }
+    }
+}
+
+/// Whether Go's `regexp.Compile(pattern)` (unwrapped, as validation calls it) would succeed.
+pub fn check_regex(pattern: &str) -> Result<(), PatternError> {
+    let rust = translate(pattern)?;
+    parse(&rust)?;
+    Ok(())
+}
+
+fn translate(go: &str) -> Result<String, PatternError> {
+    re2::translate(go).map_err(|e| PatternError(format!("error parsing regexp: {e}")))
+}
+
+fn parse(rust: &str) -> Result<Hir, PatternError> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .nest_limit(NEST_LIMIT)
+        .build()
+        .parse(rust)
+        .map_err(|e| PatternError(e.to_string()))
+}
+
+/// The language of `^(?:x)$` when `x` has no inner assertions and denotes a small finite set
+/// of strings. Inner assertions (`\b`, `(?m)^`) are excluded because literal extraction
+/// treats them as always true.
+fn finite_language(hir: &Hir) -> Option<Vec<String>> {
+    let HirKind::Concat(parts) = hir.kind() else { return None };
+    let [first, middle @ .., last] = parts.as_slice() else { return None };
+    if !matches!(first.kind(), HirKind::Look(Look::Start))
+        || !matches!(last.kind(), HirKind::Look(Look::End))
+    {
+        return None;
+    }
+    let inner = Hir::concat(middle.to_vec());
+    if !inner.properties().look_set().is_empty() {
+        return None;
+    }
+    let seq = Extractor::new().limit_total(MAX_SET).extract(&inner);
+    if !seq.is_exact() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for lit in seq.literals()? {
+        out.push(String::from_utf8(lit.as_bytes().to_vec()).ok()?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    (out.len() <= MAX_SET).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn re(p: &str) -> Pattern {
+        Pattern::compile(true, p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    /// Outcomes below were produced by Go 1.26's `regexp` on `^(?:p)$` (Alertmanager HEAD's
+    /// toolchain): `Some(bool)` is the match result, `None` a compile error.
+    const GO: &[(&str, &str, Option<bool>)] = &[
+        // Perl classes are ASCII in Go.
+        (r"\d", "٣", Some(false)),
+        (r"\d", "7", Some(true)),
+        (r"\w", "é", Some(false)),
+        (r"\w", "\u{212a}", Some(false)),
+        (r"(?i)\w", "\u{212a}", Some(true)),
+        (r"(?i)\W", "\u{212a}", Some(false)),
+        (r"\s", "\x0b", Some(false)),
+        (r"\s", "\u{a0}", Some(false)),
+        (r"\s", "\u{85}", Some(false)),
+        (r"\s", "\x0c", Some(true)),
+        (r"\S", "\x0b", Some(true)),
+        (r"[\s]", "\x0b", Some(false)),
+        (r"[^\s]", "\x0b", Some(true)),
+        (r"[\d-z]", "-", Some(true)),
+        // Word boundaries are ASCII in Go.
+        (r"a\bé", "aé", Some(true)),
+        (r"é\Bé", "éé", Some(true)),
+        // Case folding.
+        ("(?i)k", "\u{212a}", Some(true)),
+        ("(?i)ſ", "S", Some(true)),
+        ("(?i)Σ", "ς", Some(true)),
+        ("(?i)[^k]", "\u{212a}", Some(false)),
+        ("(?i:a)b", "Ab", Some(true)),
+        ("(?i:a)b", "AB", Some(false)),
+        // Escapes and assertions.
+        (r"\Z", "", None),
+        (r"a\z", "a", Some(true)),
+        (r"\e", "\x1b", None),
+        (r"\C", "a", None),
+        (r"\a", "\x07", Some(true)),
+        (r"\v", "\x0b", Some(true)),
+        (r"\<a\>", "<a>", Some(true)),
+        (r"\_", "_", Some(true)),
+        (r"\101", "A", Some(true)),
+        (r"\0", "\0", Some(true)),
+        (r"\12", "\n", Some(true)),
+        (r"\1", "\x01", None),
+        (r"\8", "8", None),
+        (r"\x41", "A", Some(true)),
+        (r"\x{41}", "A", Some(true)),
+        (r"\x4", "A", None),
+        (r"\Qa.b\E", "a.b", Some(true)),
+        (r"\Qa.b\E", "axb", Some(false)),
+        (r"\b{start}", "{start}", Some(false)),
+        (r"a\b{2}", "a", Some(true)),
+        // Look-around and flags Go does not have.
+        ("(?=a)a", "a", None),
+        ("(?x) a", "a", None),
+        ("(?u)a", "a", None),
+        ("(?R)a", "a", None),
+        ("(?)a", "a", Some(true)),
+        ("(?i-)a", "A", None),
+        // Classes: `[` and set operators are literals in Go.
+        ("[a[bc]]", "a]", Some(true)),
+        ("[a[bc]]", "[]", Some(true)),
+        ("[a[bc]]", "b", Some(false)),
+        ("[a-z&&[^aeiou]]", "&]", Some(true)),
+        ("[a-z&&[^aeiou]]", "b", Some(false)),
+        ("[a~~b]", "~", Some(true)),
+        ("[a--b]", "-", None),
+        ("[]a]", "]", Some(true)),
+        ("[^]a]", "b", Some(true)),
+        ("[a-]", "-", Some(true)),
+        ("[]", "", None),
+        ("[[:alpha:]]", "é", Some(false)),
+        ("[[:^alpha:]]", "1", Some(true)),
+        ("[:alpha:]", "a", Some(true)),
+        ("[[:foo:]]", "a", None),
+        (r"[^\x00-\x{10FFFF}]", "a", Some(false)),
+        // Repetition.
+        ("a{,2}", "a{,2}", Some(true)),
+        ("a{", "a{", Some(true)),
+        ("x{01}", "x", Some(false)),
+        ("x{0}", "", Some(true)),
+        ("a{1001}", "", None),
+        ("(a{2}){500}", "", Some(false)),
+        ("(a{500}){3}", "", None),
+        ("a**", "a", None),
+        ("a*??", "a", None),
+        ("a{2}{3}", "aaaaaa", None),
+        ("^*a", "a", Some(true)),
+        ("*a", "a", None),
+        // Groups, names, alternation.
+        ("(?P<n>a)(?P<n>b)", "ab", Some(true)),
+        ("(?<n>a)", "a", Some(true)),
+        ("(?P<é>a)", "a", None),
+        ("a|", "", Some(true)),
+        ("()", "", Some(true)),
+        // `.` and newlines.
+        ("a.b", "a\nb", Some(false)),
+        ("(?s)a.b", "a\nb", Some(true)),
+        ("[^a]", "\n", Some(true)),
+        // Unicode classes.
+        (r"\p{Greek}", "α", Some(true)),
+        (r"\p{^Greek}", "a", Some(true)),
+        (r"\P{^Greek}", "α", Some(true)),
+        (r"\pL", "α", Some(true)),
+        (r"\p{Any}", "x", Some(true)),
+        // The wrapper is part of what Go parses.
+        ("a)|(b", "axx", Some(true)),
+        ("a)|(b", "xxb", Some(true)),
+        ("a)|(b", "x", Some(false)),
+    ];
+
+    #[test]
+    fn agrees_with_go_regexp() {
+        for &(p, s, want) in GO {
+            let got = Pattern::compile(true, p).ok().map(|c| c.matches(s));
+            assert_eq!(got, want, "pattern {p:?} on {s:?}");
+        }
+    }
+
+    #[test]
+    fn rust_default_would_differ_where_we_translate() {
+        // The cases above are real differences: Rust's own dialect disagrees on each.
+        for (p, s) in [(r"\d", "٣"), (r"\w", "é"), (r"\s", "\u{a0}"), (r"[a[bc]]", "b")] {
+            let rust = Regex::new(&format!("^(?:{p})$")).expect("valid in Rust");
+            let ours = re(p);
+            assert_ne!(rust.is_match(s.as_bytes()), ours.matches(s), "{p} on {s:?}");
+        }
+    }
+
+    #[test]
+    fn finite_languages_become_sets() {
+        assert!(matches!(re("A{4}|ID123"), Pattern::Set(ref v) if v == &["AAAA", "ID123"]));
+        assert!(matches!(re("(?i)ab"), Pattern::Set(ref v) if v.len() == 4));
+        assert!(matches!(re("foo(bar)?"), Pattern::Set(ref v) if v == &["foo", "foobar"]));
+        assert!(matches!(re("a|ab"), Pattern::Set(ref v) if v == &["a", "ab"]));
+        assert!(matches!(re(""), Pattern::Set(ref v) if v == &[""]));
+        assert!(matches!(re("B(B|C)B.|x"), Pattern::Regex(_)));
+        assert!(matches!(re("a.*"), Pattern::Regex(_)));
+        // An inner assertion keeps the regex: "ab" does not match `a\bb`.
+        assert!(matches!(re(r"a\bb"), Pattern::Regex(_)));
+        assert!(!re(r"a\bb").matches("ab"));
+        assert!(matches!(re("a)|(b"), Pattern::Regex(_)));
+        assert!(re("(?i)db1|DB2").matches("Db2"));
+    }
+
+    #[test]
+    fn validation_compiles_the_unwrapped_pattern() {
+        assert!(check_regex("a)|(b").is_err());
+        assert!(check_regex("High.*|Low.*").is_ok());
+        assert!(check_regex("(").is_err());
+    }
+
+    #[test]
+    fn equal_is_literal() {
+        let p = Pattern::compile(false, "a.b").expect("always");
+        assert!(p.matches("a.b") && !p.matches("axb"));
+        assert_eq!(p.finite_values(), Some(&["a.b".to_owned()][..]));
+    }
+}
