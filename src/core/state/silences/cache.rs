@@ -64,7 +64,11 @@ pub(super) struct MutesCache {
 impl MutesCache {
     /// An empty cache holding at most `capacity` entries (at least 1).
     pub(super) fn new(capacity: usize) -> Self {
-        Self { map: HashMap::with_hasher(BuildHasherDefault::default()), capacity: capacity.max(1), evictions: 0 }
+        Self {
+            map: HashMap::with_hasher(BuildHasherDefault::default()),
+            capacity: capacity.max(1),
+            evictions: 0,
+        }
     }
 
     /// The entry for `fp`, created empty (and stale) if absent, evicting another if full.
@@ -75,7 +79,11 @@ impl MutesCache {
                 self.evictions += 1;
             }
         }
-        self.map.entry(fp).or_insert_with(|| Entry { version: u64::MAX, layout: u64::MAX, slots: Vec::new() })
+        self.map.entry(fp).or_insert_with(|| Entry {
+            version: u64::MAX,
+            layout: u64::MAX,
+            slots: Vec::new(),
+        })
     }
 
     /// Drop the entry of an alert that is gone.

@@ -281,7 +281,9 @@ impl Index {
         labels: &LabelSet,
         memo: &mut Memo,
     ) -> bool {
-        uses.iter().enumerate().all(|(i, u)| Some(i) == skip || self.eval(u.term, labels, memo) != u.negate)
+        uses.iter()
+            .enumerate()
+            .all(|(i, u)| Some(i) == skip || self.eval(u.term, labels, memo) != u.negate)
     }
 
     /// Whether the silence in `slot` matches (any set); `memo` must have been prepared with

@@ -51,11 +51,11 @@ use prost::Message;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
-pub use self::proto::{Comment, Matcher, MatcherSet, MatcherType, MeshSilence, Silence};
-pub use self::rules::{NameValidation, SilenceState};
 use self::cache::MutesCache;
 use self::index::{Index, Memo};
+pub use self::proto::{Comment, Matcher, MatcherSet, MatcherType, MeshSilence, Silence};
 use self::rules::{MergeDecision, merge_decision, state_at};
+pub use self::rules::{NameValidation, SilenceState};
 use super::labels::LabelSet;
 use super::{DecodeError, Timestamp, delimited};
 use crate::core::UnixMillis;
@@ -384,8 +384,11 @@ impl Silences {
         s.version = 1;
         for mut d in elements {
             let migrated = proto::migrate_comments(&mut d.silence);
-            let bytes =
-                if migrated { proto::encode_mesh(&d.silence, d.expires_at) } else { d.raw.to_vec() };
+            let bytes = if migrated {
+                proto::encode_mesh(&d.silence, d.expires_at)
+            } else {
+                d.raw.to_vec()
+            };
             s.store(d.silence, d.expires_at, bytes, Stage::LoadSnapshot, false);
         }
         Ok(s)
@@ -455,7 +458,11 @@ impl Silences {
     /// Create or update a silence (HEAD `Set`, §6.4). An update keeps the ID when the change
     /// does not rewrite history ([`rules::can_update`]); otherwise a new silence is created and
     /// the old one, if still active or pending, is expired.
-    pub fn set(&mut self, mut silence: Silence, now: UnixMillis) -> Result<SetOutcome, SilenceError> {
+    pub fn set(
+        &mut self,
+        mut silence: Silence,
+        now: UnixMillis,
+    ) -> Result<SetOutcome, SilenceError> {
         let now_ts = Timestamp::from(now);
         proto::normalize(&mut silence);
         if silence.starts_at.is_zero() {
@@ -479,7 +486,10 @@ impl Silences {
             }
         }
         if self.config.max_silences > 0 && self.live + 1 > self.config.max_silences {
-            return Err(SilenceError::TooMany { count: self.live, limit: self.config.max_silences });
+            return Err(SilenceError::TooMany {
+                count: self.live,
+                limit: self.config.max_silences,
+            });
         }
         silence.id = self.new_id();
         if silence.starts_at < now_ts {
@@ -543,14 +553,18 @@ impl Silences {
             if !keep {
                 continue;
             }
-            let local = self.by_id.get(d.silence.id.as_str()).map(|&s| self.stored(s).silence.updated_at);
+            let local =
+                self.by_id.get(d.silence.id.as_str()).map(|&s| self.stored(s).silence.updated_at);
             match merge_decision(local, &d.silence, d.expires_at, now) {
                 MergeDecision::Insert | MergeDecision::Replace => {}
                 MergeDecision::ExpiredOnArrival | MergeDecision::KeepLocal => continue,
             }
             let migrated = proto::migrate_comments(&mut d.silence);
-            let bytes =
-                if migrated { proto::encode_mesh(&d.silence, d.expires_at) } else { d.raw.to_vec() };
+            let bytes = if migrated {
+                proto::encode_mesh(&d.silence, d.expires_at)
+            } else {
+                d.raw.to_vec()
+            };
             self.store(d.silence, d.expires_at, bytes, Stage::Index, true);
             changed += 1;
         }
@@ -740,7 +754,12 @@ impl Silences {
     }
 
     /// A local write through the merge rule; returns the Part data if it changed the state.
-    fn write(&mut self, silence: Silence, expires_at: Timestamp, now: Timestamp) -> Option<Vec<u8>> {
+    fn write(
+        &mut self,
+        silence: Silence,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Option<Vec<u8>> {
         let local = self.by_id.get(silence.id.as_str()).map(|&s| self.stored(s).silence.updated_at);
         match merge_decision(local, &silence, expires_at, now) {
             MergeDecision::Insert | MergeDecision::Replace => {}
@@ -754,7 +773,14 @@ impl Silences {
 
     /// Put a silence into state: in place when its ID exists with the same matchers, in a
     /// new slot otherwise (a new ID, or changed matchers, which count as an addition).
-    fn store(&mut self, silence: Silence, expires_at: Timestamp, bytes: Vec<u8>, stage: Stage, bump: bool) {
+    fn store(
+        &mut self,
+        silence: Silence,
+        expires_at: Timestamp,
+        bytes: Vec<u8>,
+        stage: Stage,
+        bump: bool,
+    ) {
         if let Some(&slot) = self.by_id.get(silence.id.as_str()) {
             let s = self.slots[slot as usize].as_mut().expect("indexed slot is live");
             if s.silence.matcher_sets == silence.matcher_sets {

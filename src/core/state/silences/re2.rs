@@ -183,7 +183,8 @@ impl Translator {
             self.at += 1;
             match c {
                 'i' | 'm' | 's' | 'U' => {
-                    let (add, remove) = if negated { (&mut off, &mut on) } else { (&mut on, &mut off) };
+                    let (add, remove) =
+                        if negated { (&mut off, &mut on) } else { (&mut on, &mut off) };
                     remove.retain(|x| x != c);
                     if !add.contains(c) {
                         add.push(c);
@@ -632,10 +633,41 @@ mod tests {
     #[test]
     fn go_rejections() {
         for p in [
-            r"\Z", r"\e", r"\C", r"\1", r"\8", r"\x4", "(?x)a", "(?u)a", "(?R)a", "(?=a)",
-            "(?!a)", "(?<=a)", "(?i-)a", "(?-)a", "a**", "a*??", "a{2}{3}", "a{2}*", "*a",
-            "(*)", "a|*", "a{1001}", "(a{500}){3}", "x{2,1}", "[a--b]", "[z-a]", "[]", "[[:foo:]]",
-            "[[:alpha:]", "(?P<é>a)", "(a", "a)", r"[a-\d]", r"\x{110000}", "(?P=n)",
+            r"\Z",
+            r"\e",
+            r"\C",
+            r"\1",
+            r"\8",
+            r"\x4",
+            "(?x)a",
+            "(?u)a",
+            "(?R)a",
+            "(?=a)",
+            "(?!a)",
+            "(?<=a)",
+            "(?i-)a",
+            "(?-)a",
+            "a**",
+            "a*??",
+            "a{2}{3}",
+            "a{2}*",
+            "*a",
+            "(*)",
+            "a|*",
+            "a{1001}",
+            "(a{500}){3}",
+            "x{2,1}",
+            "[a--b]",
+            "[z-a]",
+            "[]",
+            "[[:foo:]]",
+            "[[:alpha:]",
+            "(?P<é>a)",
+            "(a",
+            "a)",
+            r"[a-\d]",
+            r"\x{110000}",
+            "(?P=n)",
         ] {
             assert!(translate(p).is_err(), "{p} should be rejected");
         }

@@ -113,7 +113,9 @@ fn validate_matcher(m: &Matcher, names: NameValidation) -> Result<(), String> {
 fn matches_empty(m: &Matcher) -> bool {
     match m.kind() {
         Some(MatcherType::Equal) => m.pattern.is_empty(),
-        Some(MatcherType::Regexp) => Pattern::compile(true, &m.pattern).is_ok_and(|p| p.matches("")),
+        Some(MatcherType::Regexp) => {
+            Pattern::compile(true, &m.pattern).is_ok_and(|p| p.matches(""))
+        }
         _ => false,
     }
 }
@@ -193,7 +195,10 @@ mod tests {
     #[test]
     fn state_boundaries_are_inclusive_for_active() {
         let s = sil(vec![vec![eq("a", "1")]], 100, 200);
-        assert_eq!(state_at(&s, Timestamp { seconds: 99, nanos: 999_999_999 }), SilenceState::Pending);
+        assert_eq!(
+            state_at(&s, Timestamp { seconds: 99, nanos: 999_999_999 }),
+            SilenceState::Pending
+        );
         assert_eq!(state_at(&s, ts(100)), SilenceState::Active);
         assert_eq!(state_at(&s, ts(200)), SilenceState::Active);
         assert_eq!(state_at(&s, Timestamp { seconds: 200, nanos: 1 }), SilenceState::Expired);
@@ -205,21 +210,29 @@ mod tests {
         assert_eq!(ok(&sil(vec![vec![eq("a", "1")]], 1, 2)), Ok(()));
         assert_eq!(ok(&sil(vec![], 1, 2)).unwrap_err(), "at least one matcher set required");
         assert_eq!(ok(&sil(vec![vec![]], 1, 2)).unwrap_err(), "matcher set 0 is empty");
-        assert!(ok(&sil(vec![vec![eq("", "1")]], 1, 2)).unwrap_err().contains("invalid label name"));
+        assert!(
+            ok(&sil(vec![vec![eq("", "1")]], 1, 2)).unwrap_err().contains("invalid label name")
+        );
         assert!(ok(&sil(vec![vec![eq("é.x", "1")]], 1, 2)).is_ok());
-        assert!(validate(&sil(vec![vec![eq("é.x", "1")]], 1, 2), NameValidation::Classic)
-            .unwrap_err()
-            .contains("invalid label name"));
+        assert!(
+            validate(&sil(vec![vec![eq("é.x", "1")]], 1, 2), NameValidation::Classic)
+                .unwrap_err()
+                .contains("invalid label name")
+        );
         assert!(validate(&sil(vec![vec![eq("_a9", "1")]], 1, 2), NameValidation::Classic).is_ok());
         assert!(validate(&sil(vec![vec![eq("9a", "1")]], 1, 2), NameValidation::Classic).is_err());
-        assert!(ok(&sil(vec![vec![m(MatcherType::Regexp, "a", "(")]], 1, 2))
-            .unwrap_err()
-            .contains("invalid regular expression"));
+        assert!(
+            ok(&sil(vec![vec![m(MatcherType::Regexp, "a", "(")]], 1, 2))
+                .unwrap_err()
+                .contains("invalid regular expression")
+        );
         assert!(ok(&sil(vec![vec![m(MatcherType::NotRegexp, "a", "a**")]], 1, 2)).is_err());
         let unknown = Matcher { r#type: 9, name: "a".into(), pattern: "b".into() };
         assert!(ok(&sil(vec![vec![unknown]], 1, 2)).unwrap_err().contains("unknown matcher type"));
         // Every matcher of a set matching the empty string.
-        for only_empty in [eq("a", ""), m(MatcherType::Regexp, "a", ".*"), m(MatcherType::Regexp, "a", "x|")] {
+        for only_empty in
+            [eq("a", ""), m(MatcherType::Regexp, "a", ".*"), m(MatcherType::Regexp, "a", "x|")]
+        {
             let e = ok(&sil(vec![vec![only_empty.clone()]], 1, 2)).unwrap_err();
             assert!(e.contains("must not match the empty string"), "{e}");
             assert!(ok(&sil(vec![vec![only_empty, eq("b", "1")]], 1, 2)).is_ok());
@@ -227,14 +240,22 @@ mod tests {
         // Negative matchers do not count as matching empty (Go's rule).
         assert!(ok(&sil(vec![vec![m(MatcherType::NotEqual, "a", "x")]], 1, 2)).is_ok());
         // The second set is checked too.
-        assert!(ok(&sil(vec![vec![eq("a", "1")], vec![eq("b", "")]], 1, 2))
-            .unwrap_err()
-            .starts_with("matcher set 1"));
-        assert_eq!(ok(&sil(vec![vec![eq("a", "1")]], 0, 2)).unwrap_err(), "invalid zero start timestamp");
+        assert!(
+            ok(&sil(vec![vec![eq("a", "1")], vec![eq("b", "")]], 1, 2))
+                .unwrap_err()
+                .starts_with("matcher set 1")
+        );
+        assert_eq!(
+            ok(&sil(vec![vec![eq("a", "1")]], 0, 2)).unwrap_err(),
+            "invalid zero start timestamp"
+        );
         let mut go_zero = sil(vec![vec![eq("a", "1")]], 1, 2);
         go_zero.ends_at = Timestamp { seconds: crate::core::state::GO_ZERO_SECONDS, nanos: 0 };
         assert_eq!(ok(&go_zero).unwrap_err(), "invalid zero end timestamp");
-        assert_eq!(ok(&sil(vec![vec![eq("a", "1")]], 3, 2)).unwrap_err(), "end time must not be before start time");
+        assert_eq!(
+            ok(&sil(vec![vec![eq("a", "1")]], 3, 2)).unwrap_err(),
+            "end time must not be before start time"
+        );
         assert!(ok(&sil(vec![vec![eq("a", "1")]], 2, 2)).is_ok());
     }
 
@@ -274,9 +295,17 @@ mod tests {
         s.updated_at = ts(500);
         assert_eq!(merge_decision(None, &s, ts(999), now), MergeDecision::ExpiredOnArrival);
         assert_eq!(merge_decision(Some(ts(1)), &s, ts(999), now), MergeDecision::ExpiredOnArrival);
-        assert_eq!(merge_decision(None, &s, ts(1000), now), MergeDecision::Insert, "expiring now is kept");
+        assert_eq!(
+            merge_decision(None, &s, ts(1000), now),
+            MergeDecision::Insert,
+            "expiring now is kept"
+        );
         assert_eq!(merge_decision(Some(ts(499)), &s, ts(2000), now), MergeDecision::Replace);
-        assert_eq!(merge_decision(Some(ts(500)), &s, ts(2000), now), MergeDecision::KeepLocal, "tie");
+        assert_eq!(
+            merge_decision(Some(ts(500)), &s, ts(2000), now),
+            MergeDecision::KeepLocal,
+            "tie"
+        );
         assert_eq!(merge_decision(Some(ts(501)), &s, ts(2000), now), MergeDecision::KeepLocal);
     }
 }
