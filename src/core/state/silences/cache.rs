@@ -44,7 +44,7 @@ impl Hasher for FingerprintHasher {
 
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0 << 8 | self.0 >> 56) ^ u64::from(*b);
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
 
@@ -73,11 +73,12 @@ impl MutesCache {
 
     /// The entry for `fp`, created empty (and stale) if absent, evicting another if full.
     pub(super) fn entry(&mut self, fp: u64) -> &mut Entry {
-        if !self.map.contains_key(&fp) && self.map.len() >= self.capacity {
-            if let Some(&victim) = self.map.keys().next() {
-                self.map.remove(&victim);
-                self.evictions += 1;
-            }
+        if !self.map.contains_key(&fp)
+            && self.map.len() >= self.capacity
+            && let Some(&victim) = self.map.keys().next()
+        {
+            self.map.remove(&victim);
+            self.evictions += 1;
         }
         self.map.entry(fp).or_insert_with(|| Entry {
             version: u64::MAX,

@@ -21,7 +21,9 @@
 
 use std::collections::BTreeMap;
 
-use super::matcher::{Pattern, PatternError};
+use regex::bytes::Regex;
+
+use super::matcher::{PatternError, build, contains, split_regex};
 use super::proto::{MatcherType, Silence};
 use crate::core::state::labels::LabelSet;
 
@@ -29,12 +31,43 @@ use crate::core::state::labels::LabelSet;
 #[derive(Debug)]
 struct Term {
     key: TermKey,
-    pattern: Pattern,
+    kind: TermKind,
     matches_empty: bool,
     refs: u32,
 }
 
+/// (label name, regex?, pattern as written).
 type TermKey = (String, bool, String);
+
+#[derive(Debug)]
+enum TermKind {
+    Equal(String),
+    /// The split regex ([`super::matcher::RegexParts`]): exact values, or a shared residual.
+    Regex {
+        values: Vec<String>,
+        residual: Option<u32>,
+    },
+}
+
+impl TermKind {
+    /// The exact values accepted, when there are finitely few.
+    fn finite_values(&self) -> Option<&[String]> {
+        match self {
+            Self::Equal(v) => Some(std::slice::from_ref(v)),
+            Self::Regex { values, residual: None } => Some(values),
+            Self::Regex { residual: Some(_), .. } => None,
+        }
+    }
+}
+
+/// A compiled residual regex, shared by every term of the same label name whose regex has
+/// the same non-finite branches.
+#[derive(Debug)]
+struct Residual {
+    key: (String, String),
+    regex: Regex,
+    refs: u32,
+}
 
 /// One matcher of a compiled set: a term, negated for `!=`/`!~`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,22 +95,39 @@ struct NamePostings {
     present: Vec<Posting>,
 }
 
-/// Per-query cache of term results: 0 unknown, 1 false, 2 true. Only touched marks are
-/// reset, so reusing one across queries costs nothing per term.
+/// Per-query cache of term and residual results: 0 unknown, 1 false, 2 true. Only touched
+/// marks are reset, so reusing one across queries costs nothing per term.
 #[derive(Debug, Default)]
 pub(super) struct Memo {
+    terms: Marks,
+    residuals: Marks,
+}
+
+#[derive(Debug, Default)]
+struct Marks {
     marks: Vec<u8>,
     touched: Vec<u32>,
 }
 
-impl Memo {
-    fn start(&mut self, terms: usize) {
+impl Marks {
+    fn start(&mut self, n: usize) {
         for t in self.touched.drain(..) {
             self.marks[t as usize] = 0;
         }
-        if self.marks.len() < terms {
-            self.marks.resize(terms, 0);
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
         }
+    }
+
+    fn get_or(&mut self, id: u32, f: impl FnOnce() -> bool) -> bool {
+        let mark = self.marks[id as usize];
+        if mark != 0 {
+            return mark == 2;
+        }
+        let result = f();
+        self.marks[id as usize] = 1 + u8::from(result);
+        self.touched.push(id);
+        result
     }
 }
 
@@ -87,6 +137,9 @@ pub(super) struct Index {
     terms: Vec<Option<Term>>,
     free_terms: Vec<u32>,
     term_ids: BTreeMap<TermKey, u32>,
+    residuals: Vec<Option<Residual>>,
+    free_residuals: Vec<u32>,
+    residual_ids: BTreeMap<(String, String), u32>,
     /// Per slot; `None` for a silence that never matches (or a removed slot).
     slots: Vec<Option<Compiled>>,
     names: BTreeMap<String, NamePostings>,
@@ -191,7 +244,7 @@ impl Index {
             if u.negate || t.matches_empty {
                 continue;
             }
-            let weight = t.pattern.finite_values().map_or(usize::MAX, <[String]>::len);
+            let weight = t.kind.finite_values().map_or(usize::MAX, <[String]>::len);
             if best.is_none_or(|(_, w)| weight < w) {
                 best = Some((i, weight));
             }
@@ -208,7 +261,7 @@ impl Index {
             };
             let term = self.terms[uses[a].term as usize].as_ref().expect("live term");
             let names = self.names.entry(term.key.0.clone()).or_default();
-            match term.pattern.finite_values() {
+            match term.kind.finite_values() {
                 Some(values) => {
                     for v in values {
                         names.by_value.entry(v.clone()).or_default().push(posting);
@@ -227,20 +280,36 @@ impl Index {
             }
             return Ok(id);
         }
-        let compiled = Pattern::compile(regex, pattern)?;
-        let matches_empty = compiled.matches("");
-        let term = Term { key: key.clone(), pattern: compiled, matches_empty, refs: 1 };
-        let id = match self.free_terms.pop() {
-            Some(id) => {
-                self.terms[id as usize] = Some(term);
-                id
-            }
-            None => {
-                self.terms.push(Some(term));
-                u32::try_from(self.terms.len() - 1).unwrap_or(u32::MAX)
-            }
+        let (kind, matches_empty) = if regex {
+            let parts = split_regex(pattern)?;
+            let residual = match parts.residual {
+                Some(text) => Some(self.acquire_residual(name, text)?),
+                None => None,
+            };
+            let empty = contains(&parts.values, "")
+                || residual.is_some_and(|r| self.residual(r).regex.is_match(b""));
+            (TermKind::Regex { values: parts.values, residual }, empty)
+        } else {
+            (TermKind::Equal(pattern.to_owned()), pattern.is_empty())
         };
+        let term = Term { key: key.clone(), kind, matches_empty, refs: 1 };
+        let id = reuse_or_push(&mut self.terms, &mut self.free_terms, term);
         self.term_ids.insert(key, id);
+        Ok(id)
+    }
+
+    fn acquire_residual(&mut self, name: &str, text: String) -> Result<u32, PatternError> {
+        let key = (name.to_owned(), text);
+        if let Some(&id) = self.residual_ids.get(&key) {
+            if let Some(r) = self.residuals[id as usize].as_mut() {
+                r.refs += 1;
+            }
+            return Ok(id);
+        }
+        let regex = build(&key.1)?;
+        let residual = Residual { key: key.clone(), regex, refs: 1 };
+        let id = reuse_or_push(&mut self.residuals, &mut self.free_residuals, residual);
+        self.residual_ids.insert(key, id);
         Ok(id)
     }
 
@@ -248,12 +317,32 @@ impl Index {
         let Some(slot) = self.terms.get_mut(id as usize) else { return };
         let Some(t) = slot.as_mut() else { return };
         t.refs -= 1;
-        if t.refs == 0 {
-            if let Some(t) = slot.take() {
-                self.term_ids.remove(&t.key);
-            }
-            self.free_terms.push(id);
+        if t.refs > 0 {
+            return;
         }
+        let Some(t) = slot.take() else { return };
+        self.term_ids.remove(&t.key);
+        self.free_terms.push(id);
+        if let TermKind::Regex { residual: Some(r), .. } = t.kind {
+            self.release_residual(r);
+        }
+    }
+
+    fn release_residual(&mut self, id: u32) {
+        let Some(slot) = self.residuals.get_mut(id as usize) else { return };
+        let Some(r) = slot.as_mut() else { return };
+        r.refs -= 1;
+        if r.refs == 0 {
+            if let Some(r) = slot.take() {
+                self.residual_ids.remove(&r.key);
+            }
+            self.free_residuals.push(id);
+        }
+    }
+
+    fn residual(&self, id: u32) -> &Residual {
+        // Invariant: a term only names residuals it holds a reference on.
+        self.residuals[id as usize].as_ref().expect("referenced residual is live")
     }
 
     fn term(&self, id: u32) -> &Term {
@@ -262,16 +351,21 @@ impl Index {
     }
 
     fn eval(&self, id: u32, labels: &LabelSet, memo: &mut Memo) -> bool {
-        let mark = memo.marks[id as usize];
-        if mark != 0 {
-            return mark == 2;
-        }
-        let t = self.term(id);
-        let value = labels.get(&t.key.0).map_or("", String::as_str);
-        let result = t.pattern.matches(value);
-        memo.marks[id as usize] = 1 + u8::from(result);
-        memo.touched.push(id);
-        result
+        let Memo { terms, residuals } = memo;
+        terms.get_or(id, || {
+            let t = self.term(id);
+            let value = labels.get(&t.key.0).map_or("", String::as_str);
+            match &t.kind {
+                TermKind::Equal(v) => v == value,
+                TermKind::Regex { values, residual } => {
+                    contains(values, value)
+                        || residual.is_some_and(|r| {
+                            residuals
+                                .get_or(r, || self.residual(r).regex.is_match(value.as_bytes()))
+                        })
+                }
+            }
+        })
     }
 
     fn set_matches(
@@ -295,7 +389,8 @@ impl Index {
 
     /// Prepare `memo` for a query over the current terms.
     pub(super) fn begin(&self, memo: &mut Memo) {
-        memo.start(self.terms.len());
+        memo.terms.start(self.terms.len());
+        memo.residuals.start(self.residuals.len());
     }
 
     /// Every slot with a set matching `labels` and accepted by `accept` (checked before any
@@ -341,6 +436,20 @@ impl Index {
         }
         out.truncate(w);
         examined
+    }
+}
+
+/// Put `item` in a free slot or a new one; returns its number.
+fn reuse_or_push<T>(items: &mut Vec<Option<T>>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(id) => {
+            items[id as usize] = Some(item);
+            id
+        }
+        None => {
+            items.push(Some(item));
+            u32::try_from(items.len() - 1).unwrap_or(u32::MAX)
+        }
     }
 }
 
@@ -419,6 +528,24 @@ mod tests {
         assert_eq!(ix.term_count(), 0);
         ix.compact(&[None, None, None]);
         assert!(query(&ix, &labels(&[("a", "1"), ("b", "xx")])).is_empty());
+    }
+
+    #[test]
+    fn residual_regexes_are_shared_per_label_name() {
+        let mut ix = Index::default();
+        for i in 0..3 {
+            let s = silence(&[&[(Regexp, "b", &format!("ID{i}|B(B|C)B."))]]);
+            ix.insert(i, &s).expect("valid");
+        }
+        ix.insert(3, &silence(&[&[(Regexp, "c", "B(B|C)B.")]])).expect("valid");
+        assert_eq!(ix.term_count(), 4);
+        assert_eq!(ix.residual_ids.len(), 2, "one for b, one for c");
+        assert_eq!(query(&ix, &labels(&[("b", "BCBx")])), vec![0, 1, 2]);
+        assert_eq!(query(&ix, &labels(&[("b", "ID1")])), vec![1]);
+        for slot in 0..4 {
+            ix.remove(slot);
+        }
+        assert!(ix.residual_ids.is_empty() && ix.term_ids.is_empty());
     }
 
     #[test]

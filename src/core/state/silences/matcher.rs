@@ -34,8 +34,10 @@ pub enum Pattern {
     Equal(String),
     /// A regex whose language is exactly these strings (sorted, deduplicated).
     Set(Vec<String>),
-    /// Any other regex, anchored.
+    /// A regex with no finite part worth separating, anchored.
     Regex(Regex),
+    /// A regex `a|b|rest`: these exact strings, or the anchored rest.
+    Mixed(Vec<String>, Regex),
 }
 
 impl Pattern {
@@ -44,25 +46,21 @@ impl Pattern {
         if !regex {
             return Ok(Self::Equal(pattern.to_owned()));
         }
-        let rust = translate(&format!("^(?:{pattern})$"))?;
-        let hir = parse(&rust)?;
-        if let Some(set) = finite_language(&hir) {
-            return Ok(Self::Set(set));
-        }
-        RegexBuilder::new(&rust)
-            .nest_limit(NEST_LIMIT)
-            .size_limit(SIZE_LIMIT)
-            .build()
-            .map(Self::Regex)
-            .map_err(|e| PatternError(e.to_string()))
+        let parts = split_regex(pattern)?;
+        Ok(match parts.residual {
+            None => Self::Set(parts.values),
+            Some(rest) if parts.values.is_empty() => Self::Regex(build(&rest)?),
+            Some(rest) => Self::Mixed(parts.values, build(&rest)?),
+        })
     }
 
     /// Whether `value` is accepted.
     pub fn matches(&self, value: &str) -> bool {
         match self {
             Self::Equal(v) => v == value,
-            Self::Set(values) => values.binary_search_by(|v| v.as_str().cmp(value)).is_ok(),
+            Self::Set(values) => contains(values, value),
             Self::Regex(re) => re.is_match(value.as_bytes()),
+            Self::Mixed(values, re) => contains(values, value) || re.is_match(value.as_bytes()),
         }
     }
 
@@ -71,9 +69,43 @@ impl Pattern {
         match self {
             Self::Equal(v) => Some(std::slice::from_ref(v)),
             Self::Set(values) => Some(values),
-            Self::Regex(_) => None,
+            Self::Regex(_) | Self::Mixed(..) => None,
         }
     }
+}
+
+/// Membership in a sorted list.
+pub(super) fn contains(values: &[String], value: &str) -> bool {
+    values.binary_search_by(|v| v.as_str().cmp(value)).is_ok()
+}
+
+/// A regex matcher taken apart: `^(?:b1|b2|…)$` accepts a value iff it is one of `values`
+/// (the branches with a small finite language) or the anchored `residual` (the other
+/// branches) matches it. Splitting lets the index file the finite part by value and share one
+/// compiled residual between silences whose patterns differ only in literal branches
+/// (`ID1|x.*`, `ID2|x.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RegexParts {
+    /// Sorted, deduplicated.
+    pub(super) values: Vec<String>,
+    /// A Rust pattern, anchored, for `bytes::Regex`.
+    pub(super) residual: Option<String>,
+}
+
+/// Translate and split the regex of an `=~` / `!~` matcher (see [`RegexParts`]).
+pub(super) fn split_regex(pattern: &str) -> Result<RegexParts, PatternError> {
+    let rust = translate(&format!("^(?:{pattern})$"))?;
+    let hir = parse(&rust)?;
+    Ok(split(&hir, &rust).unwrap_or(RegexParts { values: Vec::new(), residual: Some(rust) }))
+}
+
+/// Compile an anchored Rust pattern produced by [`split_regex`].
+pub(super) fn build(rust: &str) -> Result<Regex, PatternError> {
+    RegexBuilder::new(rust)
+        .nest_limit(NEST_LIMIT)
+        .size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(|e| PatternError(e.to_string()))
 }
 
 /// Whether Go's `regexp.Compile(pattern)` (unwrapped, as validation calls it) would succeed.
@@ -96,10 +128,9 @@ fn parse(rust: &str) -> Result<Hir, PatternError> {
         .map_err(|e| PatternError(e.to_string()))
 }
 
-/// The language of `^(?:x)$` when `x` has no inner assertions and denotes a small finite set
-/// of strings. Inner assertions (`\b`, `(?m)^`) are excluded because literal extraction
-/// treats them as always true.
-fn finite_language(hir: &Hir) -> Option<Vec<String>> {
+/// Split `^(?:x)$` by the top-level branches of `x`. `None` when the regex is not of that
+/// shape (the wrapper quirk `a)|(b` makes the anchors part of branches).
+fn split(hir: &Hir, whole: &str) -> Option<RegexParts> {
     let HirKind::Concat(parts) = hir.kind() else { return None };
     let [first, middle @ .., last] = parts.as_slice() else { return None };
     if !matches!(first.kind(), HirKind::Look(Look::Start))
@@ -108,20 +139,39 @@ fn finite_language(hir: &Hir) -> Option<Vec<String>> {
         return None;
     }
     let inner = Hir::concat(middle.to_vec());
-    if !inner.properties().look_set().is_empty() {
+    let branches = match inner.kind() {
+        HirKind::Alternation(branches) => branches.clone(),
+        _ => vec![inner],
+    };
+    let mut values = Vec::new();
+    let mut rest = Vec::new();
+    for branch in &branches {
+        match finite_language(branch) {
+            Some(v) if values.len() + v.len() <= MAX_SET => values.extend(v),
+            _ => rest.push(branch.clone()),
+        }
+    }
+    values.sort_unstable();
+    values.dedup();
+    let residual = match rest.len() {
+        0 => None,
+        n if n == branches.len() => Some(whole.to_owned()),
+        _ => Some(format!("^(?:{})$", Hir::alternation(rest))),
+    };
+    Some(RegexParts { values, residual })
+}
+
+/// The strings a branch accepts, when it has no assertions (literal extraction treats them
+/// as always true) and denotes a small finite set.
+fn finite_language(branch: &Hir) -> Option<Vec<String>> {
+    if !branch.properties().look_set().is_empty() {
         return None;
     }
-    let seq = Extractor::new().limit_total(MAX_SET).extract(&inner);
+    let seq = Extractor::new().limit_total(MAX_SET).extract(branch);
     if !seq.is_exact() {
         return None;
     }
-    let mut out = Vec::new();
-    for lit in seq.literals()? {
-        out.push(String::from_utf8(lit.as_bytes().to_vec()).ok()?);
-    }
-    out.sort_unstable();
-    out.dedup();
-    (out.len() <= MAX_SET).then_some(out)
+    seq.literals()?.iter().map(|lit| String::from_utf8(lit.as_bytes().to_vec()).ok()).collect()
 }
 
 #[cfg(test)]
@@ -265,13 +315,32 @@ mod tests {
         assert!(matches!(re("foo(bar)?"), Pattern::Set(ref v) if v == &["foo", "foobar"]));
         assert!(matches!(re("a|ab"), Pattern::Set(ref v) if v == &["a", "ab"]));
         assert!(matches!(re(""), Pattern::Set(ref v) if v == &[""]));
-        assert!(matches!(re("B(B|C)B.|x"), Pattern::Regex(_)));
+        assert!(matches!(re("B(B|C)B.|x"), Pattern::Mixed(ref v, _) if v == &["x"]));
+        assert!(re("B(B|C)B.|x").matches("BCBz") && re("B(B|C)B.|x").matches("x"));
+        assert!(!re("B(B|C)B.|x").matches("xx"));
+        assert!(matches!(re("B(B|C)B."), Pattern::Regex(_)));
         assert!(matches!(re("a.*"), Pattern::Regex(_)));
         // An inner assertion keeps the regex: "ab" does not match `a\bb`.
         assert!(matches!(re(r"a\bb"), Pattern::Regex(_)));
         assert!(!re(r"a\bb").matches("ab"));
         assert!(matches!(re("a)|(b"), Pattern::Regex(_)));
         assert!(re("(?i)db1|DB2").matches("Db2"));
+    }
+
+    #[test]
+    fn splitting_shares_residuals_and_keeps_semantics() {
+        let a = split_regex("ID1|B(B|C)B.").expect("valid");
+        let b = split_regex("ID2|B(B|C)B.").expect("valid");
+        assert_eq!(a.values, ["ID1"]);
+        assert_eq!(b.values, ["ID2"]);
+        assert_eq!(a.residual, b.residual, "one compiled residual serves both");
+        // Flags apply across branches; assertions stay in the residual.
+        let c = split_regex(r"(?i)ab|x\by|c.*").expect("valid");
+        assert_eq!(c.values.len(), 4);
+        let p = re(r"(?i)ab|x\by|c.*");
+        for (v, want) in [("aB", true), ("Cz", true), ("xy", false), ("x", false)] {
+            assert_eq!(p.matches(v), want, "{v}");
+        }
     }
 
     #[test]

@@ -641,10 +641,10 @@ impl Silences {
                 ),
                 None => {
                     for slot in start..self.slots.len() {
-                        if let Some(s) = &self.slots[slot] {
-                            if wanted(slot as u32, s) {
-                                out.push(slot as u32);
-                            }
+                        if let Some(s) = &self.slots[slot]
+                            && wanted(slot as u32, s)
+                        {
+                            out.push(slot as u32);
                         }
                     }
                     self.slots.len() - start
