@@ -14,8 +14,9 @@ use regex_syntax::hir::{Hir, HirKind, Look};
 
 use super::re2;
 
-/// Rust-side nesting limit: Go allows 1000 groups; the translator adds a wrapper per repeat.
-const NEST_LIMIT: u32 = 2 * re2::MAX_DEPTH as u32 + 10;
+/// Rust-side nesting limit: the translator keeps Go's tree height (≤ 1000); Rust counts a
+/// group and its repetition as two levels.
+const NEST_LIMIT: u32 = 2 * re2::MAX_HEIGHT + 10;
 /// Compiled-program size limit per regex (Rust's default is 10 MiB; a peer's pattern should
 /// not cost more than this each).
 const SIZE_LIMIT: usize = 4 << 20;
@@ -348,6 +349,22 @@ mod tests {
         assert!(check_regex("a)|(b").is_err());
         assert!(check_regex("High.*|Low.*").is_ok());
         assert!(check_regex("(").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_go_accepts_compiles_without_overflow() {
+        // Just under Go's height limit (see re2's tests), in a test thread's small stack.
+        let deep = format!("{}a{}", "(".repeat(499), ")*".repeat(499));
+        let p = Pattern::compile(true, &deep).expect("Go accepts this");
+        assert!(p.matches("aaa") && p.matches(""));
+        let deep = format!("{}a|b{}", "(x|".repeat(498), ")".repeat(498));
+        let p = Pattern::compile(true, &deep).expect("Go accepts this");
+        assert!(p.matches("b") && !p.matches("xb"));
+        let deep = format!("{}a{}", "(".repeat(998), ")".repeat(998));
+        assert!(Pattern::compile(true, &deep).expect("Go accepts this").matches("a"));
+        assert!(
+            Pattern::compile(true, &format!("{}a{}", "(".repeat(999), ")".repeat(999))).is_err()
+        );
     }
 
     #[test]
