@@ -197,7 +197,8 @@ pub struct SetOutcome {
     pub expired_previous: Option<Vec<u8>>,
 }
 
-/// Filters of [`Silences::query`], ANDed; an empty field does not filter.
+/// Filters of [`Silences::query`], ANDed; an empty field does not filter. (HEAD refuses
+/// `QIDs` together with `QSince` and an empty `QIDs`; here they simply combine.)
 #[derive(Debug, Clone, Default)]
 pub struct Query<'a> {
     /// Only these IDs (HEAD `QIDs`).
@@ -657,8 +658,10 @@ impl Silences {
 
     /// Which silences mute the alert with these labels and `fingerprint` (its
     /// [`labels::fingerprint`](super::labels::fingerprint), computed once by the caller):
-    /// HEAD's `Silencer.Mutes` with its per-fingerprint cache ([`cache`]). Allocates only when
-    /// the alert is muted or pending; see [`Silences::mutes_into`] to reuse buffers.
+    /// HEAD's `Silencer.Mutes` with its per-fingerprint cache ([`cache`]). The cache trusts
+    /// the fingerprint: two label sets passed with one fingerprint share an entry (as in
+    /// Alertmanager). Allocates only when the alert is muted or pending; see
+    /// [`Silences::mutes_into`] to reuse buffers.
     pub fn mutes(&mut self, fingerprint: u64, labels: &LabelSet, now: UnixMillis) -> MuteResult {
         let mut out = MuteResult::default();
         self.mutes_into(fingerprint, labels, now, &mut out);
