@@ -2,7 +2,7 @@
 //!
 //! A regex matcher compiles `^(?:pattern)$` exactly as Alertmanager builds it (the wrapper is
 //! part of the text Go parses, so even odd patterns such as `a)|(b` behave as in Go), after
-//! translating Go's syntax ([`super::re2`]). An absent label matches as the empty string.
+//! translating Go's syntax (`re2.rs`). An absent label matches as the empty string.
 //!
 //! When the anchored regex accepts a small finite set of strings (`A{4}|ID123`,
 //! `(?i)foo`, `db1|db2`), it is kept as that sorted set instead of a regex: matching is a

@@ -8,7 +8,7 @@
 //!   (§6.7, no validation); [`Silences::marshal`] / [`Silences::load`] are the full state and
 //!   the snapshot file, the same bytes (§7).
 //! * [`Silences::query`] and [`Silences::mutes`] answer "which silences match these labels",
-//!   through an index ([`index`]) and a per-alert cache ([`cache`]).
+//!   through an index (`index.rs`) and a per-alert cache (`cache.rs`).
 //!
 //! Where 0.25 and HEAD differ, HEAD is followed: matcher sets (OR of ANDs, field 11, with the
 //! field-2 copy for 0.25 peers), validation *before* the previous silence is expired, a
@@ -457,7 +457,8 @@ impl Silences {
     }
 
     /// Create or update a silence (HEAD `Set`, §6.4). An update keeps the ID when the change
-    /// does not rewrite history ([`rules::can_update`]); otherwise a new silence is created and
+    /// does not rewrite history (HEAD `canUpdate`: same matchers, and a start
+    /// that does not move into the past); otherwise a new silence is created and
     /// the old one, if still active or pending, is expired.
     pub fn set(
         &mut self,
@@ -658,7 +659,7 @@ impl Silences {
 
     /// Which silences mute the alert with these labels and `fingerprint` (its
     /// [`labels::fingerprint`](super::labels::fingerprint), computed once by the caller):
-    /// HEAD's `Silencer.Mutes` with its per-fingerprint cache ([`cache`]). The cache trusts
+    /// HEAD's `Silencer.Mutes` with its per-fingerprint cache (`cache.rs`). The cache trusts
     /// the fingerprint: two label sets passed with one fingerprint share an entry (as in
     /// Alertmanager). Allocates only when the alert is muted or pending; see
     /// [`Silences::mutes_into`] to reuse buffers.

@@ -73,7 +73,7 @@ pub struct MatcherSet {
 }
 
 /// A silence (`silencepb.Silence`). In memory it has the HEAD shape: `matchers` is empty and
-/// `matcher_sets` holds the matchers; [`normalize`] converts a 0.25-shaped one.
+/// `matcher_sets` holds the matchers; decoding and `Silences::set` convert a 0.25-shaped one.
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
 pub struct Silence {
     /// UUIDv4 text; empty when asking [`Silences::set`](super::Silences::set) to create one.

@@ -88,3 +88,82 @@ fn measure() {
         }
     }
 }
+
+#[test]
+#[ignore = "measurement; run in release with --ignored --nocapture"]
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+fn measure_other_paths() {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    // HEAD BenchmarkMutesIncremental-like: 10,000 `job="job<i>"` silences, a warm cache for
+    // {service="test", instance="instance1"}, then one added silence before each call, so
+    // every call takes the incremental path.
+    let mut s = store();
+    let mut data = Vec::new();
+    for i in 0..10_000 {
+        let s = peer_silence(
+            &format!("base{i}"),
+            vec![eq("job", &format!("job{i}"))],
+            -MIN,
+            HOUR,
+            -MIN,
+        );
+        data.extend(peer(&s, ts(2 * HOUR)));
+    }
+    s.merge(&data, at(0)).expect("ok");
+    let l = labels(&[("service", "test"), ("instance", "instance1")]);
+    let fp = fingerprint(&l);
+    s.mutes(fp, &l, at(0));
+    let adds: Vec<Vec<u8>> = (0..2_000)
+        .map(|i| {
+            let m = if i % 20 == 0 { eq("service", "test") } else { eq("job", &format!("new{i}")) };
+            peer(&peer_silence(&format!("add{i}"), vec![m], -MIN, HOUR, -MIN), ts(2 * HOUR))
+        })
+        .collect();
+    let mut spent = 0u128;
+    let mut out = MuteResult::default();
+    for a in &adds {
+        s.merge(a, at(0)).expect("ok");
+        let t = Instant::now();
+        black_box(s.mutes_into(fp, &l, at(1), &mut out));
+        spent += t.elapsed().as_nanos();
+    }
+    println!(
+        "mutes after one add (10,000 base): {:.0} ns/call, {} active at the end",
+        spent as f64 / 2_000.0,
+        out.active.len()
+    );
+
+    assert_eq!(s.count_state(&[SilenceState::Active], at(1)), 12_000);
+    let t = Instant::now();
+    for _ in 0..100 {
+        black_box(s.count_state(black_box(&[SilenceState::Active]), at(1)));
+    }
+    println!(
+        "count_state over {} silences: {:.0} ns",
+        s.len(),
+        t.elapsed().as_nanos() as f64 / 100.0
+    );
+    let snapshot = s.marshal();
+    let t = Instant::now();
+    let loaded = Silences::load(&snapshot, SilencesConfig::default(), 0).expect("ok");
+    println!(
+        "load of {} silences ({} bytes): {:.2} ms",
+        loaded.len(),
+        snapshot.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let alertmanager = alertmanager_query_state(10_000, 0);
+    let snapshot = alertmanager.marshal();
+    let t = Instant::now();
+    let loaded = Silences::load(&snapshot, SilencesConfig::default(), 0).expect("ok");
+    println!(
+        "load of the 10,000-silence query workload: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let mut loaded = loaded;
+    let t = Instant::now();
+    let removed = loaded.gc(at(HOUR + 120 * HOUR)).expect("no zero expiry");
+    println!("gc removing {removed}: {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
+}
