@@ -182,18 +182,31 @@ impl Index {
     }
 
     /// Renumber after slots were dropped: `keep[i]` is the new number of old slot `i`.
+    /// Postings are rewritten in place (no recompilation, no reallocation).
     pub(super) fn compact(&mut self, keep: &[Option<u32>]) {
-        let old = std::mem::take(&mut self.slots);
-        self.names.clear();
-        self.scan.clear();
-        for (i, c) in old.into_iter().enumerate() {
-            let Some(new) = keep.get(i).copied().flatten() else { continue };
-            debug_assert_eq!(new as usize, self.slots.len());
-            if let Some(c) = &c {
-                self.file(new, c);
-            }
-            self.slots.push(c);
+        let renumber = |list: &mut Vec<Posting>| {
+            list.retain_mut(|p| match keep.get(p.slot as usize).copied().flatten() {
+                Some(new) => {
+                    p.slot = new;
+                    true
+                }
+                None => false,
+            });
+        };
+        for np in self.names.values_mut() {
+            np.by_value.values_mut().for_each(renumber);
+            np.by_value.retain(|_, list| !list.is_empty());
+            renumber(&mut np.present);
         }
+        self.names.retain(|_, np| !np.by_value.is_empty() || !np.present.is_empty());
+        renumber(&mut self.scan);
+        let old = std::mem::take(&mut self.slots);
+        self.slots = old
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.get(*i).copied().flatten().is_some())
+            .map(|(_, c)| c)
+            .collect();
     }
 
     fn compile(&mut self, silence: &Silence) -> Result<Compiled, PatternError> {
@@ -260,11 +273,20 @@ impl Index {
                 continue;
             };
             let term = self.terms[uses[a].term as usize].as_ref().expect("live term");
-            let names = self.names.entry(term.key.0.clone()).or_default();
+            let name = term.key.0.as_str();
+            if !self.names.contains_key(name) {
+                self.names.insert(name.to_owned(), NamePostings::default());
+            }
+            let names = self.names.get_mut(name).expect("inserted above");
             match term.kind.finite_values() {
                 Some(values) => {
                     for v in values {
-                        names.by_value.entry(v.clone()).or_default().push(posting);
+                        match names.by_value.get_mut(v.as_str()) {
+                            Some(list) => list.push(posting),
+                            None => {
+                                names.by_value.insert(v.clone(), vec![posting]);
+                            }
+                        }
                     }
                 }
                 None => names.present.push(posting),

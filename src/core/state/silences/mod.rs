@@ -830,7 +830,9 @@ impl Silences {
                 Some(s) => {
                     let new = self.slots.len() as u32;
                     keep.push(Some(new));
-                    self.by_id.insert(s.id.clone(), new);
+                    if let Some(slot) = self.by_id.get_mut(s.id.as_str()) {
+                        *slot = new;
+                    }
                     self.slots.push(Some(s));
                     self.added.push(added);
                 }

@@ -1,6 +1,8 @@
 //! Release-build measurements (printed, not asserted) of the Alertmanager silence
 //! benchmarks' workloads.
 
+use rand::SeedableRng;
+
 use super::*;
 
 // ---------------------------------------------------------------------------------------
@@ -166,4 +168,36 @@ fn measure_other_paths() {
     let t = Instant::now();
     let removed = loaded.gc(at(HOUR + 120 * HOUR)).expect("no zero expiry");
     println!("gc removing {removed}: {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
+
+    // HEAD BenchmarkGC-like: N `foo="bar"` silences in random order, a fraction expired;
+    // timed: two GC runs (the second removes nothing).
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    for (n, expired) in [(1_000, 0.3), (10_000, 0.1), (10_000, 0.8)] {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rand::RngExt::random_range(&mut rng, 0..=i));
+        }
+        let cut = (n as f64 * expired) as usize;
+        let mut data = Vec::new();
+        for j in order {
+            let (id, exp) = if j < cut {
+                (format!("expired-{j}"), -MIN)
+            } else {
+                (format!("active-{j}"), 2 * HOUR)
+            };
+            data.extend(peer(
+                &peer_silence(&id, vec![eq("foo", "bar")], -2 * HOUR, -HOUR, -2 * HOUR),
+                ts(exp),
+            ));
+        }
+        let mut s = Silences::load(&data, SilencesConfig::default(), 0).expect("ok");
+        let t = Instant::now();
+        let first = s.gc(at(0)).expect("ok");
+        let second = s.gc(at(0)).expect("ok");
+        println!(
+            "gc {n} silences, {:.0}% expired: {:.0} us (removed {first} then {second})",
+            expired * 100.0,
+            t.elapsed().as_secs_f64() * 1e6
+        );
+    }
 }
