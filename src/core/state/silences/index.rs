@@ -19,9 +19,10 @@
 //! A silence whose matchers fail to compile (or with an unknown operator, or no sets, as only
 //! gossip can deliver) gets no postings: it never matches and costs queries nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use regex::bytes::Regex;
+use xxhash_rust::xxh3::Xxh3Builder;
 
 use super::matcher::{PatternError, build, contains, split_regex};
 use super::proto::{MatcherType, Silence};
@@ -89,9 +90,9 @@ struct Posting {
     set: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct NamePostings {
-    by_value: BTreeMap<String, Vec<Posting>>,
+    by_value: HashMap<String, Vec<Posting>, Xxh3Builder>,
     present: Vec<Posting>,
 }
 
@@ -132,21 +133,47 @@ impl Marks {
 }
 
 /// The index over all slots.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Index {
+    hash_key: u64,
     terms: Vec<Option<Term>>,
     free_terms: Vec<u32>,
-    term_ids: BTreeMap<TermKey, u32>,
+    term_ids: HashMap<TermKey, u32, Xxh3Builder>,
     residuals: Vec<Option<Residual>>,
     free_residuals: Vec<u32>,
-    residual_ids: BTreeMap<(String, String), u32>,
+    residual_ids: HashMap<(String, String), u32, Xxh3Builder>,
     /// Per slot; `None` for a silence that never matches (or a removed slot).
     slots: Vec<Option<Compiled>>,
     names: BTreeMap<String, NamePostings>,
     scan: Vec<Posting>,
 }
 
+impl Default for Index {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
 impl Index {
+    /// An empty index whose hash maps are keyed with `hash_key` (silence matchers come from
+    /// peers; a per-node key keeps their hashing unpredictable, and iteration order never
+    /// reaches an output).
+    pub(super) fn new(hash_key: u64) -> Self {
+        let hasher = Xxh3Builder::new().with_seed(hash_key);
+        Self {
+            hash_key,
+            terms: Vec::new(),
+            free_terms: Vec::new(),
+            term_ids: HashMap::with_hasher(hasher),
+            residuals: Vec::new(),
+            free_residuals: Vec::new(),
+            residual_ids: HashMap::with_hasher(hasher),
+            slots: Vec::new(),
+            names: BTreeMap::new(),
+            scan: Vec::new(),
+        }
+    }
+
     /// Distinct compiled terms (`alertmanager_silences_matcher_index_size`).
     pub(super) fn term_count(&self) -> usize {
         self.terms.len() - self.free_terms.len()
@@ -275,7 +302,8 @@ impl Index {
             let term = self.terms[uses[a].term as usize].as_ref().expect("live term");
             let name = term.key.0.as_str();
             if !self.names.contains_key(name) {
-                self.names.insert(name.to_owned(), NamePostings::default());
+                let by_value = HashMap::with_hasher(Xxh3Builder::new().with_seed(self.hash_key));
+                self.names.insert(name.to_owned(), NamePostings { by_value, present: Vec::new() });
             }
             let names = self.names.get_mut(name).expect("inserted above");
             match term.kind.finite_values() {

@@ -41,7 +41,7 @@ mod rules;
 mod tests;
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +50,7 @@ use std::time::Duration;
 use prost::Message;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+use xxhash_rust::xxh3::Xxh3Builder;
 
 use self::cache::MutesCache;
 use self::index::{Index, Memo};
@@ -271,6 +272,34 @@ struct Stored {
     id: SilenceId,
 }
 
+/// The per-slot fields every scan reads, kept contiguous (the silence itself is boxed), so
+/// state filters, `count_state`, `since` and GC walk a dense array and compaction moves
+/// little memory.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    /// Unique, increasing in slot order: what `by_id` points at, so compaction does not
+    /// have to touch `by_id`.
+    seq: u64,
+    /// State version when the slot was added (non-decreasing in slot order: `since` is a
+    /// binary search, HEAD's version index).
+    added: u64,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl Meta {
+    fn state(&self, now: Timestamp) -> SilenceState {
+        if now < self.starts_at {
+            SilenceState::Pending
+        } else if now > self.ends_at {
+            SilenceState::Expired
+        } else {
+            SilenceState::Active
+        }
+    }
+}
+
 /// Where a compile error is counted.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
@@ -295,12 +324,14 @@ pub struct Silences {
     config: SilencesConfig,
     rng: SmallRng,
     /// Insertion order; `None` for a removed silence until GC compacts.
-    slots: Vec<Option<Stored>>,
-    /// Per slot, the version at which it was added (non-decreasing, so `since` is a binary
-    /// search: this is HEAD's version index).
-    added: Vec<u64>,
+    slots: Vec<Option<Box<Stored>>>,
+    /// Parallel to `slots`.
+    meta: Vec<Meta>,
+    next_seq: u64,
     live: usize,
-    by_id: BTreeMap<SilenceId, u32>,
+    /// ID → `Meta::seq` of its slot. Hashed with a key drawn from the seed (deterministic,
+    /// but not predictable by a peer choosing IDs); never iterated.
+    by_id: HashMap<SilenceId, u64, Xxh3Builder>,
     index: Index,
     version: u64,
     /// Bumped when GC renumbers slots; mutes cache entries of another layout are recomputed.
@@ -360,14 +391,18 @@ impl Silences {
     /// An empty store. `seed` drives the IDs of silences this store creates.
     pub fn new(config: SilencesConfig, seed: u64) -> Self {
         let cache = MutesCache::new(config.mutes_cache_capacity);
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let id_hash_key: u64 = rng.random();
+        let index = Index::new(rng.random());
         Self {
             config,
-            rng: SmallRng::seed_from_u64(seed),
+            rng,
             slots: Vec::new(),
-            added: Vec::new(),
+            meta: Vec::new(),
+            next_seq: 0,
             live: 0,
-            by_id: BTreeMap::new(),
-            index: Index::default(),
+            by_id: HashMap::with_hasher(Xxh3Builder::new().with_seed(id_hash_key)),
+            index,
             version: 0,
             layout: 0,
             cache,
@@ -423,13 +458,13 @@ impl Silences {
 
     /// The silence with this ID (HEAD `QueryOne(QIDs(id))`).
     pub fn get(&self, id: &str) -> Option<&Silence> {
-        self.by_id.get(id).and_then(|&slot| self.slots[slot as usize].as_ref()).map(|s| &s.silence)
+        self.slot_of(id).map(|slot| &self.stored(slot).silence)
     }
 
     /// How many silences are in one of `states` at `now` (the `alertmanager_silences` gauge).
     pub fn count_state(&self, states: &[SilenceState], now: UnixMillis) -> usize {
         let now = Timestamp::from(now);
-        self.live_iter().filter(|(_, s)| states.contains(&state_at(&s.silence, now))).count()
+        self.live_meta().filter(|(_, m)| states.contains(&m.state(now))).count()
     }
 
     /// The metrics of spec §3.6 owned by the store.
@@ -453,7 +488,21 @@ impl Silences {
     }
 
     fn live_iter(&self) -> impl Iterator<Item = (u32, &Stored)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| Some((i as u32, s.as_ref()?)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| Some((i as u32, &**s.as_ref()?)))
+    }
+
+    fn live_meta(&self) -> impl Iterator<Item = (u32, &Meta)> {
+        self.meta
+            .iter()
+            .zip(&self.slots)
+            .enumerate()
+            .filter_map(|(i, (m, s))| s.is_some().then_some((i as u32, m)))
+    }
+
+    /// The slot holding `id`.
+    fn slot_of(&self, id: &str) -> Option<u32> {
+        let seq = *self.by_id.get(id)?;
+        self.meta.binary_search_by_key(&seq, |m| m.seq).ok().map(|i| i as u32)
     }
 
     /// Create or update a silence (HEAD `Set`, §6.4). An update keeps the ID when the change
@@ -474,7 +523,7 @@ impl Silences {
             .map_err(|reason| SilenceError::Invalid { reason })?;
         let prev = match silence.id.as_str() {
             "" => None,
-            id => Some(*self.by_id.get(id).ok_or(SilenceError::NotFound)?),
+            id => Some(self.slot_of(id).ok_or(SilenceError::NotFound)?),
         };
         if let Some(slot) = prev {
             let old = &self.stored(slot).silence;
@@ -515,7 +564,7 @@ impl Silences {
     /// and ends now, an expired one is left alone (`Ok(None)`). Returns the Part data to
     /// broadcast. The silence stays visible, expired, until GC (`retention` later).
     pub fn expire(&mut self, id: &str, now: UnixMillis) -> Result<Option<Vec<u8>>, SilenceError> {
-        let slot = *self.by_id.get(id).ok_or(SilenceError::NotFound)?;
+        let slot = self.slot_of(id).ok_or(SilenceError::NotFound)?;
         Ok(self.expire_slot(slot, Timestamp::from(now)))
     }
 
@@ -555,8 +604,7 @@ impl Silences {
             if !keep {
                 continue;
             }
-            let local =
-                self.by_id.get(d.silence.id.as_str()).map(|&s| self.stored(s).silence.updated_at);
+            let local = self.slot_of(&d.silence.id).map(|s| self.stored(s).silence.updated_at);
             match merge_decision(local, &d.silence, d.expires_at, now) {
                 MergeDecision::Insert | MergeDecision::Replace => {}
                 MergeDecision::ExpiredOnArrival | MergeDecision::KeepLocal => continue,
@@ -584,9 +632,9 @@ impl Silences {
         let mut removed = 0;
         let mut invalid = 0;
         for slot in 0..self.slots.len() {
-            let Some(s) = &self.slots[slot] else { continue };
-            let zero = s.expires_at.is_zero();
-            if zero || s.expires_at <= now {
+            let expires_at = self.meta[slot].expires_at;
+            let zero = expires_at.is_zero();
+            if self.slots[slot].is_some() && (zero || expires_at <= now) {
                 invalid += usize::from(zero);
                 self.remove_slot(slot as u32);
                 removed += 1;
@@ -607,29 +655,28 @@ impl Silences {
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let now = Timestamp::from(now);
         let since = q.since.unwrap_or(0);
-        let wanted = |slot: u32, s: &Stored| {
-            self.added[slot as usize] > since
-                && (q.states.is_empty() || q.states.contains(&state_at(&s.silence, now)))
+        let wanted = |slot: u32| {
+            let m = &self.meta[slot as usize];
+            m.added > since && (q.states.is_empty() || q.states.contains(&m.state(now)))
         };
         let mut memo = Memo::default();
         self.index.begin(&mut memo);
         let mut out: Vec<u32> = Vec::new();
         if !q.ids.is_empty() {
             for id in &q.ids {
-                let Some(&slot) = self.by_id.get(id.as_str()) else { continue };
+                let Some(slot) = self.slot_of(id) else { continue };
                 if out.contains(&slot) {
                     continue;
                 }
                 self.counters.scanned.fetch_add(1, Ordering::Relaxed);
-                let s = self.stored(slot);
-                if wanted(slot, s)
+                if wanted(slot)
                     && q.matches.is_none_or(|l| self.index.slot_matches(slot, l, &mut memo))
                 {
                     out.push(slot);
                 }
             }
         } else {
-            let start = self.added.partition_point(|&a| a <= since);
+            let start = self.meta.partition_point(|m| m.added <= since);
             self.counters.skipped.fetch_add(start as u64, Ordering::Relaxed);
             let scanned = match q.matches {
                 Some(labels) => collect_matching(
@@ -638,14 +685,12 @@ impl Silences {
                     start,
                     labels,
                     &mut memo,
-                    &mut |slot, s| wanted(slot, s),
+                    &mut |slot| wanted(slot),
                     &mut out,
                 ),
                 None => {
                     for slot in start..self.slots.len() {
-                        if let Some(s) = &self.slots[slot]
-                            && wanted(slot as u32, s)
-                        {
+                        if self.slots[slot].is_some() && wanted(slot as u32) {
                             out.push(slot as u32);
                         }
                     }
@@ -686,7 +731,7 @@ impl Silences {
             let start = if entry.layout == layout && entry.version != u64::MAX {
                 // Only slots added since; the remembered ones are still exact.
                 entry.slots.retain(|&s| self.slots[s as usize].is_some());
-                self.added.partition_point(|&a| a <= entry.version)
+                self.meta.partition_point(|m| m.added <= entry.version)
             } else {
                 entry.slots.clear();
                 0
@@ -700,7 +745,7 @@ impl Silences {
                 start,
                 labels,
                 &mut self.memo,
-                &mut |_, _| true,
+                &mut |_| true,
                 &mut entry.slots,
             );
             self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
@@ -710,7 +755,7 @@ impl Silences {
         let now = Timestamp::from(now);
         for &slot in &entry.slots {
             let Some(s) = &self.slots[slot as usize] else { continue };
-            match state_at(&s.silence, now) {
+            match self.meta[slot as usize].state(now) {
                 SilenceState::Active => out.active.push(s.id.clone()),
                 SilenceState::Pending => out.pending.push(s.id.clone()),
                 SilenceState::Expired => {}
@@ -764,7 +809,7 @@ impl Silences {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Option<Vec<u8>> {
-        let local = self.by_id.get(silence.id.as_str()).map(|&s| self.stored(s).silence.updated_at);
+        let local = self.slot_of(&silence.id).map(|s| self.stored(s).silence.updated_at);
         match merge_decision(local, &silence, expires_at, now) {
             MergeDecision::Insert | MergeDecision::Replace => {}
             MergeDecision::ExpiredOnArrival | MergeDecision::KeepLocal => return None,
@@ -785,9 +830,13 @@ impl Silences {
         stage: Stage,
         bump: bool,
     ) {
-        if let Some(&slot) = self.by_id.get(silence.id.as_str()) {
+        if let Some(slot) = self.slot_of(&silence.id) {
             let s = self.slots[slot as usize].as_mut().expect("indexed slot is live");
             if s.silence.matcher_sets == silence.matcher_sets {
+                let m = &mut self.meta[slot as usize];
+                m.starts_at = silence.starts_at;
+                m.ends_at = silence.ends_at;
+                m.expires_at = expires_at;
                 s.silence = silence;
                 s.expires_at = expires_at;
                 s.bytes = bytes;
@@ -806,9 +855,17 @@ impl Silences {
             }
         }
         let id = SilenceId::from(silence.id.as_str());
-        self.by_id.insert(id.clone(), slot);
-        self.slots.push(Some(Stored { silence, expires_at, bytes, id }));
-        self.added.push(self.version);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(id.clone(), seq);
+        self.meta.push(Meta {
+            seq,
+            added: self.version,
+            starts_at: silence.starts_at,
+            ends_at: silence.ends_at,
+            expires_at,
+        });
+        self.slots.push(Some(Box::new(Stored { silence, expires_at, bytes, id })));
         self.live += 1;
     }
 
@@ -820,47 +877,44 @@ impl Silences {
         }
     }
 
-    /// Renumber slots densely, keeping order (so `added` stays sorted).
+    /// Renumber slots densely, keeping order (so `added` and `seq` stay sorted; `by_id`
+    /// points at sequence numbers and needs no change).
     fn compact(&mut self) {
         let mut keep = Vec::with_capacity(self.slots.len());
-        let old = std::mem::take(&mut self.slots);
-        let old_added = std::mem::take(&mut self.added);
-        for (s, added) in old.into_iter().zip(old_added) {
-            match s {
-                Some(s) => {
-                    let new = self.slots.len() as u32;
-                    keep.push(Some(new));
-                    if let Some(slot) = self.by_id.get_mut(s.id.as_str()) {
-                        *slot = new;
-                    }
-                    self.slots.push(Some(s));
-                    self.added.push(added);
-                }
-                None => keep.push(None),
-            }
+        let mut next = 0u32;
+        for s in &self.slots {
+            keep.push(s.as_ref().map(|_| {
+                next += 1;
+                next - 1
+            }));
         }
+        let mut i = 0;
+        self.meta.retain(|_| {
+            i += 1;
+            keep[i - 1].is_some()
+        });
+        self.slots.retain(Option::is_some);
         self.index.compact(&keep);
         self.layout += 1;
     }
 }
 
-/// Slots from `start` on that match `labels` and pass `accept`, appended ascending to `out`:
-/// directly when few, else through the index. Returns how many were examined.
+/// Slots from `start` on that are live, pass `accept` and match `labels`, appended ascending
+/// to `out`: directly when few, else through the index. Returns how many were examined.
 fn collect_matching(
     index: &Index,
-    slots: &[Option<Stored>],
+    slots: &[Option<Box<Stored>>],
     start: usize,
     labels: &LabelSet,
     memo: &mut Memo,
-    accept: &mut dyn FnMut(u32, &Stored) -> bool,
+    accept: &mut dyn FnMut(u32) -> bool,
     out: &mut Vec<u32>,
 ) -> usize {
     if slots.len().saturating_sub(start) <= DIRECT_SCAN_MAX {
         let mut examined = 0;
         for (i, s) in slots.iter().enumerate().skip(start) {
-            let Some(s) = s else { continue };
             let slot = i as u32;
-            if accept(slot, s) {
+            if s.is_some() && accept(slot) {
                 examined += 1;
                 if index.slot_matches(slot, labels, memo) {
                     out.push(slot);
@@ -872,9 +926,7 @@ fn collect_matching(
     index.matching(
         labels,
         memo,
-        &mut |slot| {
-            slot as usize >= start && slots[slot as usize].as_ref().is_some_and(|s| accept(slot, s))
-        },
+        &mut |slot| slot as usize >= start && slots[slot as usize].is_some() && accept(slot),
         out,
     )
 }
