@@ -1,1 +1,0 @@
-//! Silences (Alertmanager `silence`).
