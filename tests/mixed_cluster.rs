@@ -12,7 +12,9 @@ use hearsay::core::cluster::Cluster;
 use hearsay::core::state::nflog::{Nflog, Receiver};
 use hearsay::core::state::silences::{Silences, SilencesConfig};
 use hearsay::node::Node;
-use util::alertmanager::{Alertmanager, Hearsay, add_silence, copy_dir, debian, expire_silence, latest, scratch, summary};
+use util::alertmanager::{
+    Alertmanager, Hearsay, add_silence, copy_dir, debian, expire_silence, latest, scratch, summary,
+};
 use util::wait_for;
 
 const SPREAD: Duration = Duration::from_secs(15);
@@ -28,18 +30,24 @@ fn silences_flow(am_bin: &Path) {
     let h = Hearsay::start(&scratch("hs"), &[a.cluster]);
 
     let from_am = add_silence(a.web, "alertname=FromAlertmanager", "am-user");
-    wait_for("the Alertmanager silence reaches hearsay", SPREAD, || state_of(&h.silences(), &from_am).as_deref() == Some("active"));
+    wait_for("the Alertmanager silence reaches hearsay", SPREAD, || {
+        state_of(&h.silences(), &from_am).as_deref() == Some("active")
+    });
     let from_hs = add_silence(h.web, "alertname=FromHearsay", "hs-user");
     wait_for("the hearsay silence reaches both Alertmanagers", SPREAD, || {
-        state_of(&a.silences(), &from_hs).as_deref() == Some("active") && state_of(&b.silences(), &from_hs).as_deref() == Some("active")
+        state_of(&a.silences(), &from_hs).as_deref() == Some("active")
+            && state_of(&b.silences(), &from_hs).as_deref() == Some("active")
     });
 
     expire_silence(h.web, &from_am);
     wait_for("expiry on hearsay reaches both Alertmanagers", SPREAD, || {
-        state_of(&a.silences(), &from_am).as_deref() == Some("expired") && state_of(&b.silences(), &from_am).as_deref() == Some("expired")
+        state_of(&a.silences(), &from_am).as_deref() == Some("expired")
+            && state_of(&b.silences(), &from_am).as_deref() == Some("expired")
     });
     expire_silence(b.web, &from_hs);
-    wait_for("expiry on an Alertmanager reaches hearsay", SPREAD, || state_of(&h.silences(), &from_hs).as_deref() == Some("expired"));
+    wait_for("expiry on an Alertmanager reaches hearsay", SPREAD, || {
+        state_of(&h.silences(), &from_hs).as_deref() == Some("expired")
+    });
 }
 
 #[test]
@@ -66,12 +74,25 @@ fn nflog_reaches_alertmanager_snapshot(am_bin: &Path) {
 
     let receiver = Receiver { group_name: "hook".into(), integration: "webhook".into(), idx: 0 };
     let group_key = "{}:{alertname=\"FromHearsay\"}";
-    let now = UnixMillis(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64);
+    let now = UnixMillis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64,
+    );
     node.with_cluster(|c| {
         let bytes = c
             .state_mut::<Nflog>("nfl")
             .expect("registered")
-            .log(&receiver, group_key, &[1, 2, 3], &[], Default::default(), Some(Duration::from_secs(8 * 3600)), now)
+            .log(
+                &receiver,
+                group_key,
+                &[1, 2, 3],
+                &[],
+                &Default::default(),
+                Some(Duration::from_secs(8 * 3600)),
+                now,
+            )
             .expect("logged")
             .expect("written");
         c.broadcast("nfl", bytes);
@@ -80,7 +101,7 @@ fn nflog_reaches_alertmanager_snapshot(am_bin: &Path) {
     let logged = || {
         let Ok(file) = std::fs::read(am.dir.join("nflog")) else { return None };
         let log = Nflog::load(&file, retention).expect("our codec reads Alertmanager's file");
-        log.query(&receiver, group_key).map(|e| e.firing_alerts.clone())
+        log.query(&receiver, group_key).map(|e| e.firing_alerts())
     };
     wait_for("the entry in Alertmanager's nflog file", SPREAD, || logged().is_some());
     assert_eq!(logged(), Some(vec![1, 2, 3]));
@@ -101,7 +122,8 @@ fn nflog_entries_reach_the_latest_alertmanagers_snapshots() {
 fn snapshots_are_interchangeable(am_bin: &Path) {
     let am_dir = scratch("am-files");
     let mut am = Alertmanager::start(am_bin, &am_dir, &[]);
-    let ids: Vec<String> = (0..3).map(|i| add_silence(am.web, &format!("alertname=File{i}"), "files")).collect();
+    let ids: Vec<String> =
+        (0..3).map(|i| add_silence(am.web, &format!("alertname=File{i}"), "files")).collect();
     am.stop();
 
     // hearsay loads what Alertmanager wrote.
@@ -109,7 +131,10 @@ fn snapshots_are_interchangeable(am_bin: &Path) {
     copy_dir(&am_dir, &hs_dir);
     let mut h = Hearsay::start(&hs_dir, &[]);
     let loaded = summary(&h.silences());
-    assert!(ids.iter().all(|id| loaded.iter().any(|(_, sid, state)| sid == id && state == "active")), "{loaded:?}");
+    assert!(
+        ids.iter().all(|id| loaded.iter().any(|(_, sid, state)| sid == id && state == "active")),
+        "{loaded:?}"
+    );
     let own = add_silence(h.web, "alertname=HearsayOwn", "files");
     h.stop();
 
@@ -158,8 +183,8 @@ fn a_three_way_cluster_of_0_25_latest_and_hearsay_agrees_on_silences() {
     });
     expire_silence(new.web, &ids[0]);
     wait_for("expiry reaches every node", SPREAD, || {
-        [old.web, new.web, h.web]
-            .iter()
-            .all(|web| state_of(&util::alertmanager::api_silences(*web), &ids[0]).as_deref() == Some("expired"))
+        [old.web, new.web, h.web].iter().all(|web| {
+            state_of(&util::alertmanager::api_silences(*web), &ids[0]).as_deref() == Some("expired")
+        })
     });
 }

@@ -247,7 +247,11 @@ impl Hearsay {
             .arg(format!("--storage.path={}", dir.display()))
             .arg(format!("--web.listen-address={web}"))
             .arg(format!("--cluster.listen-address={cluster}"))
-            .args(["--cluster.gossip-interval=50ms", "--cluster.pushpull-interval=2s", "--cluster.probe-interval=200ms"])
+            .args([
+                "--cluster.gossip-interval=50ms",
+                "--cluster.pushpull-interval=2s",
+                "--cluster.probe-interval=200ms",
+            ])
             .args(["--cluster.probe-timeout=100ms", "--cluster.settle-timeout=2s"])
             .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
             .stdout(Stdio::null())
@@ -297,7 +301,10 @@ impl Drop for Hearsay {
 
 /// Add a silence with amtool; returns its ID.
 pub fn add_silence(web: SocketAddr, matcher: &str, author: &str) -> String {
-    let out = amtool(web, &["silence", "add", matcher, "-c", "mixed-cluster test", "-a", author, "-d", "1h"]);
+    let out = amtool(
+        web,
+        &["silence", "add", matcher, "-c", "mixed-cluster test", "-a", author, "-d", "1h"],
+    );
     assert!(out.status.success(), "amtool add: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

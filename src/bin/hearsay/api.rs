@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use hearsay::core::UnixMillis;
 use hearsay::core::state::Timestamp;
-use hearsay::core::state::silences::{self, Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState, Silences};
+use hearsay::core::state::silences::{
+    self, Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState, Silences,
+};
 use hearsay::node::Node;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -83,17 +85,22 @@ impl Api<'_> {
             (Method::Get, "/-/ready") if (self.ready)() => text(200, "OK"),
             (Method::Get, "/-/ready") => text(503, "settling"),
             (Method::Get, "/-/healthy") => text(200, "OK"),
-            (Method::Get, "/metrics") => {
-                text(200, &(self.metrics)()).with_header(header("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8"))
-            }
+            (Method::Get, "/metrics") => text(200, &(self.metrics)()).with_header(header(
+                "Content-Type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )),
             (Method::Get, "/api/v2/status") => self.status(),
             (Method::Get, "/api/v2/silences") => self.list(query),
             (Method::Post, "/api/v2/silences") => match read_body(&mut req) {
                 Ok(body) => self.post(&body),
                 Err(reply) => reply,
             },
-            (Method::Get, p) if p.starts_with("/api/v2/silence/") => self.get_one(&p["/api/v2/silence/".len()..]),
-            (Method::Delete, p) if p.starts_with("/api/v2/silence/") => self.delete(&p["/api/v2/silence/".len()..]),
+            (Method::Get, p) if p.starts_with("/api/v2/silence/") => {
+                self.get_one(&p["/api/v2/silence/".len()..])
+            }
+            (Method::Delete, p) if p.starts_with("/api/v2/silence/") => {
+                self.delete(&p["/api/v2/silence/".len()..])
+            }
             _ => text(404, "not found"),
         };
         log::debug!("{} {path} took {:?}", req.method(), started.elapsed());
@@ -102,7 +109,9 @@ impl Api<'_> {
 
     fn with_silences<R>(&self, f: impl FnOnce(&mut Silences, UnixMillis) -> R) -> Option<R> {
         let now = now();
-        self.node.with_cluster(|c| c.state_mut::<Silences>(self.silences_key).map(|s| f(s, now))).flatten()
+        self.node
+            .with_cluster(|c| c.state_mut::<Silences>(self.silences_key).map(|s| f(s, now)))
+            .flatten()
     }
 
     fn list(&self, query: &str) -> Reply {
@@ -120,12 +129,15 @@ impl Api<'_> {
             return text(500, "silences are not configured");
         };
         sort_like_alertmanager(&mut list);
-        let body: Vec<GettableSilence> = list.iter().map(|(state, s)| gettable(s, *state)).collect();
+        let body: Vec<GettableSilence> =
+            list.iter().map(|(state, s)| gettable(s, *state)).collect();
         json(200, &body)
     }
 
     fn get_one(&self, id: &str) -> Reply {
-        let found = self.with_silences(|s, now| s.get(id).map(|sil| (silences::state_of(sil, now), sil.clone())));
+        let found = self.with_silences(|s, now| {
+            s.get(id).map(|sil| (silences::state_of(sil, now), sil.clone()))
+        });
         match found.flatten() {
             Some((state, sil)) => json(200, &gettable(&sil, state)),
             None => text(404, "silence not found"),
@@ -210,13 +222,17 @@ impl Api<'_> {
 }
 
 fn now() -> UnixMillis {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let since =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     UnixMillis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn read_body(req: &mut Request) -> Result<Vec<u8>, Reply> {
     let mut body = Vec::new();
-    req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body).map_err(|e| text(400, &e.to_string()))?;
+    req.as_reader()
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| text(400, &e.to_string()))?;
     if body.len() as u64 > MAX_BODY {
         return Err(text(413, "request body too large"));
     }
@@ -233,7 +249,9 @@ fn text(code: u16, body: &str) -> Reply {
 
 fn json(code: u16, body: &impl Serialize) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Response::from_data(bytes).with_status_code(code).with_header(header("Content-Type", "application/json"))
+    Response::from_data(bytes)
+        .with_status_code(code)
+        .with_header(header("Content-Type", "application/json"))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -251,13 +269,18 @@ fn parse_time(s: &str) -> Result<Timestamp, String> {
     let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("invalid time {s:?}: {e}"))?;
     let nanos = t.unix_timestamp_nanos();
     Ok(Timestamp {
-        seconds: i64::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| "time out of range".to_owned())?,
+        seconds: i64::try_from(nanos.div_euclid(1_000_000_000))
+            .map_err(|_| "time out of range".to_owned())?,
         nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
     })
 }
 
 fn gettable(s: &Silence, state: SilenceState) -> GettableSilence {
-    let matchers = s.matcher_sets.first().map(|set| set.matchers.iter().map(api_matcher).collect()).unwrap_or_default();
+    let matchers = s
+        .matcher_sets
+        .first()
+        .map(|set| set.matchers.iter().map(api_matcher).collect())
+        .unwrap_or_default();
     GettableSilence {
         id: s.id.clone(),
         status: SilenceStatus {
@@ -382,7 +405,9 @@ fn percent_decode(s: &str) -> String {
 fn filter_matches(f: &Filter, s: &Silence) -> bool {
     let Some(set) = s.matcher_sets.first() else { return false };
     let Some(m) = set.matchers.iter().find(|m| m.name == f.name) else { return false };
-    let anchored = |re: &str| regex::Regex::new(&format!("^(?:{re})$")).map(|r| r.is_match(&m.pattern)).unwrap_or(false);
+    let anchored = |re: &str| {
+        regex::Regex::new(&format!("^(?:{re})$")).map(|r| r.is_match(&m.pattern)).unwrap_or(false)
+    };
     match f.op {
         MatcherType::Equal => m.pattern == f.value,
         MatcherType::NotEqual => m.pattern != f.value,

@@ -53,7 +53,8 @@ impl Default for Flags {
     }
 }
 
-pub(crate) const USAGE: &str = "usage: hearsay [--cluster.listen-address=HOST:PORT] [--cluster.advertise-address=HOST:PORT]
+pub(crate) const USAGE: &str =
+    "usage: hearsay [--cluster.listen-address=HOST:PORT] [--cluster.advertise-address=HOST:PORT]
   [--cluster.peer=HOST:PORT ...] [--cluster.peer-name=NAME] [--cluster.peer-timeout=15s]
   [--cluster.gossip-interval=200ms] [--cluster.pushpull-interval=1m] [--cluster.probe-interval=1s]
   [--cluster.probe-timeout=500ms] [--cluster.tcp-timeout=10s] [--cluster.settle-timeout=1m]
@@ -70,7 +71,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, Str
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
             None => (arg.clone(), None),
         };
-        let mut value = || inline.clone().or_else(|| it.next()).ok_or(format!("{name} needs a value"));
+        let mut value =
+            || inline.clone().or_else(|| it.next()).ok_or(format!("{name} needs a value"));
         let name = name.trim_start_matches('-');
         match name {
             "cluster.listen-address" => f.listen = addr(&value()?)?,

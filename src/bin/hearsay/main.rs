@@ -50,7 +50,8 @@ fn main() -> ExitCode {
 
 fn run(flags: &flags::Flags) -> Result<(), String> {
     let cluster = load_states(flags).map_err(|e| e.to_string())?;
-    let mut config = NodeConfig::alertmanager(flags.peer_name.as_deref(), flags.listen, flags.peers.clone());
+    let mut config =
+        NodeConfig::alertmanager(flags.peer_name.as_deref(), flags.listen, flags.peers.clone());
     config.advertise = flags.advertise;
     config.reconnect_interval = flags.reconnect_interval;
     config.reconnect_timeout = flags.reconnect_timeout;
@@ -66,10 +67,20 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
         files: [NFLOG, SILENCES].iter().map(|(k, f)| ((*k).to_owned(), (*f).to_owned())).collect(),
         interval: flags.maintenance_interval,
     };
-    let mut node = Node::start_cluster(config, cluster, Some(snapshots)).map_err(|e| format!("cluster: {e}"))?;
-    log::info!("hearsay {} listening on {} (advertising {})", node.name(), node.local_addr(), node.advertise_addr());
+    let mut node = Node::start_cluster(config, cluster, Some(snapshots))
+        .map_err(|e| format!("cluster: {e}"))?;
+    log::info!(
+        "hearsay {} listening on {} (advertising {})",
+        node.name(),
+        node.local_addr(),
+        node.advertise_addr()
+    );
 
-    let settle = Arc::new(Mutex::new(Settle::new(Millis(0), flags.gossip_interval * 10, flags.settle_timeout)));
+    let settle = Arc::new(Mutex::new(Settle::new(
+        Millis(0),
+        flags.gossip_interval * 10,
+        flags.settle_timeout,
+    )));
     let origin = Instant::now();
     let server = tiny_http::Server::http(flags.web_listen).map_err(|e| format!("web: {e}"))?;
     let server = Arc::new(server);
@@ -81,7 +92,10 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
             let settle = Arc::clone(&settle);
             move || {
                 let members = node.position().visible;
-                settle.lock().poll(Millis(u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)), members)
+                settle.lock().poll(
+                    Millis(u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)),
+                    members,
+                )
             }
         };
         s.spawn({
@@ -100,7 +114,13 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
             s.spawn(move || {
                 let ready = || settle.lock().is_ready();
                 let metrics = || node.metrics_text();
-                let api = api::Api { node, silences_key: SILENCES.0, started, ready: &ready, metrics: &metrics };
+                let api = api::Api {
+                    node,
+                    silences_key: SILENCES.0,
+                    started,
+                    ready: &ready,
+                    metrics: &metrics,
+                };
                 for request in server.incoming_requests() {
                     api.handle(request);
                 }
@@ -140,7 +160,8 @@ fn wait_for_signal() {
 fn load_states(flags: &flags::Flags) -> Result<Cluster, SnapshotError> {
     let dir: &Path = &flags.storage;
     let retention = flags.retention;
-    let nflog = snapshot::load(dir, NFLOG.1, |b| Nflog::load(b, retention))?.unwrap_or_else(|| Nflog::new(retention));
+    let nflog = snapshot::load(dir, NFLOG.1, |b| Nflog::load(b, retention))?
+        .unwrap_or_else(|| Nflog::new(retention));
     let config = SilencesConfig { retention, ..SilencesConfig::default() };
     let seed = rand::random();
     let silences = snapshot::load(dir, SILENCES.1, |b| Silences::load(b, config.clone(), seed))?
@@ -161,7 +182,11 @@ impl log::Log for StderrLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!("level={} msg={:?}", record.level().as_str().to_lowercase(), record.args().to_string());
+            eprintln!(
+                "level={} msg={:?}",
+                record.level().as_str().to_lowercase(),
+                record.args().to_string()
+            );
         }
     }
 

@@ -4,6 +4,7 @@ use super::Replicated;
 use crate::core::UnixMillis;
 use crate::core::state::DecodeError;
 use crate::core::state::nflog::Nflog;
+use crate::core::state::silences::Silences;
 
 impl Replicated for Nflog {
     fn marshal(&self) -> Vec<u8> {
@@ -16,5 +17,19 @@ impl Replicated for Nflog {
 
     fn gc(&mut self, now: UnixMillis) -> Result<usize, String> {
         Nflog::gc(self, now).map_err(|e| e.to_string())
+    }
+}
+
+impl Replicated for Silences {
+    fn marshal(&self) -> Vec<u8> {
+        Silences::marshal(self)
+    }
+
+    fn merge(&mut self, data: &[u8], now: UnixMillis) -> Result<usize, DecodeError> {
+        Silences::merge(self, data, now)
+    }
+
+    fn gc(&mut self, now: UnixMillis) -> Result<usize, String> {
+        Silences::gc(self, now).map_err(|e| e.to_string())
     }
 }
