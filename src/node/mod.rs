@@ -542,22 +542,28 @@ impl Delegate for NodeDelegate {
         state
     }
 
-    fn merge_remote_state(&mut self, _now: Millis, state: &[u8], join: bool) {
+    fn merge_remote_state(&mut self, now: Millis, state: &[u8], join: bool) {
         self.metrics.messages_received.get_or_create(&metrics::full_state()).inc();
         self.metrics
             .messages_received_size
             .get_or_create(&metrics::full_state())
             .inc_by(state.len() as u64);
-        self.emit(NodeEvent::RemoteState { join, data: state.to_vec() });
+        match &self.cluster {
+            Some(c) => c.lock().merge_remote_state(now, state, join),
+            None => self.emit(NodeEvent::RemoteState { join, data: state.to_vec() }),
+        }
     }
 
-    fn notify_msg(&mut self, _now: Millis, msg: &[u8]) {
+    fn notify_msg(&mut self, now: Millis, msg: &[u8]) {
         self.metrics.messages_received.get_or_create(&metrics::update()).inc();
         self.metrics
             .messages_received_size
             .get_or_create(&metrics::update())
             .inc_by(msg.len() as u64);
-        self.emit(NodeEvent::Message(msg.to_vec()));
+        match &self.cluster {
+            Some(c) => c.lock().notify_msg(now, msg),
+            None => self.emit(NodeEvent::Message(msg.to_vec())),
+        }
     }
 }
 
