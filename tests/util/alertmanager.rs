@@ -110,6 +110,8 @@ impl Alertmanager {
                 "--cluster.settle-timeout=2s",
                 "--log.level=debug",
             ])
+            // Snapshots every second, so tests can watch the files instead of sleeping.
+            .arg("--data.maintenance-interval=1s")
             .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"));

@@ -352,15 +352,14 @@ impl Sim {
                 self.drain(to);
             }
             Delivery::Stream { from_node, from_epoch, id, bytes, expect_reply } => {
-                let result = self.serve_stream(from_node, to, &bytes);
-                if expect_reply {
-                    let delay = self.delay();
-                    self.enqueue(
-                        delay,
-                        from_node,
-                        Delivery::Reply { epoch: from_epoch, id, result },
-                    );
-                }
+                // Every outcome is reported; a stream without a reply reports an empty frame.
+                let result = match self.serve_stream(from_node, to, &bytes) {
+                    Ok(reply) if expect_reply => reply.ok_or(StreamFailure::Closed),
+                    Ok(_) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                };
+                let delay = self.delay();
+                self.enqueue(delay, from_node, Delivery::Reply { epoch: from_epoch, id, result });
             }
             Delivery::Reply { epoch, id, result } => {
                 if self.nodes[to].swim.is_none() || self.nodes[to].epoch != epoch {
@@ -386,13 +385,13 @@ impl Sim {
     }
 
     /// What the responding driver does with an inbound stream: delimit one frame, hand it to
-    /// the core, return its reply.
+    /// the core, return its reply, if any.
     fn serve_stream(
         &mut self,
         from_node: usize,
         to: usize,
         bytes: &[u8],
-    ) -> Result<Vec<u8>, StreamFailure> {
+    ) -> Result<Option<Vec<u8>>, StreamFailure> {
         if self.nodes[to].swim.is_none() || !self.connected(from_node, to) {
             return Err(StreamFailure::Connect);
         }
@@ -404,7 +403,7 @@ impl Sim {
             .handle_stream(now, from, &bytes[..len])
             .expect("a core's stream decodes");
         self.drain(to);
-        reply.ok_or(StreamFailure::Closed)
+        Ok(reply)
     }
 }
 
