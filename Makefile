@@ -46,7 +46,7 @@ unit:
 # Alertmanagers (Debian's 0.25 and the latest release) in one cluster with hearsay.
 integration:
 	$(CARGO) test --locked --test node_loopback --test interop_memberlist -- --test-threads=4
-	$(CARGO) test --locked --test mixed_cluster -- --test-threads=2
+	$(CARGO) test --locked --test mixed_cluster --test hearsay_api -- --test-threads=2
 
 # The simulator runs optimised: it executes millions of protocol steps per seed range.
 sim:

@@ -11,6 +11,7 @@
 mod metrics;
 mod peers;
 pub mod snapshot;
+mod state_metrics;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::core::{Millis, NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
 use metrics::Metrics;
 use peers::FailedPeers;
+use state_metrics::{MaintenanceRecord, StateMetrics};
 
 /// How a node is started.
 #[derive(Clone, Debug)]
@@ -284,6 +286,14 @@ impl Node {
         let (event_tx, event_rx) = bounded(config.event_queue_len.max(1));
         let mut registry = Registry::default();
         let metrics = Metrics::new(&mut registry, config.swim.name.as_str());
+        let maintenance = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        if let Some(cluster) = &cluster {
+            let collector = StateMetrics {
+                cluster: Arc::clone(cluster),
+                maintenance: Arc::clone(&maintenance),
+            };
+            registry.register_collector(Box::new(collector));
+        }
         let local_state = Arc::new(Mutex::new(Vec::new()));
         let delegate = NodeDelegate {
             events: event_tx,
@@ -339,6 +349,7 @@ impl Node {
             initial,
             next_maintenance: snapshots.as_ref().map(|s| Instant::now() + s.interval),
             snapshots,
+            maintenance,
         };
         let name = config.swim.name.clone();
         let thread = std::thread::Builder::new()
@@ -593,6 +604,8 @@ struct LoopState {
     initial: Vec<SocketAddr>,
     snapshots: Option<Snapshots>,
     next_maintenance: Option<Instant>,
+    /// Per-state maintenance outcomes, for the state metrics.
+    maintenance: Arc<Mutex<std::collections::BTreeMap<String, MaintenanceRecord>>>,
 }
 
 impl LoopState {
@@ -665,6 +678,15 @@ impl LoopState {
                 log::warn!("maintenance of {key} failed: {e}");
             }
             let took = started.elapsed();
+            {
+                let mut records = self.maintenance.lock();
+                let record = records.entry(key.clone()).or_default();
+                record.runs += 1;
+                match &snapshot {
+                    Ok(size) => record.snapshot_size = *size,
+                    Err(_) => record.errors += 1,
+                }
+            }
             self.emit(NodeEvent::Maintained(Maintenance {
                 key: key.clone(),
                 collected,
@@ -889,7 +911,7 @@ impl LoopState {
 }
 
 /// The wall clock, for expiry of replicated state.
-fn wall_clock() -> UnixMillis {
+pub(crate) fn wall_clock() -> UnixMillis {
     let since =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     UnixMillis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
