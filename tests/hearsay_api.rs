@@ -28,7 +28,8 @@ fn amtool_manages_silences_on_hearsay() {
     let id = add_silence(h.web, "alertname=~\"Disk.*\"", "amtool-user");
     let out = amtool(h.web, &["silence", "query", "-o", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("amtool prints JSON");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("amtool prints JSON");
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["matchers"][0]["isRegex"], true);
     assert_eq!(listed[0]["createdBy"], "amtool-user");
@@ -44,7 +45,11 @@ fn amtool_manages_silences_on_hearsay() {
 
     let out = amtool(h.web, &["cluster", "show"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ready"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ready"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -59,7 +64,8 @@ fn bad_requests_get_clear_errors() {
     let (code, body) = request(h.web, "POST", "/api/v2/silences", bad_regex);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("invalid silence"), "{body}");
-    let (code, _) = request(h.web, "DELETE", "/api/v2/silence/00000000-0000-4000-8000-000000000000", "");
+    let (code, _) =
+        request(h.web, "DELETE", "/api/v2/silence/00000000-0000-4000-8000-000000000000", "");
     assert_eq!(code, 404);
     let (code, _) = get(h.web, "/api/v2/silence/nope").expect("answers");
     assert_eq!(code, 404);

@@ -95,7 +95,7 @@ fn nflog_reaches_alertmanager_snapshot(am_bin: &Path) {
             )
             .expect("logged")
             .expect("written");
-        c.broadcast("nfl", bytes);
+        c.publish("nfl", bytes);
     });
     // Alertmanager snapshots every second (see the harness); watch its file.
     let logged = || {

@@ -202,6 +202,23 @@ impl StateMetrics {
                     Value::Counter(v),
                 ));
             }
+            let direct = [
+                ("sent", "Local writes also sent straight to a member over TCP", stats.direct_sent),
+                ("failed", "Direct sends of local writes that failed", stats.direct_failed),
+                (
+                    "dropped",
+                    "Local writes not sent directly because the queue was full",
+                    stats.direct_dropped,
+                ),
+            ];
+            for (what, help, v) in direct {
+                out.push((
+                    format!("hearsay_direct_messages_{what}"),
+                    help,
+                    with_key.clone(),
+                    Value::Counter(v),
+                ));
+            }
         }
         out
     }

@@ -17,10 +17,19 @@
 //!   tests/interop, built with the local Go toolchain) with the same settings and reports ratios.
 //! * `idle` — CPU used by a 3-node cluster doing nothing but failure detection.
 //! * `codec` — the memberlist codec alone on a full gossip packet.
+//! * `silences` — Alertmanager's silence-query benchmark workload (100, 1,000, 10,000
+//!   silences); `--compare` runs Alertmanager 0.25's own Go benchmark here and reports ratios.
+//! * `dedup` — the dedup decision with 1,000,000 notification-log entries, and the cached
+//!   mutes path with 10,000 silences.
+//! * `converge` — time until a silence created on one node is on every node of a 10-node
+//!   loopback cluster (p50, p99).
+//! * `memory` (on request) — resident memory for 1,000,000 nflog entries and 10,000 silences,
+//!   next to Debian's Alertmanager 0.25 loading the same snapshot files.
 
 mod broadcast;
 mod codec;
 mod report;
+mod state;
 
 use std::process::ExitCode;
 
@@ -37,7 +46,11 @@ pub(crate) struct Args {
     pub(crate) size: usize,
 }
 
-const SCENARIOS: &[&str] = &["broadcast", "idle", "codec"];
+/// Scenarios run when none is named (each well under a minute in total).
+const DEFAULT_SCENARIOS: &[&str] = &["broadcast", "idle", "codec", "silences", "dedup", "converge"];
+/// Every scenario; `memory` starts Alertmanager on a million-entry state, so it runs on request.
+const SCENARIOS: &[&str] =
+    &["broadcast", "idle", "codec", "silences", "dedup", "converge", "memory"];
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
@@ -57,6 +70,10 @@ fn main() -> ExitCode {
             "broadcast" => broadcast::run(&args, &mut figures),
             "idle" => broadcast::idle(&args, &mut figures),
             "codec" => codec::run(&args, &mut figures),
+            "silences" => state::silences(&args, &mut figures),
+            "dedup" => state::dedup(&args, &mut figures),
+            "converge" => state::converge(&args, &mut figures),
+            "memory" => state::memory(&args, &mut figures),
             other => Err(format!("unknown scenario {other}")),
         };
         if let Err(e) = result {
@@ -91,7 +108,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     if args.scenarios.is_empty() {
-        args.scenarios = SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
+        args.scenarios = DEFAULT_SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
     }
     Ok(args)
 }

@@ -160,7 +160,7 @@ impl Api<'_> {
             Some(outcome.map(|o| {
                 // The expired predecessor first, so peers never see two active versions.
                 for bytes in [o.expired_previous, o.broadcast].into_iter().flatten() {
-                    c.broadcast(&key, bytes);
+                    c.publish(&key, bytes);
                 }
                 o.id.as_str().to_owned()
             }))
@@ -179,7 +179,7 @@ impl Api<'_> {
             let outcome = c.state_mut::<Silences>(&key).map(|s| s.expire(id, now()))?;
             Some(outcome.map(|bytes| {
                 if let Some(bytes) = bytes {
-                    c.broadcast(&key, bytes);
+                    c.publish(&key, bytes);
                 }
             }))
         });

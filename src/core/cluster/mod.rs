@@ -118,6 +118,12 @@ pub struct KeyStats {
     pub oversize_failed: u64,
     /// Oversized messages dropped at the queue bound (`oversized_gossip_message_dropped_total`).
     pub oversize_dropped: u64,
+    /// Local writes also sent straight to a member over TCP (see [`Cluster::publish`]).
+    pub direct_sent: u64,
+    /// Of those, sends that failed (gossip and push/pull still carry the write).
+    pub direct_failed: u64,
+    /// Local writes not sent directly because the queue was full (gossip still carries them).
+    pub direct_dropped: u64,
     /// Updates refused by the gossip queue (full).
     pub gossip_refused: u64,
 }
@@ -156,11 +162,12 @@ impl<T: Replicated + std::fmt::Debug + Send + 'static> ReplicatedSlot for T {
     }
 }
 
-/// Oversized sends in flight, for their outcome metrics and duration.
+/// Reliable sends in flight, for their outcome metrics and duration.
 #[derive(Debug)]
 struct InFlight {
     key: String,
     started: Millis,
+    direct: bool,
 }
 
 /// The registered states and the traffic between them and the SWIM core.
@@ -171,6 +178,7 @@ pub struct Cluster {
     global: ClusterStats,
     outgoing: VecDeque<(String, Vec<u8>)>,
     oversize: VecDeque<(String, Vec<u8>)>,
+    direct: VecDeque<(String, Vec<u8>)>,
     in_flight: BTreeMap<StreamId, InFlight>,
     oversize_durations: VecDeque<(String, Duration)>,
     /// Wall-clock offset: unix ms = core ms + offset.
@@ -258,13 +266,43 @@ impl Cluster {
     pub fn broadcast(&mut self, key: &str, data: Vec<u8>) -> bool {
         let part = Part { key: key.to_owned(), data }.encode_to_vec();
         if part.len() > OVERSIZE_BYTES {
-            if self.oversize.len() >= OVERSIZE_QUEUE_LEN {
-                self.key_stats(key).oversize_dropped += 1;
-                return false;
-            }
-            self.oversize.push_back((key.to_owned(), part));
-            return true;
+            self.queue_oversize(key, part)
+        } else {
+            self.queue_gossip(key, part)
         }
+    }
+
+    /// Send a *local* write under `key`: as [`Self::broadcast`] does, and — when it is small
+    /// enough to gossip — also straight to every member over TCP.
+    ///
+    /// Gossip alone reaches each member only with high probability: a message is sent a fixed
+    /// number of times to random members, and a member every copy missed waits for the next
+    /// push/pull (up to a minute in Alertmanager; its issues #1269, #1312, #2158). A silence or
+    /// a notification record is rare and matters, so the writer delivers it directly too. Go
+    /// peers handle the extra copy as any user message; the merge makes it a no-op.
+    pub fn publish(&mut self, key: &str, data: Vec<u8>) -> bool {
+        let part = Part { key: key.to_owned(), data }.encode_to_vec();
+        if part.len() > OVERSIZE_BYTES {
+            return self.queue_oversize(key, part);
+        }
+        if self.direct.len() >= OVERSIZE_QUEUE_LEN {
+            self.key_stats(key).direct_dropped += 1;
+        } else {
+            self.direct.push_back((key.to_owned(), part.clone()));
+        }
+        self.queue_gossip(key, part)
+    }
+
+    fn queue_oversize(&mut self, key: &str, part: Vec<u8>) -> bool {
+        if self.oversize.len() >= OVERSIZE_QUEUE_LEN {
+            self.key_stats(key).oversize_dropped += 1;
+            return false;
+        }
+        self.oversize.push_back((key.to_owned(), part));
+        true
+    }
+
+    fn queue_gossip(&mut self, key: &str, part: Vec<u8>) -> bool {
         if self.outgoing.len() >= OUTGOING_LEN {
             self.global.outgoing_dropped += 1;
             return false;
@@ -304,8 +342,13 @@ impl Cluster {
     pub fn on_reliable(&mut self, id: StreamId, result: &Result<(), StreamFailure>, now: Millis) {
         let Some(flight) = self.in_flight.remove(&id) else { return };
         if result.is_err() {
-            self.key_stats(&flight.key).oversize_failed += 1;
-        } else {
+            let stats = self.key_stats(&flight.key);
+            if flight.direct {
+                stats.direct_failed += 1;
+            } else {
+                stats.oversize_failed += 1;
+            }
+        } else if !flight.direct {
             if self.oversize_durations.len() >= 1024 {
                 self.oversize_durations.pop_front();
             }
@@ -397,7 +440,7 @@ pub fn pump<D: Delegate>(swim: &mut Swim<D>, cluster: &mut Cluster, now: Millis)
             cluster.key_stats(&key).gossip_refused += 1;
         }
     }
-    if cluster.oversize.is_empty() {
+    if cluster.oversize.is_empty() && cluster.direct.is_empty() {
         return;
     }
     let me = swim.config().name.clone();
@@ -406,15 +449,29 @@ pub fn pump<D: Delegate>(swim: &mut Swim<D>, cluster: &mut Cluster, now: Millis)
         .filter(|m| m.name != me && matches!(m.state, MemberState::Alive | MemberState::Suspect))
         .map(|m| m.addr)
         .collect();
-    while let Some((key, part)) = cluster.oversize.pop_front() {
-        for &peer in &peers {
-            let Some(id) = swim.send_reliable(now, peer, &part) else {
-                // Out of stream capacity: this peer misses it; push/pull will repair.
-                cluster.key_stats(&key).oversize_failed += 1;
-                continue;
-            };
-            cluster.key_stats(&key).oversize_sent += 1;
-            cluster.in_flight.insert(id, InFlight { key: key.clone(), started: now });
+    for direct in [false, true] {
+        loop {
+            let queue = if direct { &mut cluster.direct } else { &mut cluster.oversize };
+            let Some((key, part)) = queue.pop_front() else { break };
+            for &peer in &peers {
+                let sent = swim.send_reliable(now, peer, &part);
+                let stats = cluster.key_stats(&key);
+                match (sent, direct) {
+                    // Out of stream capacity: this peer misses it; push/pull will repair.
+                    (None, false) => stats.oversize_failed += 1,
+                    (None, true) => stats.direct_failed += 1,
+                    (Some(id), _) => {
+                        if direct {
+                            stats.direct_sent += 1;
+                        } else {
+                            stats.oversize_sent += 1;
+                        }
+                        cluster
+                            .in_flight
+                            .insert(id, InFlight { key: key.clone(), started: now, direct });
+                    }
+                }
+            }
         }
     }
 }

@@ -199,3 +199,24 @@ fn pump_gossips_small_parts_and_streams_big_ones_to_every_member() {
     let durations: Vec<_> = s.delegate_mut().drain_oversize_durations().collect();
     assert_eq!(durations, vec![("sil".to_owned(), Duration::from_millis(20))]);
 }
+
+#[test]
+fn local_writes_are_gossiped_and_sent_directly_to_every_member() {
+    let mut s = swim_with_peers();
+    let mut c = std::mem::take(s.delegate_mut());
+    assert!(c.publish("sil", vec![3; 40]));
+    let queued_before = s.user_queue_len();
+    pump(&mut s, &mut c, Millis(5));
+    assert_eq!(s.user_queue_len(), queued_before + 1, "gossiped as usual");
+    let streams: Vec<_> = std::iter::from_fn(|| s.poll_stream()).collect();
+    assert_eq!(streams.len(), 2, "and straight to both members");
+    assert_eq!(c.stats()["sil"].direct_sent, 2);
+    c.on_reliable(streams[0].id, &Err(StreamFailure::Timeout), Millis(9));
+    assert_eq!(c.stats()["sil"].direct_failed, 1);
+    assert_eq!(c.stats()["sil"].oversize_failed, 0, "direct sends are not oversize sends");
+    // A big write takes the oversize path only.
+    assert!(c.publish("sil", vec![4; 900]));
+    pump(&mut s, &mut c, Millis(10));
+    assert_eq!(c.stats()["sil"].oversize_sent, 2);
+    assert_eq!(c.stats()["sil"].direct_sent, 2);
+}
