@@ -2,7 +2,6 @@
 //! the mutes cache against recomputation and the property tests in [`randomized`];
 //! release-build measurements in [`measure`].
 
-mod measure;
 mod randomized;
 
 use std::time::Duration;
