@@ -338,6 +338,9 @@ pub struct Silences {
     layout: u64,
     cache: MutesCache,
     memo: Memo,
+    /// Scratch of `query`, which takes `&self` (so readers can share a lock): reused when
+    /// free, a fresh one when another query holds it.
+    query_memo: parking_lot::Mutex<(Memo, Vec<u32>)>,
     counters: Counters,
 }
 
@@ -407,6 +410,7 @@ impl Silences {
             layout: 0,
             cache,
             memo: Memo::default(),
+            query_memo: parking_lot::Mutex::new((Memo::default(), Vec::new())),
             counters: Counters::default(),
         }
     }
@@ -659,9 +663,14 @@ impl Silences {
             let m = &self.meta[slot as usize];
             m.added > since && (q.states.is_empty() || q.states.contains(&m.state(now)))
         };
-        let mut memo = Memo::default();
-        self.index.begin(&mut memo);
-        let mut out: Vec<u32> = Vec::new();
+        let mut pooled = self.query_memo.try_lock();
+        let mut fresh = (Memo::default(), Vec::new());
+        let (memo, out) = match pooled.as_deref_mut() {
+            Some(m) => (&mut m.0, &mut m.1),
+            None => (&mut fresh.0, &mut fresh.1),
+        };
+        out.clear();
+        self.index.begin(memo);
         if !q.ids.is_empty() {
             for id in &q.ids {
                 let Some(slot) = self.slot_of(id) else { continue };
@@ -669,8 +678,7 @@ impl Silences {
                     continue;
                 }
                 self.counters.scanned.fetch_add(1, Ordering::Relaxed);
-                if wanted(slot)
-                    && q.matches.is_none_or(|l| self.index.slot_matches(slot, l, &mut memo))
+                if wanted(slot) && q.matches.is_none_or(|l| self.index.slot_matches(slot, l, memo))
                 {
                     out.push(slot);
                 }
@@ -684,9 +692,9 @@ impl Silences {
                     &self.slots,
                     start,
                     labels,
-                    &mut memo,
+                    memo,
                     &mut |slot| wanted(slot),
-                    &mut out,
+                    out,
                 ),
                 None => {
                     for slot in start..self.slots.len() {
@@ -699,7 +707,7 @@ impl Silences {
             };
             self.counters.scanned.fetch_add(scanned as u64, Ordering::Relaxed);
         }
-        out.into_iter().map(|slot| &self.stored(slot).silence).collect()
+        out.iter().map(|&slot| &self.stored(slot).silence).collect()
     }
 
     /// Which silences mute the alert with these labels and `fingerprint` (its
