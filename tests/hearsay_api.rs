@@ -24,7 +24,7 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Stri
 
 #[test]
 fn amtool_manages_silences_on_hearsay() {
-    let h = Hearsay::start(&scratch("api-amtool"), &[]);
+    let h = Hearsay::hearsay(&scratch("api-amtool"), &[]);
     let id = add_silence(h.web, "alertname=~\"Disk.*\"", "amtool-user");
     let out = amtool(h.web, &["silence", "query", "-o", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -54,7 +54,7 @@ fn amtool_manages_silences_on_hearsay() {
 
 #[test]
 fn bad_requests_get_clear_errors() {
-    let h = Hearsay::start(&scratch("api-bad"), &[]);
+    let h = Hearsay::hearsay(&scratch("api-bad"), &[]);
     let (code, body) = request(h.web, "POST", "/api/v2/silences", "{not json");
     assert_eq!(code, 400, "{body}");
     let past = r#"{"matchers":[{"name":"a","value":"b","isRegex":false}],"startsAt":"2020-01-01T00:00:00Z","endsAt":"2020-01-02T00:00:00Z","createdBy":"x","comment":"y"}"#;
@@ -73,7 +73,7 @@ fn bad_requests_get_clear_errors() {
 
 #[test]
 fn metrics_use_alertmanagers_names() {
-    let h = Hearsay::start(&scratch("api-metrics"), &[]);
+    let h = Hearsay::hearsay(&scratch("api-metrics"), &[]);
     add_silence(h.web, "alertname=Metrics", "m");
     let (code, text) = get(h.web, "/metrics").expect("answers");
     assert_eq!(code, 200);

@@ -25,9 +25,9 @@ fn state_of(silences: &serde_json::Value, id: &str) -> Option<String> {
 
 /// Silences created on either kind of node reach every node; expiry too.
 fn silences_flow(am_bin: &Path) {
-    let a = Alertmanager::start(am_bin, &scratch("am-a"), &[]);
-    let b = Alertmanager::start(am_bin, &scratch("am-b"), &[a.cluster]);
-    let h = Hearsay::start(&scratch("hs"), &[a.cluster]);
+    let a = Alertmanager::alertmanager(am_bin, &scratch("am-a"), &[]);
+    let b = Alertmanager::alertmanager(am_bin, &scratch("am-b"), &[a.cluster]);
+    let h = Hearsay::hearsay(&scratch("hs"), &[a.cluster]);
 
     let from_am = add_silence(a.web, "alertname=FromAlertmanager", "am-user");
     wait_for("the Alertmanager silence reaches hearsay", SPREAD, || {
@@ -62,7 +62,7 @@ fn silences_flow_between_hearsay_and_the_latest_alertmanager() {
 
 /// An nflog entry logged on hearsay lands in an Alertmanager's nflog snapshot.
 fn nflog_reaches_alertmanager_snapshot(am_bin: &Path) {
-    let mut am = Alertmanager::start(am_bin, &scratch("am-nflog"), &[]);
+    let mut am = Alertmanager::alertmanager(am_bin, &scratch("am-nflog"), &[]);
     let mut cluster = Cluster::new();
     let retention = Duration::from_secs(120 * 3600);
     cluster.register("nfl", Nflog::new(retention));
@@ -121,7 +121,7 @@ fn nflog_entries_reach_the_latest_alertmanagers_snapshots() {
 /// Files move freely between hearsay and Alertmanager, and hearsay restarts from its own.
 fn snapshots_are_interchangeable(am_bin: &Path) {
     let am_dir = scratch("am-files");
-    let mut am = Alertmanager::start(am_bin, &am_dir, &[]);
+    let mut am = Alertmanager::alertmanager(am_bin, &am_dir, &[]);
     let ids: Vec<String> =
         (0..3).map(|i| add_silence(am.web, &format!("alertname=File{i}"), "files")).collect();
     am.stop();
@@ -129,7 +129,7 @@ fn snapshots_are_interchangeable(am_bin: &Path) {
     // hearsay loads what Alertmanager wrote.
     let hs_dir = scratch("hs-files");
     copy_dir(&am_dir, &hs_dir);
-    let mut h = Hearsay::start(&hs_dir, &[]);
+    let mut h = Hearsay::hearsay(&hs_dir, &[]);
     let loaded = summary(&h.silences());
     assert!(
         ids.iter().all(|id| loaded.iter().any(|(_, sid, state)| sid == id && state == "active")),
@@ -139,7 +139,7 @@ fn snapshots_are_interchangeable(am_bin: &Path) {
     h.stop();
 
     // hearsay restarted from its own snapshot keeps every silence.
-    let h2 = Hearsay::start(&hs_dir, &[]);
+    let h2 = Hearsay::hearsay(&hs_dir, &[]);
     let reloaded = summary(&h2.silences());
     assert_eq!(reloaded.len(), 4, "{reloaded:?}");
     assert!(reloaded.iter().any(|(_, sid, _)| *sid == own));
@@ -149,7 +149,7 @@ fn snapshots_are_interchangeable(am_bin: &Path) {
     let am2_dir = scratch("am-from-hs");
     copy_dir(&hs_dir, &am2_dir);
     let _ = std::fs::remove_file(am2_dir.join("alertmanager.log"));
-    let am2 = Alertmanager::start(am_bin, &am2_dir, &[]);
+    let am2 = Alertmanager::alertmanager(am_bin, &am2_dir, &[]);
     let shown = summary(&am2.silences());
     assert_eq!(shown.iter().map(|(_, id, _)| id.clone()).collect::<Vec<_>>().len(), 4, "{shown:?}");
     assert!(shown.iter().any(|(_, sid, _)| *sid == own));
@@ -167,9 +167,9 @@ fn snapshots_move_between_hearsay_and_the_latest_alertmanager() {
 
 #[test]
 fn a_three_way_cluster_of_0_25_latest_and_hearsay_agrees_on_silences() {
-    let old = Alertmanager::start(&debian(), &scratch("am-old"), &[]);
-    let new = Alertmanager::start(&latest(), &scratch("am-new"), &[old.cluster]);
-    let h = Hearsay::start(&scratch("hs-3"), &[old.cluster, new.cluster]);
+    let old = Alertmanager::alertmanager(&debian(), &scratch("am-old"), &[]);
+    let new = Alertmanager::alertmanager(&latest(), &scratch("am-new"), &[old.cluster]);
+    let h = Hearsay::hearsay(&scratch("hs-3"), &[old.cluster, new.cluster]);
     let ids = [
         add_silence(old.web, "alertname=FromOld", "old"),
         add_silence(new.web, "alertname=FromNew", "new"),

@@ -75,8 +75,8 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-/// One Alertmanager process.
-pub struct Alertmanager {
+/// An Alertmanager-compatible server process: a stock Alertmanager or the `hearsay` binary.
+pub struct Server {
     pub web: SocketAddr,
     pub cluster: SocketAddr,
     pub dir: PathBuf,
@@ -84,49 +84,60 @@ pub struct Alertmanager {
     log: PathBuf,
 }
 
+/// Every process is a [`Server`]; the names say which one a test started.
+pub type Alertmanager = Server;
+/// See [`Server`].
+pub type Hearsay = Server;
+
 const CONFIG: &str = "route:\n  receiver: hook\nreceivers:\n  - name: hook\n";
 
-impl Alertmanager {
-    /// Start `bin` with its state in `dir`, gossiping with `peers`, using fast cluster timings.
-    pub fn start(bin: &Path, dir: &Path, peers: &[SocketAddr]) -> Self {
+/// Cluster flags both kinds take: fast gossip, probes and settling for tests.
+const FAST_CLUSTER: [&str; 5] = [
+    "--cluster.gossip-interval=50ms",
+    "--cluster.pushpull-interval=2s",
+    "--cluster.probe-interval=200ms",
+    "--cluster.probe-timeout=100ms",
+    "--cluster.settle-timeout=2s",
+];
+
+impl Server {
+    /// Start Alertmanager `bin` with its state in `dir`, gossiping with `peers`.
+    pub fn alertmanager(bin: &Path, dir: &Path, peers: &[SocketAddr]) -> Self {
         std::fs::create_dir_all(dir).expect("dir");
         std::fs::write(dir.join("am.yml"), CONFIG).expect("config");
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--config.file={}", dir.join("am.yml").display())).arg("--log.level=debug");
+        // Snapshots every second, so tests can watch the files instead of sleeping.
+        cmd.arg("--data.maintenance-interval=1s");
+        Self::spawn(cmd, dir, peers, "alertmanager")
+    }
+
+    /// Start the `hearsay` binary with its state in `dir`, gossiping with `peers`.
+    pub fn hearsay(dir: &Path, peers: &[SocketAddr]) -> Self {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_hearsay")), dir, peers, "hearsay")
+    }
+
+    fn spawn(mut cmd: Command, dir: &Path, peers: &[SocketAddr], kind: &str) -> Self {
+        std::fs::create_dir_all(dir).expect("dir");
         let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let cluster: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let log = dir.join("alertmanager.log");
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!("--config.file={}", dir.join("am.yml").display()))
-            .arg(format!("--storage.path={}", dir.display()))
+        let log = dir.join(format!("{kind}.log"));
+        cmd.arg(format!("--storage.path={}", dir.display()))
             .arg(format!("--web.listen-address={web}"))
             .arg(format!("--cluster.listen-address={cluster}"))
             .arg(format!("--cluster.advertise-address={cluster}"))
-            .args([
-                "--cluster.gossip-interval=50ms",
-                "--cluster.pushpull-interval=2s",
-                "--cluster.probe-interval=200ms",
-            ])
-            .args([
-                "--cluster.probe-timeout=100ms",
-                "--cluster.settle-timeout=2s",
-                "--log.level=debug",
-            ])
-            // Snapshots every second, so tests can watch the files instead of sleeping.
-            .arg("--data.maintenance-interval=1s")
+            .args(FAST_CLUSTER)
             .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"));
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let am = Self { web, cluster, dir: dir.to_path_buf(), child, log };
-        am.wait_ready();
-        am
-    }
-
-    fn wait_ready(&self) {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {kind}: {e}"));
+        let server = Self { web, cluster, dir: dir.to_path_buf(), child, log };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while get(self.web, "/-/ready").map(|(code, _)| code) != Some(200) {
-            assert!(Instant::now() < deadline, "Alertmanager not ready; log:\n{}", self.log_tail());
+        while get(server.web, "/-/ready").map(|(code, _)| code) != Some(200) {
+            assert!(Instant::now() < deadline, "{kind} not ready; log:\n{}", server.log_tail());
             std::thread::sleep(Duration::from_millis(50));
         }
+        server
     }
 
     /// `amtool --alertmanager.url=…` with `args`.
@@ -139,10 +150,11 @@ impl Alertmanager {
         api_silences(self.web)
     }
 
-    /// Stop gracefully (SIGTERM): Alertmanager writes its snapshots on the way out.
+    /// Stop gracefully (SIGTERM): both kinds write their snapshots on the way out.
     pub fn stop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "exited with {status}; log:\n{}", self.log_tail());
     }
 
     /// The last lines of its log.
@@ -153,7 +165,7 @@ impl Alertmanager {
     }
 }
 
-impl Drop for Alertmanager {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -227,78 +239,6 @@ pub fn summary(silences: &Value) -> Vec<(String, String, String)> {
         .collect();
     out.sort();
     out
-}
-
-/// A `hearsay` node binary started with Alertmanager's flags.
-pub struct Hearsay {
-    pub web: SocketAddr,
-    pub cluster: SocketAddr,
-    pub dir: PathBuf,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Hearsay {
-    /// Start the binary with its state in `dir`, gossiping with `peers`, fast timings.
-    pub fn start(dir: &Path, peers: &[SocketAddr]) -> Self {
-        std::fs::create_dir_all(dir).expect("dir");
-        let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let cluster: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let log = dir.join("hearsay.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_hearsay"))
-            .arg(format!("--storage.path={}", dir.display()))
-            .arg(format!("--web.listen-address={web}"))
-            .arg(format!("--cluster.listen-address={cluster}"))
-            .args([
-                "--cluster.gossip-interval=50ms",
-                "--cluster.pushpull-interval=2s",
-                "--cluster.probe-interval=200ms",
-            ])
-            .args(["--cluster.probe-timeout=100ms", "--cluster.settle-timeout=2s"])
-            .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("hearsay starts");
-        let h = Self { web, cluster, dir: dir.to_path_buf(), child, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(h.web, "/-/ready").map(|(code, _)| code) != Some(200) {
-            assert!(Instant::now() < deadline, "hearsay not ready; log:\n{}", h.log_tail());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        h
-    }
-
-    /// `amtool` against this node.
-    pub fn amtool(&self, args: &[&str]) -> Output {
-        amtool(self.web, args)
-    }
-
-    /// The API's silences.
-    pub fn silences(&self) -> Value {
-        api_silences(self.web)
-    }
-
-    /// SIGTERM: leave the cluster and write the snapshots.
-    pub fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "hearsay exited with {status}; log:\n{}", self.log_tail());
-    }
-
-    /// The last lines of its log.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Hearsay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Add a silence with amtool; returns its ID.
