@@ -75,9 +75,17 @@ fn bad_requests_get_clear_errors() {
 fn metrics_use_alertmanagers_names() {
     let h = Hearsay::hearsay(&scratch("api-metrics"), &[]);
     add_silence(h.web, "alertname=Metrics", "m");
+    // Maintenance runs every second in tests: its durations show up once it has run.
+    util::wait_for("a maintenance run", std::time::Duration::from_secs(10), || {
+        get(h.web, "/metrics").is_some_and(|(_, t)| {
+            t.contains("alertmanager_silences_snapshot_duration_seconds_count ")
+        })
+    });
     let (code, text) = get(h.web, "/metrics").expect("answers");
     assert_eq!(code, 200);
     for series in [
+        "alertmanager_nflog_gc_duration_seconds_count",
+        "alertmanager_nflog_snapshot_size_bytes",
         "alertmanager_silences{state=\"active\"} 1",
         "alertmanager_cluster_members 1",
         "alertmanager_peer_position 0",

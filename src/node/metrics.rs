@@ -47,6 +47,33 @@ pub(crate) struct Metrics {
     pub(crate) pings: PingFamily,
     pub(crate) pings_failures: Counter,
     pub(crate) name_conflicts: Counter,
+    /// Alertmanager exports these as summaries without quantiles (`_sum`, `_count`); the
+    /// Rust client has no summary type, so they are histograms with the same `_sum`/`_count`.
+    nflog_gc: Histogram,
+    nflog_snapshot: Histogram,
+    silences_gc: Histogram,
+    silences_snapshot: Histogram,
+    oversize: PingFamily,
+}
+
+/// Which Alertmanager state a key holds, for metric names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateKind {
+    Nflog,
+    Silences,
+    Other,
+}
+
+impl StateKind {
+    pub(crate) fn of(cluster: &crate::core::cluster::Cluster, key: &str) -> Self {
+        if cluster.state::<crate::core::state::nflog::Nflog>(key).is_some() {
+            Self::Nflog
+        } else if cluster.state::<crate::core::state::silences::Silences>(key).is_some() {
+            Self::Silences
+        } else {
+            Self::Other
+        }
+    }
 }
 
 pub(crate) fn update() -> MsgType {
@@ -86,6 +113,11 @@ impl Metrics {
             pings: Family::new_with_constructor(ping_histogram),
             pings_failures: Counter::default(),
             name_conflicts: Counter::default(),
+            nflog_gc: default_histogram(),
+            nflog_snapshot: default_histogram(),
+            silences_gc: default_histogram(),
+            silences_snapshot: default_histogram(),
+            oversize: Family::new_with_constructor(default_histogram),
         };
         let info = Family::<Vec<(&'static str, String)>, Gauge>::default();
         info.get_or_create(&vec![("peer", name.to_owned())]).set(1);
@@ -213,6 +245,36 @@ impl Metrics {
             "Total number of failed pings",
             m.pings_failures.clone(),
         );
+        let durations = [
+            (
+                "alertmanager_nflog_gc_duration_seconds",
+                "Duration of the last notification log garbage collection cycle",
+                &m.nflog_gc,
+            ),
+            (
+                "alertmanager_nflog_snapshot_duration_seconds",
+                "Duration of the last notification log snapshot",
+                &m.nflog_snapshot,
+            ),
+            (
+                "alertmanager_silences_gc_duration_seconds",
+                "Duration of the last silence garbage collection cycle",
+                &m.silences_gc,
+            ),
+            (
+                "alertmanager_silences_snapshot_duration_seconds",
+                "Duration of the last silence snapshot",
+                &m.silences_snapshot,
+            ),
+        ];
+        for (name, help, histogram) in durations {
+            r.register(name, help, histogram.clone());
+        }
+        r.register(
+            "alertmanager_oversize_gossip_message_duration_seconds",
+            "Duration of oversized gossip message requests",
+            m.oversize.clone(),
+        );
         r.register(
             "alertmanager_cluster_peer_name_conflicts",
             "Total number of times memberlist has noticed conflicting peer names",
@@ -220,6 +282,39 @@ impl Metrics {
         );
         m
     }
+}
+
+impl Metrics {
+    /// Durations are exported for Alertmanager's `nfl` and `sil` keys, under its names.
+    /// One maintenance run of the state under `key`: GC took `gc`, the snapshot `snapshot`
+    /// (`None` when none was written).
+    pub(crate) fn observe_maintenance(
+        &self,
+        kind: StateKind,
+        key: &str,
+        gc: std::time::Duration,
+        snapshot: Option<std::time::Duration>,
+    ) {
+        let (gc_histogram, snapshot_histogram) = match (kind, key) {
+            (StateKind::Nflog, "nfl") => (&self.nflog_gc, &self.nflog_snapshot),
+            (StateKind::Silences, "sil") => (&self.silences_gc, &self.silences_snapshot),
+            _ => return,
+        };
+        gc_histogram.observe(gc.as_secs_f64());
+        if let Some(took) = snapshot {
+            snapshot_histogram.observe(took.as_secs_f64());
+        }
+    }
+
+    /// One completed oversized send.
+    pub(crate) fn observe_oversize(&self, key: &str, took: std::time::Duration) {
+        self.oversize.get_or_create(&vec![("key", key.to_owned())]).observe(took.as_secs_f64());
+    }
+}
+
+/// Prometheus' default buckets (Go `prometheus.DefBuckets`).
+fn default_histogram() -> Histogram {
+    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
 }
 
 /// Render a registry in the OpenMetrics text format.

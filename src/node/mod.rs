@@ -29,7 +29,7 @@ use crate::core::config::{ConfigError, SwimConfig};
 use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, Swim};
 use crate::core::{Millis, NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
-use metrics::Metrics;
+use metrics::{Metrics, StateKind};
 use peers::FailedPeers;
 use state_metrics::{MaintenanceRecord, StateMetrics};
 
@@ -665,19 +665,34 @@ impl LoopState {
         let unix = wall_clock();
         for (key, file) in &snapshots.files {
             let started = Instant::now();
-            let Some(outcome) = cluster.lock().maintain(key, unix) else { continue };
-            let (collected, snapshot) = match outcome {
-                Ok((collected, bytes)) => (
-                    collected,
-                    snapshot::write(&snapshots.dir, file, &bytes)
-                        .map_err(|e| format!("{}: {e}", file)),
-                ),
+            let (collected, kind) = {
+                let mut c = cluster.lock();
+                let kind = StateKind::of(&c, key);
+                let Some(gc) = c.gc(key, unix) else { continue };
+                (gc, kind)
+            };
+            let gc_took = started.elapsed();
+            let write_started = Instant::now();
+            let (collected, snapshot) = match collected {
+                Ok(n) => {
+                    // Marshal under the lock, write outside it.
+                    let bytes = cluster.lock().marshal(key).unwrap_or_default();
+                    let written = snapshot::write(&snapshots.dir, file, &bytes)
+                        .map_err(|e| format!("{file}: {e}"));
+                    (n, written)
+                }
                 Err(e) => (0, Err(format!("gc: {e}"))),
             };
+            let snapshot_took = write_started.elapsed();
             if let Err(e) = &snapshot {
                 log::warn!("maintenance of {key} failed: {e}");
             }
-            let took = started.elapsed();
+            self.metrics.observe_maintenance(
+                kind,
+                key,
+                gc_took,
+                snapshot.is_ok().then_some(snapshot_took),
+            );
             {
                 let mut records = self.maintenance.lock();
                 let record = records.entry(key.clone()).or_default();
@@ -687,6 +702,7 @@ impl LoopState {
                     Err(_) => record.errors += 1,
                 }
             }
+            let took = started.elapsed();
             self.emit(NodeEvent::Maintained(Maintenance {
                 key: key.clone(),
                 collected,
@@ -800,7 +816,11 @@ impl LoopState {
                 }
                 Event::Reliable { id, result, .. } => {
                     if let Some(c) = &self.shared.cluster {
-                        c.lock().on_reliable(id, &result, self.driver.now());
+                        let mut c = c.lock();
+                        c.on_reliable(id, &result, self.driver.now());
+                        for (key, took) in c.drain_oversize_durations() {
+                            self.metrics.observe_oversize(&key, took);
+                        }
                     }
                 }
                 Event::LeaveComplete => {

@@ -107,8 +107,6 @@ impl Server {
         std::fs::write(dir.join("am.yml"), CONFIG).expect("config");
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--config.file={}", dir.join("am.yml").display())).arg("--log.level=debug");
-        // Snapshots every second, so tests can watch the files instead of sleeping.
-        cmd.arg("--data.maintenance-interval=1s");
         Self::spawn(cmd, dir, peers, "alertmanager")
     }
 
@@ -127,6 +125,8 @@ impl Server {
             .arg(format!("--cluster.listen-address={cluster}"))
             .arg(format!("--cluster.advertise-address={cluster}"))
             .args(FAST_CLUSTER)
+            // Snapshots every second, so tests can watch the files instead of sleeping.
+            .arg("--data.maintenance-interval=1s")
             .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"));

@@ -237,15 +237,20 @@ impl Cluster {
         self.slots.keys().map(String::as_str)
     }
 
-    /// Maintenance of the state under `key`: GC, then its marshalled bytes for a snapshot.
-    /// `None` for unknown or host-owned keys; `Err` when GC failed (skip the snapshot).
-    pub fn maintain(
-        &mut self,
-        key: &str,
-        now: UnixMillis,
-    ) -> Option<Result<(usize, Vec<u8>), String>> {
+    /// GC of the state under `key`: how many elements went, or why GC failed (Alertmanager then
+    /// skips that maintenance's snapshot). `None` for unknown or host-owned keys.
+    pub fn gc(&mut self, key: &str, now: UnixMillis) -> Option<Result<usize, String>> {
         match self.slots.get_mut(key)? {
-            Slot::Replicated(s) => Some(s.gc(now).map(|n| (n, s.marshal()))),
+            Slot::Replicated(s) => Some(s.gc(now)),
+            Slot::Opaque(_) => None,
+        }
+    }
+
+    /// The whole state under `key`, marshalled (a snapshot). `None` for unknown or host-owned
+    /// keys.
+    pub fn marshal(&self, key: &str) -> Option<Vec<u8>> {
+        match self.slots.get(key)? {
+            Slot::Replicated(s) => Some(s.marshal()),
             Slot::Opaque(_) => None,
         }
     }
