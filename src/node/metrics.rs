@@ -285,9 +285,9 @@ impl Metrics {
 }
 
 impl Metrics {
-    /// Durations are exported for Alertmanager's `nfl` and `sil` keys, under its names.
     /// One maintenance run of the state under `key`: GC took `gc`, the snapshot `snapshot`
-    /// (`None` when none was written).
+    /// (`None` when none was written). Exported for Alertmanager's `nfl` and `sil` keys, under
+    /// its names.
     pub(crate) fn observe_maintenance(
         &self,
         kind: StateKind,
