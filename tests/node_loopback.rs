@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hearsay::core::swim::{MemberChange, MemberState};
 use hearsay::node::{Node, NodeConfig, NodeEvent};
-use util::{alive, fast_config, next_event, wait_for};
+use util::{alive, fast_config, next_event, state_of, wait_for};
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().expect("literal")
@@ -169,4 +169,80 @@ fn alone_with_configured_peers_is_blind_not_first() {
     let p = cut_off.position();
     assert_eq!((p.index, p.visible, p.blind), (0, 1, true));
     assert!(!solo.position().blind, "a single-node setup is simply first");
+}
+
+fn cluster_node(name: &str, peers: Vec<String>) -> Node {
+    use hearsay::core::cluster::Cluster;
+    use hearsay::core::state::silences::{Silences, SilencesConfig};
+    let mut cluster = Cluster::new();
+    cluster.register("sil", Silences::new(SilencesConfig::default(), 7));
+    let mut config = fast_config(name, peers);
+    config.swim.suspicion_mult = 2;
+    Node::start_cluster(config, cluster, None).expect("starts")
+}
+
+#[test]
+fn a_long_hold_on_the_states_never_stalls_failure_detection() {
+    use hearsay::core::state::silences::{Matcher, MatcherSet, MatcherType, Silence, Silences};
+    let a = cluster_node("a", vec![]);
+    let b = cluster_node("b", vec![a.local_addr().to_string()]);
+    wait_for("both see two members", Duration::from_secs(5), || {
+        alive(&a).len() == 2 && alive(&b).len() == 2
+    });
+    std::thread::scope(|s| {
+        // A host thread on `a` holds the states for 3 s (think: a GC of a million entries).
+        let (held, hold_started) = std::sync::mpsc::channel();
+        let a_ref = &a;
+        let holder = s.spawn(move || {
+            a_ref.with_cluster(|_| {
+                held.send(()).expect("main waits");
+                std::thread::sleep(Duration::from_secs(3));
+            })
+        });
+        hold_started.recv().expect("the hold started");
+        let now = hearsay::core::UnixMillis(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as i64,
+        );
+        let silence = Silence {
+            ends_at: hearsay::core::state::Timestamp::from(hearsay::core::UnixMillis(
+                now.0 + 3_600_000,
+            )),
+            matcher_sets: vec![MatcherSet {
+                matchers: vec![Matcher::new(MatcherType::Equal, "x", "y")],
+            }],
+            ..Silence::default()
+        };
+        let id = b
+            .with_cluster(|c| {
+                let o = c
+                    .state_mut::<Silences>("sil")
+                    .expect("registered")
+                    .set(silence, now)
+                    .expect("valid");
+                for bytes in [o.expired_previous, o.broadcast].into_iter().flatten() {
+                    c.publish("sil", bytes);
+                }
+                o.id
+            })
+            .expect("cluster mode");
+        // Suspicion here lasts 2 × 200 ms: a stalled loop on `a` would be declared dead.
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(2500) {
+            assert_eq!(
+                state_of(&b, "a"),
+                Some(MemberState::Alive),
+                "a stopped answering while its states were held"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        holder.join().expect("holder");
+        wait_for("the silence that arrived during the hold", Duration::from_secs(5), || {
+            a.with_cluster(|c| {
+                c.state::<Silences>("sil").and_then(|s| s.get(id.as_str())).is_some()
+            }) == Some(true)
+        });
+    });
 }

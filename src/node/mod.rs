@@ -8,11 +8,13 @@
 
 #![forbid(unsafe_code)]
 
+mod maintenance;
 mod metrics;
 mod peers;
 pub mod snapshot;
 mod state_metrics;
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
@@ -29,9 +31,9 @@ use crate::core::config::{ConfigError, SwimConfig};
 use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, Swim};
 use crate::core::{Millis, NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
-use metrics::{Metrics, StateKind};
+use metrics::Metrics;
 use peers::FailedPeers;
-use state_metrics::{MaintenanceRecord, StateMetrics};
+use state_metrics::StateMetrics;
 
 /// How a node is started.
 #[derive(Clone, Debug)]
@@ -217,6 +219,8 @@ struct Shared {
     cluster: Option<Arc<Mutex<Cluster>>>,
     /// Whether another member was ever seen (for the "blind" position signal).
     seen_peers: AtomicBool,
+    /// Maintenance reports dropped because the host did not drain events.
+    maintenance_events_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Shared {
@@ -245,6 +249,7 @@ pub struct Node {
     max_broadcast: usize,
     peers_configured: Vec<String>,
     thread: Option<JoinHandle<()>>,
+    maintainer: Option<(Sender<()>, JoinHandle<()>)>,
     resolver: Option<(Sender<()>, JoinHandle<()>)>,
 }
 
@@ -295,12 +300,16 @@ impl Node {
             registry.register_collector(Box::new(collector));
         }
         let local_state = Arc::new(Mutex::new(Vec::new()));
+        let maintenance_events = event_tx.clone();
+        let maintenance_metrics = metrics.clone();
         let delegate = NodeDelegate {
             events: event_tx,
             local_state: Arc::clone(&local_state),
             metrics: metrics.clone(),
             dropped: 0,
             cluster: cluster.clone(),
+            pending: VecDeque::new(),
+            last_local_state: Vec::new(),
         };
         let seed = config.seed.unwrap_or_else(rand::random);
         let mut advertise = None;
@@ -330,6 +339,7 @@ impl Node {
             stats: Mutex::new(NodeStats::default()),
             cluster,
             seen_peers: AtomicBool::new(false),
+            maintenance_events_dropped: Arc::default(),
         });
         let loop_state = LoopState {
             driver,
@@ -347,14 +357,25 @@ impl Node {
             refreshing: Vec::new(),
             leave_replies: Vec::new(),
             initial,
-            next_maintenance: snapshots.as_ref().map(|s| Instant::now() + s.interval),
-            snapshots,
-            maintenance,
+            cluster_busy: false,
         };
         let name = config.swim.name.clone();
         let thread = std::thread::Builder::new()
             .name(format!("hearsay-{name}"))
             .spawn(move || loop_state.run())?;
+        let maintainer = match (&shared.cluster, snapshots) {
+            (Some(cluster), Some(snapshots)) => {
+                Some(maintenance::spawn(maintenance::Maintainer {
+                    cluster: Arc::clone(cluster),
+                    snapshots,
+                    metrics: maintenance_metrics,
+                    records: maintenance,
+                    events: maintenance_events,
+                    events_dropped: Arc::clone(&shared.maintenance_events_dropped),
+                })?)
+            }
+            _ => None,
+        };
         let resolver = (!config.peers.is_empty() && !config.refresh_interval.is_zero())
             .then(|| spawn_resolver(&config, advertise, &shared))
             .transpose()?;
@@ -367,6 +388,7 @@ impl Node {
             max_broadcast,
             peers_configured: config.peers.clone(),
             thread: Some(thread),
+            maintainer,
             resolver,
         })
     }
@@ -480,7 +502,9 @@ impl Node {
 
     /// Counters of the node's plumbing.
     pub fn stats(&self) -> NodeStats {
-        *self.shared.stats.lock()
+        let mut stats = *self.shared.stats.lock();
+        stats.events_dropped += self.shared.maintenance_events_dropped.load(Ordering::Relaxed);
+        stats
     }
 
     /// Metrics in the OpenMetrics text format, under Alertmanager's names.
@@ -497,6 +521,11 @@ impl Node {
         if let Some(thread) = self.thread.take() {
             let _ = self.shared.send(Command::Shutdown);
             let _ = thread.join();
+        }
+        // The loop has stopped: a last GC and snapshot, as Alertmanager does on shutdown.
+        if let Some((stop, handle)) = self.maintainer.take() {
+            drop(stop);
+            let _ = handle.join();
         }
     }
 
@@ -529,9 +558,45 @@ struct NodeDelegate {
     dropped: u64,
     /// In cluster mode, user messages and push/pull state belong to the cluster layer.
     cluster: Option<Arc<Mutex<Cluster>>>,
+    /// What arrived while a host thread or maintenance held the states' lock: the event loop
+    /// never waits for it (a slow GC must not stop us answering probes).
+    pending: VecDeque<Pending>,
+    /// The full state last sent, answered when the states are busy (anti-entropy tolerates a
+    /// slightly stale copy; a stalled loop it does not).
+    last_local_state: Vec<u8>,
 }
 
+/// A payload waiting for the states' lock.
+enum Pending {
+    Update(Vec<u8>),
+    FullState(Vec<u8>, bool),
+}
+
+/// Most payloads kept while the states are busy; beyond it they are dropped (and counted as
+/// events dropped) — push/pull repairs what is lost.
+const PENDING_LEN: usize = 65_536;
+/// How soon the loop retries when the states were busy.
+const CLUSTER_RETRY: Duration = Duration::from_millis(2);
+
 impl NodeDelegate {
+    /// Apply what waited for the lock, in arrival order.
+    fn apply_pending(&mut self, cluster: &mut Cluster, now: Millis) {
+        for p in self.pending.drain(..) {
+            match p {
+                Pending::Update(msg) => cluster.notify_msg(now, &msg),
+                Pending::FullState(state, join) => cluster.merge_remote_state(now, &state, join),
+            }
+        }
+    }
+
+    fn defer(&mut self, p: Pending) {
+        if self.pending.len() >= PENDING_LEN {
+            self.dropped += 1;
+        } else {
+            self.pending.push_back(p);
+        }
+    }
+
     fn emit(&mut self, event: NodeEvent) {
         if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
             self.dropped += 1;
@@ -542,7 +607,14 @@ impl NodeDelegate {
 impl Delegate for NodeDelegate {
     fn local_state(&mut self, now: Millis, join: bool) -> Vec<u8> {
         let state = match &self.cluster {
-            Some(c) => c.lock().local_state(now, join),
+            Some(c) => match c.try_lock() {
+                Some(mut c) => {
+                    let state = c.local_state(now, join);
+                    self.last_local_state.clone_from(&state);
+                    state
+                }
+                None => self.last_local_state.clone(),
+            },
             None => self.local_state.lock().clone(),
         };
         self.metrics.messages_sent.get_or_create(&metrics::full_state()).inc();
@@ -559,8 +631,13 @@ impl Delegate for NodeDelegate {
             .messages_received_size
             .get_or_create(&metrics::full_state())
             .inc_by(state.len() as u64);
-        match &self.cluster {
-            Some(c) => c.lock().merge_remote_state(now, state, join),
+        let cluster = self.cluster.clone();
+        let locked = cluster.as_ref().map(|c| c.try_lock());
+        match locked {
+            Some(Some(mut c)) => {
+                c.merge_remote_state(now, state, join);
+            }
+            Some(None) => self.defer(Pending::FullState(state.to_vec(), join)),
             None => self.emit(NodeEvent::RemoteState { join, data: state.to_vec() }),
         }
     }
@@ -571,8 +648,11 @@ impl Delegate for NodeDelegate {
             .messages_received_size
             .get_or_create(&metrics::update())
             .inc_by(msg.len() as u64);
-        match &self.cluster {
-            Some(c) => c.lock().notify_msg(now, msg),
+        let cluster = self.cluster.clone();
+        let locked = cluster.as_ref().map(|c| c.try_lock());
+        match locked {
+            Some(Some(mut c)) => c.notify_msg(now, msg),
+            Some(None) => self.defer(Pending::Update(msg.to_vec())),
             None => self.emit(NodeEvent::Message(msg.to_vec())),
         }
     }
@@ -602,10 +682,8 @@ struct LoopState {
     refreshing: Vec<SocketAddr>,
     leave_replies: Vec<Sender<()>>,
     initial: Vec<SocketAddr>,
-    snapshots: Option<Snapshots>,
-    next_maintenance: Option<Instant>,
-    /// Per-state maintenance outcomes, for the state metrics.
-    maintenance: Arc<Mutex<std::collections::BTreeMap<String, MaintenanceRecord>>>,
+    /// The states' lock was taken when the loop last wanted it.
+    cluster_busy: bool,
 }
 
 impl LoopState {
@@ -639,77 +717,23 @@ impl LoopState {
             self.driver.flush();
             self.handle_events();
         }
-        // A graceful stop writes the states one last time.
-        if self.snapshots.is_some() {
-            self.maintain();
-        }
         self.publish();
     }
 
-    /// Cluster mode: keep the wall clock current and move queued state updates into the core.
+    /// Cluster mode: keep the wall clock current, apply what arrived while the states were
+    /// busy, and move queued state updates into the core. Never waits for the lock: a host
+    /// thread (or maintenance) holding it only delays this to a later turn.
     fn pump_cluster(&mut self) {
         let Some(cluster) = self.shared.cluster.clone() else { return };
         let now = self.driver.now();
-        let mut cluster = cluster.lock();
-        cluster.set_wall_clock(now, wall_clock());
-        cluster::pump(self.driver.swim_mut(), &mut cluster, now);
-    }
-
-    /// GC every snapshotted state and write it to disk (outside the lock).
-    fn maintain(&mut self) {
-        let (Some(snapshots), Some(cluster)) =
-            (self.snapshots.clone(), self.shared.cluster.clone())
-        else {
+        let Some(mut cluster) = cluster.try_lock() else {
+            self.cluster_busy = true;
             return;
         };
-        let unix = wall_clock();
-        for (key, file) in &snapshots.files {
-            let started = Instant::now();
-            let (collected, kind) = {
-                let mut c = cluster.lock();
-                let kind = StateKind::of(&c, key);
-                let Some(gc) = c.gc(key, unix) else { continue };
-                (gc, kind)
-            };
-            let gc_took = started.elapsed();
-            let write_started = Instant::now();
-            let (collected, snapshot) = match collected {
-                Ok(n) => {
-                    // Marshal under the lock, write outside it.
-                    let bytes = cluster.lock().marshal(key).unwrap_or_default();
-                    let written = snapshot::write(&snapshots.dir, file, &bytes)
-                        .map_err(|e| format!("{file}: {e}"));
-                    (n, written)
-                }
-                Err(e) => (0, Err(format!("gc: {e}"))),
-            };
-            let snapshot_took = write_started.elapsed();
-            if let Err(e) = &snapshot {
-                log::warn!("maintenance of {key} failed: {e}");
-            }
-            self.metrics.observe_maintenance(
-                kind,
-                key,
-                gc_took,
-                snapshot.is_ok().then_some(snapshot_took),
-            );
-            {
-                let mut records = self.maintenance.lock();
-                let record = records.entry(key.clone()).or_default();
-                record.runs += 1;
-                match &snapshot {
-                    Ok(size) => record.snapshot_size = *size,
-                    Err(_) => record.errors += 1,
-                }
-            }
-            let took = started.elapsed();
-            self.emit(NodeEvent::Maintained(Maintenance {
-                key: key.clone(),
-                collected,
-                snapshot,
-                took,
-            }));
-        }
+        self.cluster_busy = false;
+        cluster.set_wall_clock(now, wall_clock());
+        self.driver.swim_mut().delegate_mut().apply_pending(&mut cluster, now);
+        cluster::pump(self.driver.swim_mut(), &mut cluster, now);
     }
 
     /// Returns false on shutdown.
@@ -759,16 +783,9 @@ impl LoopState {
             .inc();
     }
 
-    /// Re-join failed members every reconnect interval; forget them after the timeout; run
-    /// maintenance when due.
+    /// Re-join failed members every reconnect interval; forget them after the timeout.
     fn upkeep(&mut self) {
         let now = Instant::now();
-        if let (Some(at), Some(s)) = (self.next_maintenance, &self.snapshots)
-            && now >= at
-        {
-            self.next_maintenance = Some(now + s.interval);
-            self.maintain();
-        }
         if !self.config.reconnect_interval.is_zero() && now >= self.next_reconnect {
             self.next_reconnect = now + self.config.reconnect_interval;
             let addrs = self.failed.addrs();
@@ -798,8 +815,12 @@ impl LoopState {
     }
 
     fn next_timer(&self) -> Option<Millis> {
+        if self.cluster_busy {
+            // The states were locked: come back soon for what is waiting.
+            return Some(self.driver.now() + CLUSTER_RETRY);
+        }
         let reconnect = (!self.config.reconnect_interval.is_zero()).then_some(self.next_reconnect);
-        let next = [reconnect, self.next_maintenance].into_iter().flatten().min()?;
+        let next = reconnect?;
         Some(self.driver.now() + next.saturating_duration_since(Instant::now()))
     }
 
