@@ -229,3 +229,112 @@ fn scenario(seed: u64, n: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// After the last write, every live node must hold every silence in its latest version: direct
+/// copies and gossip for connected nodes, then push/pull (60 s, after a random stagger) or the
+/// re-join after a heal for the rest.
+const STATE_CONVERGE_MS: u64 = 130_000;
+
+#[test]
+fn silences_converge() {
+    let started = std::time::Instant::now();
+    let seeds = seeds();
+    for &seed in &seeds {
+        let outcome = catch_unwind(AssertUnwindSafe(|| state_scenario(seed, 5)));
+        let failure = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(msg)) => msg,
+            Err(panic) => format!("panic: {}", panic_message(&panic)),
+        };
+        panic!(
+            "silence scenario failed with seed {seed}: {failure}\n\
+             replay: SIM_SEED={seed} cargo test --release --test simulator silences_converge"
+        );
+    }
+    eprintln!("silence scenario: {} seeds passed in {:.1?}", seeds.len(), started.elapsed());
+}
+
+/// Silences written on random nodes — while connected, on both sides of a partition, and while
+/// a node is down — end up identical on every live node, including the restarted one.
+fn state_scenario(seed: u64, n: usize) -> Result<(), String> {
+    use rand::rngs::SmallRng;
+    use rand::{RngExt, SeedableRng};
+
+    let mut sim = Sim::new(seed, n, FAULTS);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
+    for i in 0..n {
+        sim.start(i);
+        sim.run_until(sim.now + 10, &mut |_| {});
+    }
+    let start = sim.now;
+    converge(
+        &mut sim,
+        start + CONVERGE_MS,
+        &mut Accuracy { active_from: None, violation: None },
+        "cold start",
+    )?;
+    let mut ids = Vec::new();
+    let mut write =
+        |sim: &mut Sim, rng: &mut SmallRng, label: &str, ids: &mut Vec<(usize, String)>| {
+            let live = sim.live();
+            let i = live[rng.random_range(0..live.len())];
+            let id = sim.set_silence(i, &format!("{label}-{}", ids.len()));
+            ids.push((i, id));
+            let pause = rng.random_range(0..300);
+            sim.run_until(sim.now + pause, &mut |_| {});
+        };
+    for _ in 0..10 {
+        write(&mut sim, &mut rng, "connected", &mut ids);
+    }
+    // Expire a few, on the node that created them.
+    for k in [1, 4, 7] {
+        let (i, id) = ids[k].clone();
+        sim.expire_silence(i, &id);
+    }
+    sim.run_until(sim.now + 2_000, &mut |_| {});
+
+    // Writes on both sides of a partition.
+    let groups: Vec<u8> = (0..n).map(|i| if i < n / 2 { 1 } else { 2 }).collect();
+    sim.partition(&groups);
+    for _ in 0..6 {
+        write(&mut sim, &mut rng, "partitioned", &mut ids);
+    }
+    sim.run_until(sim.now + 20_000, &mut |_| {});
+    sim.heal();
+
+    // A node goes down, writes happen without it, it comes back empty.
+    let victim = (seed as usize) % n;
+    sim.crash(victim);
+    for _ in 0..4 {
+        write(&mut sim, &mut rng, "while-down", &mut ids);
+    }
+    sim.run_until(sim.now + 5_000, &mut |_| {});
+    sim.start(victim);
+
+    let deadline = sim.now + STATE_CONVERGE_MS;
+    loop {
+        let live = sim.live();
+        let views: Vec<_> = live.iter().map(|&i| sim.silences(i)).collect();
+        let all_equal = views.windows(2).all(|w| w[0] == w[1]);
+        let complete = views[0].len() == ids.len();
+        if all_equal && complete {
+            if std::env::var("SIM_VERBOSE").is_ok() {
+                eprintln!(
+                    "seed {seed}: {} silences identical on {} nodes {} ms after the restart",
+                    ids.len(),
+                    live.len(),
+                    sim.now + STATE_CONVERGE_MS - deadline
+                );
+            }
+            return Ok(());
+        }
+        if sim.now >= deadline {
+            let counts: Vec<usize> = views.iter().map(Vec::len).collect();
+            return Err(format!(
+                "silences did not converge within {STATE_CONVERGE_MS} ms: {} written, per-node counts {counts:?}",
+                ids.len()
+            ));
+        }
+        sim.run_until(sim.now + 500, &mut |_| {});
+    }
+}

@@ -8,16 +8,28 @@
 //! (every 10 s and 15 s respectively), which is what heals a cluster after a long partition.
 //!
 //! Each node has its own clock: a random offset and a drift of up to ±0.1 %, so no two cores
-//! agree on what time it is, as on real machines.
+//! agree on what time it is, as on real machines; wall clocks are skewed by up to ±100 ms.
+//!
+//! Every core carries Alertmanager's cluster layer with a silences state, pumped after every
+//! input as the node driver does, so replicated state converges (or not) under the same faults.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
+/// The core under simulation.
+pub type Swim = hearsay::core::swim::Swim<Cluster>;
+
+/// Wall-clock time at simulation start (2026-11-23), in Unix ms.
+const WALL_ORIGIN_MS: i64 = 1_795_400_000_000;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use hearsay::core::UnixMillis;
+use hearsay::core::cluster::{self, Cluster};
 use hearsay::core::config::SwimConfig;
-use hearsay::core::swim::{Event, MemberChange, MemberState, StreamFailure, StreamId, Swim};
+use hearsay::core::state::silences::{
+    Matcher, MatcherSet, MatcherType, Silence, Silences, SilencesConfig,
+};
+use hearsay::core::swim::{Event, MemberChange, MemberState, StreamFailure, StreamId};
 use hearsay::core::wire::StreamFrame;
 use hearsay::core::{Millis, NodeName};
 use rand::rngs::SmallRng;
@@ -48,6 +60,7 @@ struct Node {
     epoch: u64,
     clock_offset_ms: u64,
     drift_ppm: i64,
+    wall_skew_ms: i64,
     peers: Vec<SocketAddr>,
     failed: BTreeMap<NodeName, SocketAddr>,
     next_reconnect: u64,
@@ -116,6 +129,7 @@ impl Sim {
                 epoch: 0,
                 clock_offset_ms: rng.random_range(0..1_000_000),
                 drift_ppm: rng.random_range(-1000..=1000),
+                wall_skew_ms: rng.random_range(-100..=100),
                 peers: seeds.iter().copied().filter(|a| *a != addr_of(i)).collect(),
                 failed: BTreeMap::new(),
                 next_reconnect: 0,
@@ -154,7 +168,9 @@ impl Sim {
         let node = &mut self.nodes[i];
         let config = SwimConfig::alertmanager(node.name.clone(), node.addr, node.peers.len());
         let seed = self.rng.random();
-        let mut swim = Swim::new(config, (), seed, now).expect("valid config");
+        let mut states = Cluster::new();
+        states.register("sil", Silences::new(SilencesConfig::default(), seed));
+        let mut swim = Swim::new(config, states, seed, now).expect("valid config");
         swim.join(now, &node.peers);
         node.swim = Some(swim);
         node.epoch += 1;
@@ -264,8 +280,81 @@ impl Sim {
         self.nodes[i].swim.as_mut().expect("node is live")
     }
 
+    /// Node `i`'s wall clock.
+    fn wall(&self, i: usize) -> UnixMillis {
+        UnixMillis(
+            WALL_ORIGIN_MS + i64::try_from(self.now).expect("fits") + self.nodes[i].wall_skew_ms,
+        )
+    }
+
+    /// Create a silence on node `i` (`name="value"`, one hour) and publish it; its ID.
+    pub fn set_silence(&mut self, i: usize, value: &str) -> String {
+        let wall = self.wall(i);
+        let silence = Silence {
+            starts_at: wall.into(),
+            ends_at: UnixMillis(wall.0 + 3_600_000).into(),
+            created_by: "sim".into(),
+            matcher_sets: vec![MatcherSet {
+                matchers: vec![Matcher::new(MatcherType::Equal, "name", value)],
+            }],
+            ..Silence::default()
+        };
+        let states = self.swim_mut(i).delegate_mut();
+        let out = states
+            .state_mut::<Silences>("sil")
+            .expect("registered")
+            .set(silence, wall)
+            .expect("valid silence");
+        for bytes in [out.expired_previous, out.broadcast].into_iter().flatten() {
+            states.publish("sil", bytes);
+        }
+        self.drain(i);
+        out.id.as_str().to_owned()
+    }
+
+    /// Expire a silence on node `i`.
+    pub fn expire_silence(&mut self, i: usize, id: &str) {
+        let wall = self.wall(i);
+        let states = self.swim_mut(i).delegate_mut();
+        if let Ok(Some(bytes)) =
+            states.state_mut::<Silences>("sil").expect("registered").expire(id, wall)
+        {
+            states.publish("sil", bytes);
+        }
+        self.drain(i);
+    }
+
+    /// Node `i`'s silences: ID, last update (seconds, nanos) and end, sorted.
+    pub fn silences(&self, i: usize) -> Vec<(String, (i64, i32), (i64, i32))> {
+        let swim = self.nodes[i].swim.as_ref().expect("live node");
+        let s = swim.delegate().state::<Silences>("sil").expect("registered");
+        let wall = self.wall(i);
+        let mut out: Vec<_> = s
+            .query(&Default::default(), wall)
+            .into_iter()
+            .map(|x| {
+                (
+                    x.id.clone(),
+                    (x.updated_at.seconds, x.updated_at.nanos),
+                    (x.ends_at.seconds, x.ends_at.nanos),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Collect everything node `i` wants done.
     fn drain(&mut self, i: usize) {
+        // What the node driver does after every input: wall clock, then the cluster layer's
+        // outgoing messages into the core.
+        let now = self.local_now(i);
+        let wall = self.wall(i);
+        let swim = self.swim_mut(i);
+        let mut states = std::mem::take(swim.delegate_mut());
+        states.set_wall_clock(now, wall);
+        cluster::pump(swim, &mut states, now);
+        *swim.delegate_mut() = states;
         let from = self.nodes[i].addr;
         let epoch = self.nodes[i].epoch;
         while let Some(t) = self.swim_mut(i).poll_transmit() {
