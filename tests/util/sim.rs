@@ -35,6 +35,10 @@ use hearsay::core::{Millis, NodeName};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
+/// A silence as one node holds it: ID, last update and end (seconds, nanos): two nodes agree
+/// on a silence when these are equal.
+pub type SilenceVersion = (String, (i64, i32), (i64, i32));
+
 /// Network faults, applied to every datagram independently.
 #[derive(Clone, Copy, Debug)]
 pub struct Faults {
@@ -324,8 +328,8 @@ impl Sim {
         self.drain(i);
     }
 
-    /// Node `i`'s silences: ID, last update (seconds, nanos) and end, sorted.
-    pub fn silences(&self, i: usize) -> Vec<(String, (i64, i32), (i64, i32))> {
+    /// Node `i`'s silences, sorted.
+    pub fn silences(&self, i: usize) -> Vec<SilenceVersion> {
         let swim = self.nodes[i].swim.as_ref().expect("live node");
         let s = swim.delegate().state::<Silences>("sil").expect("registered");
         let wall = self.wall(i);
