@@ -274,15 +274,14 @@ fn state_scenario(seed: u64, n: usize) -> Result<(), String> {
         "cold start",
     )?;
     let mut ids = Vec::new();
-    let mut write =
-        |sim: &mut Sim, rng: &mut SmallRng, label: &str, ids: &mut Vec<(usize, String)>| {
-            let live = sim.live();
-            let i = live[rng.random_range(0..live.len())];
-            let id = sim.set_silence(i, &format!("{label}-{}", ids.len()));
-            ids.push((i, id));
-            let pause = rng.random_range(0..300);
-            sim.run_until(sim.now + pause, &mut |_| {});
-        };
+    let write = |sim: &mut Sim, rng: &mut SmallRng, label: &str, ids: &mut Vec<(usize, String)>| {
+        let live = sim.live();
+        let i = live[rng.random_range(0..live.len())];
+        let id = sim.set_silence(i, &format!("{label}-{}", ids.len()));
+        ids.push((i, id));
+        let pause = rng.random_range(0..300);
+        sim.run_until(sim.now + pause, &mut |_| {});
+    };
     for _ in 0..10 {
         write(&mut sim, &mut rng, "connected", &mut ids);
     }
