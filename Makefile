@@ -8,7 +8,7 @@ SIM_SEEDS ?= 200
 export PATH := $(CURDIR)/target/go-venv/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: test deps fmt clippy no-async purity unit integration sim bench
+.PHONY: test deps fmt clippy no-async purity unit integration sim bench fuzz
 
 test: deps fmt clippy no-async purity unit integration sim
 
@@ -54,3 +54,18 @@ sim:
 
 bench:
 	$(CARGO) run --release --bin hearsay-bench
+
+# Coverage-guided fuzzing of every decoder (libFuzzer via libfuzzer-sys, on stable Rust, with
+# the instrumentation cargo-fuzz would add). Not part of `make test`: FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGET := x86_64-unknown-linux-gnu
+FUZZ_FLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+fuzz:
+	cd fuzz && RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --target $(FUZZ_TARGET)
+	for t in decode state; do \
+	  mkdir -p fuzz/corpus/$$t && \
+	  fuzz/target/$(FUZZ_TARGET)/release/$$t fuzz/corpus/$$t tests/golden/alertmanager-0.25 \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
