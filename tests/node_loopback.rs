@@ -215,19 +215,7 @@ fn a_long_hold_on_the_states_never_stalls_failure_detection() {
             }],
             ..Silence::default()
         };
-        let id = b
-            .with_cluster(|c| {
-                let o = c
-                    .state_mut::<Silences>("sil")
-                    .expect("registered")
-                    .set(silence, now)
-                    .expect("valid");
-                for bytes in [o.expired_previous, o.broadcast].into_iter().flatten() {
-                    c.publish("sil", bytes);
-                }
-                o.id
-            })
-            .expect("cluster mode");
+        let id = b.set_silence("sil", silence, now).expect("valid");
         // Suspicion here lasts 2 × 200 ms: a stalled loop on `a` would be declared dead.
         let started = std::time::Instant::now();
         while started.elapsed() < Duration::from_millis(2500) {

@@ -13,6 +13,7 @@ mod metrics;
 mod peers;
 pub mod snapshot;
 mod state_metrics;
+mod states;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +35,7 @@ use crate::net::{Clock, Driver, DriverError, DriverStats};
 use metrics::Metrics;
 use peers::FailedPeers;
 use state_metrics::StateMetrics;
+pub use states::StateError;
 
 /// How a node is started.
 #[derive(Clone, Debug)]
@@ -221,6 +223,8 @@ struct Shared {
     seen_peers: AtomicBool,
     /// Maintenance reports dropped because the host did not drain events.
     maintenance_events_dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// The node's metrics, for what host threads time (state queries).
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -340,6 +344,7 @@ impl Node {
             cluster,
             seen_peers: AtomicBool::new(false),
             maintenance_events_dropped: Arc::default(),
+            metrics: metrics.clone(),
         });
         let loop_state = LoopState {
             driver,

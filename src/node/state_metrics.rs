@@ -2,8 +2,9 @@
 //! §3.3, §3.5, §3.6), read from the states at scrape time.
 //!
 //! Alertmanager's `nfl` and `sil` states export unlabelled series, as upstream; any other key
-//! (Grafana's per-organisation states) gets a `key` label. Duration summaries are not exported
-//! (the core keeps no clock); maintenance durations arrive as [`crate::node::NodeEvent::Maintained`].
+//! (Grafana's per-organisation states) gets a `key` label. Durations are not read here (the
+//! core keeps no clock): the maintenance thread and the node's state calls time themselves
+//! into the histograms of `metrics.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,9 +7,9 @@ use std::time::Instant;
 use hearsay::core::UnixMillis;
 use hearsay::core::state::Timestamp;
 use hearsay::core::state::silences::{
-    self, Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState, Silences,
+    Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState,
 };
-use hearsay::node::Node;
+use hearsay::node::{Node, StateError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -107,27 +107,16 @@ impl Api<'_> {
         let _ = req.respond(reply);
     }
 
-    fn with_silences<R>(&self, f: impl FnOnce(&mut Silences, UnixMillis) -> R) -> Option<R> {
-        let now = now();
-        self.node
-            .with_cluster(|c| c.state_mut::<Silences>(self.silences_key).map(|s| f(s, now)))
-            .flatten()
-    }
-
     fn list(&self, query: &str) -> Reply {
         let filters = match filters(query) {
             Ok(f) => f,
             Err(e) => return text(400, &e),
         };
-        let Some(mut list) = self.with_silences(|s, now| {
-            s.query(&Query::default(), now)
-                .into_iter()
-                .filter(|sil| filters.iter().all(|f| filter_matches(f, sil)))
-                .map(|sil| (silences::state_of(sil, now), sil.clone()))
-                .collect::<Vec<_>>()
-        }) else {
-            return text(500, "silences are not configured");
+        let mut list = match self.node.query_silences(self.silences_key, &Query::default(), now()) {
+            Ok(list) => list,
+            Err(e) => return text(500, &e.to_string()),
         };
+        list.retain(|(_, sil)| filters.iter().all(|f| filter_matches(f, sil)));
         sort_like_alertmanager(&mut list);
         let body: Vec<GettableSilence> =
             list.iter().map(|(state, s)| gettable(s, *state)).collect();
@@ -135,12 +124,13 @@ impl Api<'_> {
     }
 
     fn get_one(&self, id: &str) -> Reply {
-        let found = self.with_silences(|s, now| {
-            s.get(id).map(|sil| (silences::state_of(sil, now), sil.clone()))
-        });
-        match found.flatten() {
-            Some((state, sil)) => json(200, &gettable(&sil, state)),
-            None => text(404, "silence not found"),
+        let query = Query { ids: vec![id.to_owned()], ..Query::default() };
+        match self.node.query_silences(self.silences_key, &query, now()) {
+            Ok(found) => match found.first() {
+                Some((state, sil)) => json(200, &gettable(sil, *state)),
+                None => text(404, "silence not found"),
+            },
+            Err(e) => text(500, &e.to_string()),
         }
     }
 
@@ -153,41 +143,19 @@ impl Api<'_> {
             Ok(s) => s,
             Err(e) => return text(400, &e),
         };
-        let key = self.silences_key.to_owned();
-        let result = self.node.with_cluster(|c| {
-            let now = now();
-            let outcome = c.state_mut::<Silences>(&key).map(|s| s.set(silence, now))?;
-            Some(outcome.map(|o| {
-                // The expired predecessor first, so peers never see two active versions.
-                for bytes in [o.expired_previous, o.broadcast].into_iter().flatten() {
-                    c.publish(&key, bytes);
-                }
-                o.id.as_str().to_owned()
-            }))
-        });
-        match result.flatten() {
-            Some(Ok(id)) => json(200, &serde_json::json!({ "silenceID": id })),
-            Some(Err(SilenceError::NotFound)) => text(404, "silence not found"),
-            Some(Err(e)) => text(400, &e.to_string()),
-            None => text(500, "silences are not configured"),
+        match self.node.set_silence(self.silences_key, silence, now()) {
+            Ok(id) => json(200, &serde_json::json!({ "silenceID": id.as_str() })),
+            Err(StateError::Silence(SilenceError::NotFound)) => text(404, "silence not found"),
+            Err(e @ StateError::Silence(_)) => text(400, &e.to_string()),
+            Err(e) => text(500, &e.to_string()),
         }
     }
 
     fn delete(&self, id: &str) -> Reply {
-        let key = self.silences_key.to_owned();
-        let result = self.node.with_cluster(|c| {
-            let outcome = c.state_mut::<Silences>(&key).map(|s| s.expire(id, now()))?;
-            Some(outcome.map(|bytes| {
-                if let Some(bytes) = bytes {
-                    c.publish(&key, bytes);
-                }
-            }))
-        });
-        match result.flatten() {
-            Some(Ok(())) => text(200, ""),
-            Some(Err(SilenceError::NotFound)) => text(404, "silence not found"),
-            Some(Err(e)) => text(500, &e.to_string()),
-            None => text(500, "silences are not configured"),
+        match self.node.expire_silence(self.silences_key, id, now()) {
+            Ok(()) => text(200, ""),
+            Err(StateError::Silence(SilenceError::NotFound)) => text(404, "silence not found"),
+            Err(e) => text(500, &e.to_string()),
         }
     }
 

@@ -8,7 +8,7 @@
 //! Storage: each entry is kept only as the `MeshEntry` bytes it arrived in (from a peer or a
 //! snapshot) or that [`Nflog::log`] encoded, one boxed slice per entry in a hash table indexed
 //! by the XXH3 of the key string. Nothing else is stored per entry: the key, timestamps and
-//! alert hashes are read from those bytes when needed ([`view`]), which costs a scan of ~100
+//! alert hashes are read from those bytes when needed (`view.rs`), which costs a scan of ~100
 //! bytes and keeps unknown fields written by newer Alertmanagers exactly as they came.
 //!
 //! Marshalling concatenates the stored bytes, sorted by group key then receiver key, so the

@@ -1,0 +1,198 @@
+//! What a host asks of Alertmanager's replicated states on a running node: the Dedup and
+//! SetNotifies stages of a notification pipeline, silence writes and reads, and the mute check.
+//!
+//! Each call takes the states' lock once. Writes hand what they produced to
+//! [`Cluster::publish`] before the lock is released, so a peer can never see a later write
+//! first; reads do not wake the event loop. Queries are timed here, outside the core (which
+//! keeps no clock), into Alertmanager's `*_query_duration_seconds` histograms.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::Node;
+use super::metrics::StateKind;
+use crate::core::UnixMillis;
+use crate::core::cluster::Cluster;
+use crate::core::state::labels::LabelSet;
+use crate::core::state::nflog::{Decision, Flush, Nflog, NflogError, Receiver, ReceiverDataValue};
+use crate::core::state::silences::{
+    self, MuteResult, Query, Silence, SilenceError, SilenceId, SilenceState, Silences,
+};
+
+/// Why a state operation on a node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The node was started without replicated states ([`Node::start`], not
+    /// [`Node::start_cluster`]).
+    #[error("the node replicates no states")]
+    NoCluster,
+    /// No state of that kind is registered under the key.
+    #[error("no {kind} state is registered under {key:?}")]
+    NoState {
+        /// The key asked for.
+        key: String,
+        /// `nflog` or `silences`.
+        kind: &'static str,
+    },
+    /// The notification log refused the write; it is unchanged.
+    #[error(transparent)]
+    Nflog(#[from] NflogError),
+    /// The silences refused the operation; they are unchanged.
+    #[error(transparent)]
+    Silence(#[from] SilenceError),
+}
+
+fn missing(key: &str, kind: &'static str) -> StateError {
+    StateError::NoState { key: key.to_owned(), kind }
+}
+
+fn nflog<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut Nflog, StateError> {
+    c.state_mut::<Nflog>(key).ok_or_else(|| missing(key, "nflog"))
+}
+
+fn silences<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut Silences, StateError> {
+    c.state_mut::<Silences>(key).ok_or_else(|| missing(key, "silences"))
+}
+
+impl Node {
+    /// Run `f` on the states without waking the event loop: for calls that queue nothing.
+    fn read_states<R>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        let cluster = self.shared.cluster.as_ref().ok_or(StateError::NoCluster)?;
+        f(&mut cluster.lock())
+    }
+
+    /// Run `f` on the states, then wake the loop to send what it published.
+    fn write_states<R>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        self.with_cluster(f).ok_or(StateError::NoCluster)?
+    }
+
+    /// Alertmanager's Dedup stage for one flush of `group_key` to `receiver`, against the
+    /// notification log under `key` (`nfl` for Alertmanager): whether to send, and which row of
+    /// the decision table said so ([`Nflog::should_notify`]).
+    pub fn should_notify(
+        &self,
+        key: &str,
+        receiver: &Receiver,
+        group_key: &str,
+        flush: &Flush<'_>,
+    ) -> Result<Decision, StateError> {
+        self.read_states(|c| {
+            let log = nflog(c, key)?;
+            let started = Instant::now();
+            let decision = log.should_notify(
+                receiver,
+                group_key,
+                flush.firing,
+                flush.resolved,
+                flush.send_resolved,
+                flush.repeat_interval,
+                flush.now,
+            );
+            self.shared.metrics.observe_query(StateKind::Nflog, key, started.elapsed());
+            Ok(decision)
+        })
+    }
+
+    /// Alertmanager's SetNotifies stage: record that `flush` was delivered to `receiver` and
+    /// send the entry to every peer. As in Alertmanager the entry lives twice the repeat
+    /// interval, or the retention if that is shorter. Returns `false`, writing nothing, when
+    /// the stored entry is newer than `flush.now` (this node's clock is behind a peer's).
+    pub fn log_notification(
+        &self,
+        key: &str,
+        receiver: &Receiver,
+        group_key: &str,
+        flush: &Flush<'_>,
+        receiver_data: &BTreeMap<String, ReceiverDataValue>,
+    ) -> Result<bool, StateError> {
+        self.write_states(|c| {
+            let written = nflog(c, key)?.log(
+                receiver,
+                group_key,
+                flush.firing,
+                flush.resolved,
+                receiver_data,
+                Some(flush.repeat_interval.saturating_mul(2)),
+                flush.now,
+            )?;
+            let Some(bytes) = written else { return Ok(false) };
+            c.publish(key, bytes);
+            Ok(true)
+        })
+    }
+
+    /// Create or update a silence in the state under `key` (`sil` for Alertmanager) by
+    /// Alertmanager's rules ([`Silences::set`]) and send the change to every peer. Returns the
+    /// silence's ID, which is new when the update had to replace it.
+    pub fn set_silence(
+        &self,
+        key: &str,
+        silence: Silence,
+        now: UnixMillis,
+    ) -> Result<SilenceId, StateError> {
+        self.write_states(|c| {
+            let outcome = silences(c, key)?.set(silence, now)?;
+            // The expired predecessor first, so peers never hold two active versions.
+            for bytes in [outcome.expired_previous, outcome.broadcast].into_iter().flatten() {
+                c.publish(key, bytes);
+            }
+            Ok(outcome.id)
+        })
+    }
+
+    /// Expire the silence `id` now and send the change to every peer. Expiring an expired
+    /// silence changes nothing and succeeds.
+    pub fn expire_silence(&self, key: &str, id: &str, now: UnixMillis) -> Result<(), StateError> {
+        self.write_states(|c| {
+            if let Some(bytes) = silences(c, key)?.expire(id, now)? {
+                c.publish(key, bytes);
+            }
+            Ok(())
+        })
+    }
+
+    /// The silences `query` selects, copied out with their state at `now`.
+    pub fn query_silences(
+        &self,
+        key: &str,
+        query: &Query<'_>,
+        now: UnixMillis,
+    ) -> Result<Vec<(SilenceState, Silence)>, StateError> {
+        self.read_states(|c| {
+            let s = silences(c, key)?;
+            let started = Instant::now();
+            let found: Vec<_> = s
+                .query(query, now)
+                .into_iter()
+                .map(|sil| (silences::state_of(sil, now), sil.clone()))
+                .collect();
+            self.shared.metrics.observe_query(StateKind::Silences, key, started.elapsed());
+            Ok(found)
+        })
+    }
+
+    /// Which silences mute the alert with `labels` and `fingerprint` at `now`
+    /// ([`Silences::mutes`]). Timed as a silence query, as Alertmanager's silencer queries.
+    pub fn mutes(
+        &self,
+        key: &str,
+        fingerprint: u64,
+        labels: &LabelSet,
+        now: UnixMillis,
+    ) -> Result<MuteResult, StateError> {
+        self.read_states(|c| {
+            let s = silences(c, key)?;
+            let started = Instant::now();
+            let result = s.mutes(fingerprint, labels, now);
+            self.shared.metrics.observe_query(StateKind::Silences, key, started.elapsed());
+            Ok(result)
+        })
+    }
+}
