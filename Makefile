@@ -8,9 +8,9 @@ SIM_SEEDS ?= 200
 export PATH := $(CURDIR)/target/go-venv/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: test deps fmt clippy no-async purity unit integration sim bench fuzz
+.PHONY: test deps fmt clippy doc no-async purity unit integration sim bench fuzz
 
-test: deps fmt clippy no-async purity unit integration sim
+test: deps fmt clippy doc no-async purity unit integration sim
 
 # Rust; Go for the memberlist interop suite and the latest Alertmanager (the Go module proxy
 # provides both); Debian's Alertmanager 0.25 and amtool for the mixed-cluster suite (the
@@ -31,6 +31,10 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+# Broken intra-doc links are errors: the API docs are part of the product.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps
 
 no-async:
 	.ci/check-no-tokio.sh
