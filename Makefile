@@ -46,13 +46,14 @@ unit:
 	$(CARGO) test --locked --lib
 	$(CARGO) test --locked --doc
 
-# Real sockets on loopback; real Go memberlist peers (v0.5.0 and the latest); stock
+# Real sockets on loopback; the C ABI from a C program (and the committed header checked
+# against cbindgen); real Go memberlist peers (v0.5.0 and the latest); stock
 # Alertmanagers (Debian's 0.25 and the latest release) in one cluster with hearsay.
 integration:
 	@for f in tests/*.rs; do t=$$(basename $$f .rs); grep -q -- "--test $$t " Makefile || \
 	  { echo "tests/$$t.rs is not run by make test: add it here"; exit 1; }; done
 	$(CARGO) test --locked --test node_loopback --test node_states --test interop_memberlist \
-	  -- --test-threads=4
+	  --test c_abi -- --test-threads=4
 	$(CARGO) test --locked --test mixed_cluster --test hearsay_api -- --test-threads=2
 
 # The simulator runs optimised: it executes millions of protocol steps per seed range.

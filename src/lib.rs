@@ -21,5 +21,6 @@
 #![deny(unsafe_code)]
 
 pub mod core;
+pub mod ffi;
 pub mod net;
 pub mod node;

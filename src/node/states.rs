@@ -7,16 +7,20 @@
 //! keeps no clock), into Alertmanager's `*_query_duration_seconds` histograms.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::Node;
 use super::metrics::StateKind;
+use super::snapshot::{self, SnapshotError};
 use crate::core::UnixMillis;
 use crate::core::cluster::Cluster;
+use crate::core::state::DecodeError;
 use crate::core::state::labels::LabelSet;
 use crate::core::state::nflog::{Decision, Flush, Nflog, NflogError, Receiver, ReceiverDataValue};
 use crate::core::state::silences::{
     self, MuteResult, Query, Silence, SilenceError, SilenceId, SilenceState, Silences,
+    SilencesConfig,
 };
 
 /// Why a state operation on a node failed.
@@ -41,6 +45,44 @@ pub enum StateError {
     /// The silences refused the operation; they are unchanged.
     #[error(transparent)]
     Silence(#[from] SilenceError),
+}
+
+/// Alertmanager's state keys and snapshot file names: the notification log and the silences.
+pub const ALERTMANAGER_STATES: [(&str, &str); 2] =
+    [(NFLOG_KEY, "nflog"), (SILENCES_KEY, "silences")];
+/// Alertmanager's key for the notification log.
+pub const NFLOG_KEY: &str = "nfl";
+/// Alertmanager's key for the silences.
+pub const SILENCES_KEY: &str = "sil";
+
+/// Alertmanager's two states, with what the snapshots in `dir` hold (empty states on a first
+/// start, or without `dir`). A corrupt file stops the start with an error naming the file and
+/// byte; the file is left as it was.
+pub fn alertmanager_states(
+    dir: Option<&Path>,
+    retention: Duration,
+) -> Result<Cluster, SnapshotError> {
+    let [(_, nflog_file), (_, silences_file)] = ALERTMANAGER_STATES;
+    let load = |name: &str| dir.map_or(Ok(None), |d| snapshot::read(d, name));
+    let nflog = match load(nflog_file)? {
+        Some(b) => Nflog::load(&b, retention).map_err(|source| corrupt(dir, nflog_file, source))?,
+        None => Nflog::new(retention),
+    };
+    let config = SilencesConfig { retention, ..SilencesConfig::default() };
+    let seed = rand::random();
+    let silences = match load(silences_file)? {
+        Some(b) => Silences::load(&b, config, seed)
+            .map_err(|source| corrupt(dir, silences_file, source))?,
+        None => Silences::new(config, seed),
+    };
+    let mut cluster = Cluster::new();
+    cluster.register(NFLOG_KEY, nflog);
+    cluster.register(SILENCES_KEY, silences);
+    Ok(cluster)
+}
+
+fn corrupt(dir: Option<&Path>, name: &str, source: DecodeError) -> SnapshotError {
+    SnapshotError::Corrupt { path: dir.unwrap_or(Path::new("")).join(name), source }
 }
 
 fn missing(key: &str, kind: &'static str) -> StateError {

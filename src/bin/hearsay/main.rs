@@ -8,25 +8,20 @@
 mod api;
 mod flags;
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use hearsay::core::Millis;
-use hearsay::core::cluster::{Cluster, Settle};
-use hearsay::core::state::nflog::Nflog;
-use hearsay::core::state::silences::{Silences, SilencesConfig};
-use hearsay::node::snapshot::{self, SnapshotError};
-use hearsay::node::{Node, NodeConfig, Snapshots};
+use hearsay::core::cluster::Settle;
+use hearsay::node::{
+    ALERTMANAGER_STATES, Node, NodeConfig, SILENCES_KEY, Snapshots, alertmanager_states,
+};
 use parking_lot::Mutex;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use time::OffsetDateTime;
 
-/// State keys and file names Alertmanager uses.
-const NFLOG: (&str, &str) = ("nfl", "nflog");
-const SILENCES: (&str, &str) = ("sil", "silences");
 /// Worker threads answering HTTP requests.
 const HTTP_WORKERS: usize = 4;
 
@@ -49,7 +44,8 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: &flags::Flags) -> Result<(), String> {
-    let cluster = load_states(flags).map_err(|e| e.to_string())?;
+    let cluster =
+        alertmanager_states(Some(&flags.storage), flags.retention).map_err(|e| e.to_string())?;
     let mut config =
         NodeConfig::alertmanager(flags.peer_name.as_deref(), flags.listen, flags.peers.clone());
     config.advertise = flags.advertise;
@@ -64,7 +60,10 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
     swim.label = flags.label.clone().into_bytes();
     let snapshots = Snapshots {
         dir: flags.storage.clone(),
-        files: [NFLOG, SILENCES].iter().map(|(k, f)| ((*k).to_owned(), (*f).to_owned())).collect(),
+        files: ALERTMANAGER_STATES
+            .iter()
+            .map(|(k, f)| ((*k).to_owned(), (*f).to_owned()))
+            .collect(),
         interval: flags.maintenance_interval,
     };
     let mut node = Node::start_cluster(config, cluster, Some(snapshots))
@@ -116,7 +115,7 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
                 let metrics = || node.metrics_text();
                 let api = api::Api {
                     node,
-                    silences_key: SILENCES.0,
+                    silences_key: SILENCES_KEY,
                     started,
                     ready: &ready,
                     metrics: &metrics,
@@ -153,23 +152,6 @@ fn wait_for_signal() {
             }
         }
     }
-}
-
-/// The states with what the snapshots hold, or empty on a first start. A corrupt file stops
-/// the start with an error naming the file and byte; the file is left as it was.
-fn load_states(flags: &flags::Flags) -> Result<Cluster, SnapshotError> {
-    let dir: &Path = &flags.storage;
-    let retention = flags.retention;
-    let nflog = snapshot::load(dir, NFLOG.1, |b| Nflog::load(b, retention))?
-        .unwrap_or_else(|| Nflog::new(retention));
-    let config = SilencesConfig { retention, ..SilencesConfig::default() };
-    let seed = rand::random();
-    let silences = snapshot::load(dir, SILENCES.1, |b| Silences::load(b, config.clone(), seed))?
-        .unwrap_or_else(|| Silences::new(config.clone(), seed));
-    let mut cluster = Cluster::new();
-    cluster.register(NFLOG.0, nflog);
-    cluster.register(SILENCES.0, silences);
-    Ok(cluster)
 }
 
 /// Log lines on stderr, in Alertmanager's key=value spirit.

@@ -1,0 +1,225 @@
+//! `hs_node`: a running Alertmanager-style peer (the `nfl` and `sil` states).
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::{
+    Failure, FfiResult, borrow, boundary, copy_out, errors_metric, hs_config, hs_result, hs_str,
+    out_ptr, text, write,
+};
+use crate::node::snapshot::SnapshotError;
+use crate::node::{
+    ALERTMANAGER_STATES, Node, NodeConfig, NodeError, Snapshots, StateError, alertmanager_states,
+};
+
+/// A running peer: its event-loop thread, its maintenance thread (GC and snapshots) and the
+/// replicated notification log and silences. Every function taking a `const hs_node *` may
+/// be called from any thread at the same time; `hs_node_free` must not race with them.
+#[derive(Debug)]
+pub struct hs_node {
+    pub(crate) node: Node,
+}
+
+impl From<NodeError> for Failure {
+    fn from(e: NodeError) -> Self {
+        let code = match &e {
+            NodeError::Config(_) | NodeError::Advertise(_) => hs_result::InvalidConfig,
+            NodeError::Io(_) => hs_result::Io,
+            NodeError::QueueFull => hs_result::QueueFull,
+            NodeError::TooLarge { .. } => hs_result::MessageTooLarge,
+            NodeError::UnknownMember(_) => hs_result::InvalidArgument,
+            NodeError::JoinFailed(_) => hs_result::JoinFailed,
+            NodeError::Timeout => hs_result::Timeout,
+            NodeError::Closed => hs_result::Closed,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<SnapshotError> for Failure {
+    fn from(e: SnapshotError) -> Self {
+        let code = match &e {
+            SnapshotError::Corrupt { .. } => hs_result::CorruptSnapshot,
+            SnapshotError::Io { .. } => hs_result::Io,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Self {
+        use crate::core::state::silences::SilenceError;
+        let code = match &e {
+            StateError::Nflog(_) => hs_result::NflogRefused,
+            StateError::Silence(SilenceError::Invalid { .. }) => hs_result::InvalidSilence,
+            StateError::Silence(SilenceError::NotFound) => hs_result::SilenceNotFound,
+            StateError::Silence(_) => hs_result::SilenceLimit,
+            // An hs_node always has both states.
+            _ => hs_result::InvalidArgument,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+pub(crate) fn node<'a>(node: *const hs_node) -> FfiResult<&'a Node> {
+    Ok(&borrow(node, "node")?.node)
+}
+
+fn timeout(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
+}
+
+/// Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
+/// the configured peers in the background. Writes the node to `*node_out`; free it with
+/// `hs_node_free`. `config` is only read. A corrupt snapshot file gives
+/// `HS_RESULT_CORRUPT_SNAPSHOT` (the message names the file and the byte) and is left as it
+/// was.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_start(
+    config: *const hs_config,
+    node_out: *mut *mut hs_node,
+) -> hs_result {
+    boundary(|| {
+        let c = borrow(config, "config")?;
+        let out = out_ptr(node_out, "node_out")?;
+        let mut nc = NodeConfig::alertmanager(c.name.as_deref(), c.bind, c.peers.clone());
+        nc.advertise = c.advertise;
+        nc.swim.gossip_interval = c.gossip_interval;
+        nc.swim.push_pull_interval = c.push_pull_interval;
+        nc.swim.label = c.label.clone().into_bytes();
+        let cluster = alertmanager_states(c.storage_dir.as_deref(), c.retention)?;
+        let snapshots = c.storage_dir.as_ref().map(|dir| Snapshots {
+            dir: dir.clone(),
+            files: ALERTMANAGER_STATES
+                .iter()
+                .map(|(k, f)| ((*k).to_owned(), (*f).to_owned()))
+                .collect(),
+            interval: c.maintenance_interval,
+        });
+        let node = Node::start_cluster(nc, cluster, snapshots)?;
+        write(out, Box::into_raw(Box::new(hs_node { node })));
+        Ok(())
+    })
+}
+
+/// Stop the node: its threads end and, with a storage dir, the snapshots are written once
+/// more. It does not leave the cluster first (call `hs_node_leave` for that). NULL is a
+/// no-op; `node` must not be used afterwards, nor by another thread during the call.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_free(node: *mut hs_node) {
+    boundary(|| {
+        if !node.is_null() {
+            // SAFETY: a non-NULL node came from `hs_node_start` and is freed once, with no
+            // other call in flight (the documented contract).
+            drop(unsafe { Box::from_raw(node) });
+        }
+        Ok(())
+    });
+}
+
+/// Push/pull with `peer` (`host:port`; a DNS name stands for every address it resolves to)
+/// and wait up to `timeout_ms`. Writes how many addresses answered to `*joined_out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_join(
+    node: *const hs_node,
+    peer: hs_str,
+    timeout_ms: u32,
+    joined_out: *mut usize,
+) -> hs_result {
+    boundary(|| {
+        let n = self::node(node)?;
+        let peer = text(peer, "peer")?.to_owned();
+        let out = out_ptr(joined_out, "joined_out")?;
+        write(out, n.join(&[peer], timeout(timeout_ms))?);
+        Ok(())
+    })
+}
+
+/// Tell the cluster this node leaves and wait up to `timeout_ms` for the message to go out.
+/// The node keeps running (and answering) until freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_leave(node: *const hs_node, timeout_ms: u32) -> hs_result {
+    boundary(|| Ok(self::node(node)?.leave(timeout(timeout_ms))?))
+}
+
+/// The node's name (a ULID unless configured), copied into `buf` as
+/// `hs_result_message` does.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_name(
+    node: *const hs_node,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> hs_result {
+    boundary(|| copy_out(self::node(node)?.name().as_str().as_bytes(), buf, cap, len_out))
+}
+
+/// The address the node advertises (`ip:port`), copied into `buf`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_address(
+    node: *const hs_node,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> hs_result {
+    boundary(|| {
+        copy_out(self::node(node)?.advertise_addr().to_string().as_bytes(), buf, cap, len_out)
+    })
+}
+
+/// Where this node stands among its peers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct hs_position {
+    /// Index of our name among alive and suspect members sorted by name: this node waits
+    /// `index × peer_timeout` before notifying (Alertmanager's `Position()`).
+    pub index: u32,
+    /// Alive and suspect members, this node included.
+    pub visible: u32,
+    /// True when the node sees nobody although peers are configured or were seen: index 0
+    /// then means "cut off", not "first".
+    pub blind: bool,
+}
+
+/// The node's position, written to `*position_out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_position(
+    node: *const hs_node,
+    position_out: *mut hs_position,
+) -> hs_result {
+    boundary(|| {
+        let p = self::node(node)?.position();
+        let out = out_ptr(position_out, "position_out")?;
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        write(
+            out,
+            hs_position { index: clamp(p.index), visible: clamp(p.visible), blind: p.blind },
+        );
+        Ok(())
+    })
+}
+
+/// The node's metrics in the Prometheus text format (Alertmanager's names, plus
+/// `hearsay_ffi_errors_total`), copied into `buf`. When `cap` is too small the call returns
+/// `HS_RESULT_BUFFER_TOO_SMALL` with the size needed in `*len_out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_metrics(
+    node: *const hs_node,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> hs_result {
+    boundary(|| {
+        let mut text = self::node(node)?.metrics_text();
+        // Keep the OpenMetrics terminator last.
+        let eof = text.ends_with("# EOF\n");
+        if eof {
+            text.truncate(text.len() - "# EOF\n".len());
+        }
+        text.push_str(&errors_metric());
+        if eof {
+            text.push_str("# EOF\n");
+        }
+        copy_out(text.as_bytes(), buf, cap, len_out)
+    })
+}

@@ -1,0 +1,245 @@
+/*
+ * A C host on hearsay's ABI: two nodes on loopback share silences and the notification log;
+ * bad input from C gets a result code, a message and a metric. Run by tests/c_abi.rs with a
+ * scratch directory as its argument. Exits 0 and prints "all checks passed", or names the
+ * failed check.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hearsay.h"
+
+static int failures = 0;
+
+static hs_str S(const char *s) {
+  hs_str out = {s, strlen(s)};
+  return out;
+}
+
+static void last_error(char *buf, size_t cap) {
+  size_t n = 0;
+  if (hs_last_error_message(buf, cap - 1, &n) != HS_RESULT_OK) n = 0;
+  buf[n] = '\0';
+}
+
+/* A call that must return `want`. */
+#define EXPECT(want, call)                                                          \
+  do {                                                                              \
+    hs_result got_ = (call);                                                        \
+    if (got_ != (want)) {                                                           \
+      char msg_[512];                                                               \
+      last_error(msg_, sizeof msg_);                                                \
+      printf("FAIL %s:%d: %s returned %u, want %u (%s)\n", __FILE__, __LINE__,      \
+             #call, (unsigned)got_, (unsigned)(want), msg_);                        \
+      failures++;                                                                   \
+    }                                                                               \
+  } while (0)
+#define OK(call) EXPECT(HS_RESULT_OK, call)
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+      failures++;                                                                   \
+    }                                                                               \
+  } while (0)
+
+static int64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void pause_ms(long ms) {
+  struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+static hs_node *start(const char *name, const char *dir) {
+  hs_config *config = NULL;
+  hs_node *node = NULL;
+  OK(hs_config_new(&config));
+  OK(hs_config_set_name(config, S(name)));
+  OK(hs_config_set_bind_address(config, S("127.0.0.1:0")));
+  OK(hs_config_set_gossip_interval_ms(config, 50));
+  if (dir) OK(hs_config_set_storage_dir(config, S(dir)));
+  OK(hs_node_start(config, &node));
+  hs_config_free(config);
+  if (!node) {
+    printf("FAIL: node %s did not start\n", name);
+    exit(1);
+  }
+  return node;
+}
+
+static const hs_label ALERT[] = {
+    {{"alertname", 9}, {"DiskFull", 8}},
+    {{"instance", 8}, {"db1:9100", 8}},
+};
+
+/* Muting silences of `node` for ALERT, polled until `want` or 10 s. */
+static size_t wait_mutes(const hs_node *node, size_t want) {
+  size_t n = 0;
+  for (int i = 0; i < 1000; i++) {
+    OK(hs_node_mutes(node, ALERT, 2, now_ms(), &n));
+    if (n == want) break;
+    pause_ms(10);
+  }
+  return n;
+}
+
+/* The dedup row `node` reports for `flush`, polled until `want` or 10 s. */
+static hs_dedup_row wait_row(const hs_node *node, hs_flush *flush, hs_dedup_row want) {
+  hs_decision d = {false, 0};
+  for (int i = 0; i < 1000; i++) {
+    flush->now_ms = now_ms();
+    OK(hs_node_should_notify(node, flush, &d));
+    if (d.row == want) break;
+    pause_ms(10);
+  }
+  return d.row;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s <scratch dir>\n", argv[0]);
+    return 2;
+  }
+  const char *dir = argv[1];
+  printf("hearsay %s\n", hs_version());
+
+  /* Two nodes; b joins a. */
+  hs_node *a = start("a", dir);
+  hs_node *b = start("b", NULL);
+  char addr[64];
+  size_t len = 0;
+  OK(hs_node_address(a, addr, sizeof addr - 1, &len));
+  addr[len] = '\0';
+  size_t joined = 0;
+  OK(hs_node_join(b, S(addr), 5000, &joined));
+  CHECK(joined == 1);
+  hs_position pa, pb;
+  OK(hs_node_position(a, &pa));
+  OK(hs_node_position(b, &pb));
+  printf("a at %s: position %u of %u, b: position %u\n", addr, pa.index, pa.visible, pb.index);
+  CHECK(pb.visible == 2 && pa.index + pb.index == 1 && !pb.blind);
+
+  /* A silence written on a mutes the alert on b. */
+  hs_matcher matchers[] = {{S("alertname"), S("Disk.*"), HS_MATCH_TYPE_REGEXP}};
+  int64_t t0 = now_ms();
+  hs_silence silence = {S(""), matchers, 1, t0, t0 + 3600 * 1000, S("c-test"), S("maintenance")};
+  char id[HS_SILENCE_ID_LEN + 1];
+  size_t id_len = 0;
+  OK(hs_node_set_silence(a, &silence, t0, id, HS_SILENCE_ID_LEN, &id_len));
+  id[id_len] = '\0';
+  CHECK(id_len == HS_SILENCE_ID_LEN);
+  CHECK(wait_mutes(b, 1) == 1);
+  printf("silence %s mutes the alert on b\n", id);
+
+  /* Dedup: b would notify first; once a logs the notification, b skips. */
+  uint64_t firing[1];
+  OK(hs_alert_hash(ALERT, 2, &firing[0]));
+  hs_flush flush = {
+      .receiver = {S("team-db"), S("webhook"), 0},
+      .group_key = S("{}:{alertname=\"DiskFull\"}"),
+      .firing = firing,
+      .firing_len = 1,
+      .resolved = NULL,
+      .resolved_len = 0,
+      .send_resolved = true,
+      .repeat_interval_ms = 4 * 3600 * 1000,
+      .now_ms = now_ms(),
+  };
+  hs_decision d = {false, 0};
+  OK(hs_node_should_notify(b, &flush, &d));
+  CHECK(d.notify && d.row == HS_DEDUP_ROW_NO_ENTRY_FIRING);
+  bool written = false;
+  flush.now_ms = now_ms();
+  OK(hs_node_log_notification(a, &flush, &written));
+  CHECK(written);
+  CHECK(wait_row(b, &flush, HS_DEDUP_ROW_UNCHANGED) == HS_DEDUP_ROW_UNCHANGED);
+  OK(hs_node_should_notify(b, &flush, &d));
+  CHECK(!d.notify);
+  printf("b skips what a sent\n");
+
+  /* Expiry travels too. */
+  OK(hs_node_expire_silence(b, S(id), now_ms()));
+  CHECK(wait_mutes(a, 0) == 0);
+  printf("expired on b, unmuted on a\n");
+
+  /* Bad input: a code, a message naming the problem, nothing changed. */
+  char msg[256];
+  EXPECT(HS_RESULT_NULL_PARAMETER, hs_node_should_notify(NULL, &flush, &d));
+  last_error(msg, sizeof msg);
+  CHECK(strstr(msg, "node is NULL") != NULL);
+  EXPECT(HS_RESULT_NULL_PARAMETER, hs_node_should_notify(b, NULL, &d));
+  EXPECT(HS_RESULT_NULL_PARAMETER, hs_node_should_notify(b, &flush, NULL));
+  hs_flush no_hashes = flush;
+  no_hashes.firing = NULL;
+  EXPECT(HS_RESULT_NULL_PARAMETER, hs_node_should_notify(b, &no_hashes, &d));
+  hs_str bad_utf8 = {"\xff\xfe", 2};
+  hs_flush bad_key = flush;
+  bad_key.group_key = bad_utf8;
+  EXPECT(HS_RESULT_INVALID_UTF8, hs_node_should_notify(b, &bad_key, &d));
+  hs_matcher bad_type[] = {{S("alertname"), S("x"), 7}};
+  hs_silence bad = silence;
+  bad.matchers = bad_type;
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_set_silence(a, &bad, t0, id, sizeof id, &id_len));
+  hs_silence backwards = silence;
+  backwards.ends_at_ms = t0 - 1000;
+  EXPECT(HS_RESULT_INVALID_SILENCE,
+         hs_node_set_silence(a, &backwards, t0, id, sizeof id, &id_len));
+  last_error(msg, sizeof msg);
+  printf("refused: %s\n", msg);
+  CHECK(strstr(msg, "invalid silence") != NULL);
+  EXPECT(HS_RESULT_SILENCE_NOT_FOUND, hs_node_expire_silence(a, S("no-such-id"), now_ms()));
+  hs_config *config = NULL;
+  OK(hs_config_new(&config));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_config_set_bind_address(config, S("localhost")));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_config_add_peer(config, S("no-port")));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_config_set_gossip_interval_ms(config, 0));
+  hs_config_free(config);
+  hs_config_free(NULL);
+  hs_node_free(NULL);
+  EXPECT(HS_RESULT_NULL_PARAMETER, hs_config_new(NULL));
+
+  /* Metrics: Alertmanager's names, and the failures above counted. */
+  char small[8];
+  size_t need = 0;
+  EXPECT(HS_RESULT_BUFFER_TOO_SMALL, hs_node_metrics(a, small, sizeof small, &need));
+  char *metrics = malloc(need + 1);
+  OK(hs_node_metrics(a, metrics, need, &len));
+  metrics[len] = '\0';
+  CHECK(strstr(metrics, "alertmanager_cluster_members 2") != NULL);
+  CHECK(strstr(metrics, "alertmanager_silences_query_duration_seconds_count") != NULL);
+  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"null_parameter\"} 5") != NULL);
+  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_silence\"} 1") != NULL);
+  free(metrics);
+  OK(hs_result_message(HS_RESULT_CORRUPT_SNAPSHOT, msg, sizeof msg - 1, &len));
+  msg[len] = '\0';
+  CHECK(strstr(msg, "corrupt snapshot") != NULL);
+
+  /* A second silence survives a's restart from its snapshot (written when a is freed). */
+  hs_silence keep = silence;
+  keep.starts_at_ms = now_ms();
+  keep.ends_at_ms = keep.starts_at_ms + 3600 * 1000;
+  OK(hs_node_set_silence(a, &keep, now_ms(), id, sizeof id, &id_len));
+  OK(hs_node_leave(a, 2000));
+  hs_node_free(a);
+  hs_node_free(b);
+  a = start("a", dir);
+  size_t muted = 0;
+  OK(hs_node_mutes(a, ALERT, 2, now_ms(), &muted));
+  CHECK(muted == 1);
+  printf("a restarted from %s with %zu muting silence\n", dir, muted);
+  hs_node_free(a);
+
+  if (failures) {
+    printf("%d checks failed\n", failures);
+    return 1;
+  }
+  printf("all checks passed\n");
+  return 0;
+}
