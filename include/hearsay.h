@@ -257,7 +257,7 @@ hs_result hs_last_error_message(char *buf, size_t cap, size_t *len_out);
 
 // Create a config with Alertmanager's defaults: a random ULID name, bind `0.0.0.0:9094`,
 // no peers, gossip every 200 ms, push/pull every 60 s, no snapshots, retention 120 h,
-// maintenance every 15 min. Writes it to `*config_out`; free it with `hs_config_free`.
+// maintenance every 15 min, settle timeout 60 s. Writes it to `*config_out`; free it with `hs_config_free`.
 hs_result hs_config_new(struct hs_config **config_out);
 
 // Free a config. NULL is a no-op; `config` must not be used afterwards.
@@ -298,6 +298,10 @@ hs_result hs_config_set_retention_ms(struct hs_config *config, uint64_t ms);
 // GC and snapshot period in milliseconds (`--data.maintenance-interval`, 15 min).
 hs_result hs_config_set_maintenance_interval_ms(struct hs_config *config, uint64_t ms);
 
+// The longest the node takes to settle, in milliseconds (`--cluster.settle-timeout`, 60,000);
+// see `hs_node_wait_ready`.
+hs_result hs_config_set_settle_timeout_ms(struct hs_config *config, uint64_t ms);
+
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with
 // `hs_node_free`. `config` is only read. A corrupt snapshot file gives
@@ -316,6 +320,15 @@ hs_result hs_node_join(const struct hs_node *node,
                        struct hs_str peer,
                        uint32_t timeout_ms,
                        size_t *joined_out);
+
+// Wait up to `timeout_ms` until the node has settled: its member count held still for
+// three polls every 10 × gossip interval since start, or the settle timeout passed.
+// Alertmanager waits for this before its first notification (`WaitReady`). Returns
+// `HS_RESULT_TIMEOUT` if not settled in time.
+hs_result hs_node_wait_ready(const struct hs_node *node, uint32_t timeout_ms);
+
+// Whether the node has settled (see `hs_node_wait_ready`), written to `*ready_out`.
+hs_result hs_node_is_ready(const struct hs_node *node, bool *ready_out);
 
 // Tell the cluster this node leaves and wait up to `timeout_ms` for the message to go out.
 // The node keeps running (and answering) until freed.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hearsay::core::swim::{MemberChange, MemberState};
-use hearsay::node::{Node, NodeConfig, NodeEvent};
+use hearsay::node::{Node, NodeConfig, NodeError, NodeEvent};
 use util::{alive, fast_config, next_event, state_of, wait_for};
 
 fn loopback() -> SocketAddr {
@@ -237,4 +237,31 @@ fn a_long_hold_on_the_states_never_stalls_failure_detection() {
             }) == Some(true)
         });
     });
+}
+
+#[test]
+fn nodes_settle_as_alertmanager_does() {
+    // Polls every 10 × 1 s: five polls, 50 s, before the member count can count as settled.
+    let slow = NodeConfig {
+        swim: hearsay::core::config::SwimConfig {
+            gossip_interval: Duration::from_secs(1),
+            ..fast_config("slow", vec![]).swim
+        },
+        ..fast_config("slow", vec![])
+    };
+    let a = Node::start(slow.clone()).expect("starts");
+    assert!(!a.is_ready());
+    assert!(matches!(a.wait_ready(Duration::from_millis(50)), Err(NodeError::Timeout)));
+    // The settle timeout cuts the wait short.
+    let b = Node::start(NodeConfig { settle_timeout: Duration::from_millis(200), ..slow })
+        .expect("starts");
+    b.wait_ready(Duration::from_secs(10)).expect("ready at the settle timeout");
+    // Polls every 500 ms: ready after five of them, long before the one-hour timeout.
+    let c = Node::start(NodeConfig {
+        settle_timeout: Duration::from_secs(3600),
+        ..fast_config("c", vec![])
+    })
+    .expect("starts");
+    c.wait_ready(Duration::from_secs(20)).expect("ready once the member count held still");
+    assert!(c.is_ready() && !a.is_ready());
 }

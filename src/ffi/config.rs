@@ -22,6 +22,7 @@ pub struct hs_config {
     pub(crate) storage_dir: Option<PathBuf>,
     pub(crate) retention: Duration,
     pub(crate) maintenance_interval: Duration,
+    pub(crate) settle_timeout: Duration,
 }
 
 impl Default for hs_config {
@@ -37,6 +38,7 @@ impl Default for hs_config {
             storage_dir: None,
             retention: Duration::from_secs(120 * 3600),
             maintenance_interval: Duration::from_secs(15 * 60),
+            settle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -62,7 +64,7 @@ fn millis(ms: u64, what: &str) -> FfiResult<Duration> {
 
 /// Create a config with Alertmanager's defaults: a random ULID name, bind `0.0.0.0:9094`,
 /// no peers, gossip every 200 ms, push/pull every 60 s, no snapshots, retention 120 h,
-/// maintenance every 15 min. Writes it to `*config_out`; free it with `hs_config_free`.
+/// maintenance every 15 min, settle timeout 60 s. Writes it to `*config_out`; free it with `hs_config_free`.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_config_new(config_out: *mut *mut hs_config) -> hs_result {
     boundary(|| {
@@ -196,6 +198,16 @@ pub extern "C" fn hs_config_set_maintenance_interval_ms(
 ) -> hs_result {
     set(config, |c| {
         c.maintenance_interval = millis(ms, "maintenance interval")?;
+        Ok(())
+    })
+}
+
+/// The longest the node takes to settle, in milliseconds (`--cluster.settle-timeout`, 60,000);
+/// see `hs_node_wait_ready`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_settle_timeout_ms(config: *mut hs_config, ms: u64) -> hs_result {
+    set(config, |c| {
+        c.settle_timeout = millis(ms, "settle timeout")?;
         Ok(())
     })
 }

@@ -87,6 +87,7 @@ pub extern "C" fn hs_node_start(
         nc.swim.gossip_interval = c.gossip_interval;
         nc.swim.push_pull_interval = c.push_pull_interval;
         nc.swim.label = c.label.clone().into_bytes();
+        nc.settle_timeout = c.settle_timeout;
         let cluster = alertmanager_states(c.storage_dir.as_deref(), c.retention)?;
         let snapshots = c.storage_dir.as_ref().map(|dir| Snapshots {
             dir: dir.clone(),
@@ -131,6 +132,25 @@ pub extern "C" fn hs_node_join(
         let peer = text(peer, "peer")?.to_owned();
         let out = out_ptr(joined_out, "joined_out")?;
         write(out, n.join(&[peer], timeout(timeout_ms))?);
+        Ok(())
+    })
+}
+
+/// Wait up to `timeout_ms` until the node has settled: its member count held still for
+/// three polls every 10 × gossip interval since start, or the settle timeout passed.
+/// Alertmanager waits for this before its first notification (`WaitReady`). Returns
+/// `HS_RESULT_TIMEOUT` if not settled in time.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_wait_ready(node: *const hs_node, timeout_ms: u32) -> hs_result {
+    boundary(|| Ok(self::node(node)?.wait_ready(timeout(timeout_ms))?))
+}
+
+/// Whether the node has settled (see `hs_node_wait_ready`), written to `*ready_out`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_is_ready(node: *const hs_node, ready_out: *mut bool) -> hs_result {
+    boundary(|| {
+        let n = self::node(node)?;
+        write(out_ptr(ready_out, "ready_out")?, n.is_ready());
         Ok(())
     })
 }

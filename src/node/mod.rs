@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 use mio::Waker;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use prometheus_client::registry::Registry;
 
-use crate::core::cluster::{self, Cluster, Position};
+use crate::core::cluster::{self, Cluster, Position, Settle};
 use crate::core::config::{ConfigError, SwimConfig};
 use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, Swim};
 use crate::core::{Millis, NodeName, UnixMillis};
@@ -69,6 +69,10 @@ pub struct NodeConfig {
     pub event_queue_len: usize,
     /// Seed of the core's random choices; `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// The longest a node takes to settle ([`Node::is_ready`]): it is ready once the member
+    /// count held still for three polls every 10 × gossip interval, or after this long.
+    /// Alertmanager `--cluster.settle-timeout` (60 s).
+    pub settle_timeout: Duration,
 }
 
 impl NodeConfig {
@@ -88,6 +92,7 @@ impl NodeConfig {
             refresh_interval: Duration::from_secs(15),
             event_queue_len: 4096,
             seed: None,
+            settle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -225,6 +230,9 @@ struct Shared {
     maintenance_events_dropped: Arc<std::sync::atomic::AtomicU64>,
     /// The node's metrics, for what host threads time (state queries).
     metrics: Metrics,
+    /// Settled (one-shot), with its condition variable for [`Node::wait_ready`].
+    ready: Mutex<bool>,
+    ready_changed: Condvar,
 }
 
 impl Shared {
@@ -345,6 +353,8 @@ impl Node {
             seen_peers: AtomicBool::new(false),
             maintenance_events_dropped: Arc::default(),
             metrics: metrics.clone(),
+            ready: Mutex::new(false),
+            ready_changed: Condvar::new(),
         });
         let loop_state = LoopState {
             driver,
@@ -363,6 +373,11 @@ impl Node {
             leave_replies: Vec::new(),
             initial,
             cluster_busy: false,
+            settle: Settle::new(
+                Millis::ZERO,
+                config.swim.gossip_interval.saturating_mul(10),
+                config.settle_timeout,
+            ),
         };
         let name = config.swim.name.clone();
         let thread = std::thread::Builder::new()
@@ -471,6 +486,25 @@ impl Node {
         let expect_peers =
             !self.peers_configured.is_empty() || self.shared.seen_peers.load(Ordering::Relaxed);
         cluster::position(members.iter(), self.name.as_str(), expect_peers)
+    }
+
+    /// Whether the node has settled: the member count held still for three polls (every
+    /// 10 × gossip interval) after start, or the settle timeout passed. Alertmanager waits for
+    /// this before its first notification (`WaitReady`). One-shot: once ready, always ready.
+    pub fn is_ready(&self) -> bool {
+        *self.shared.ready.lock()
+    }
+
+    /// Wait up to `timeout` for [`Node::is_ready`].
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), NodeError> {
+        let deadline = Instant::now() + timeout;
+        let mut ready = self.shared.ready.lock();
+        while !*ready {
+            if self.shared.ready_changed.wait_until(&mut ready, deadline).timed_out() {
+                return if *ready { Ok(()) } else { Err(NodeError::Timeout) };
+            }
+        }
+        Ok(())
     }
 
     /// Gossip that we leave and wait up to `timeout` until the message has gone out.
@@ -689,6 +723,8 @@ struct LoopState {
     initial: Vec<SocketAddr>,
     /// The states' lock was taken when the loop last wanted it.
     cluster_busy: bool,
+    /// Alertmanager's settle, polled by the loop's clock.
+    settle: Settle,
 }
 
 impl LoopState {
@@ -788,8 +824,17 @@ impl LoopState {
             .inc();
     }
 
-    /// Re-join failed members every reconnect interval; forget them after the timeout.
+    /// Re-join failed members every reconnect interval; forget them after the timeout. Poll
+    /// the settle.
     fn upkeep(&mut self) {
+        if !self.settle.is_ready() {
+            let swim = self.driver.swim();
+            let visible = swim.members().filter(|m| !m.state.is_gone()).count();
+            if self.settle.poll(self.driver.now(), visible) {
+                *self.shared.ready.lock() = true;
+                self.shared.ready_changed.notify_all();
+            }
+        }
         let now = Instant::now();
         if !self.config.reconnect_interval.is_zero() && now >= self.next_reconnect {
             self.next_reconnect = now + self.config.reconnect_interval;
@@ -824,9 +869,13 @@ impl LoopState {
             // The states were locked: come back soon for what is waiting.
             return Some(self.driver.now() + CLUSTER_RETRY);
         }
-        let reconnect = (!self.config.reconnect_interval.is_zero()).then_some(self.next_reconnect);
-        let next = reconnect?;
-        Some(self.driver.now() + next.saturating_duration_since(Instant::now()))
+        let now = self.driver.now();
+        let reconnect = (!self.config.reconnect_interval.is_zero())
+            .then(|| now + self.next_reconnect.saturating_duration_since(Instant::now()));
+        match (reconnect, self.settle.next_poll()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn handle_events(&mut self) {

@@ -64,6 +64,7 @@ static hs_node *start(const char *name, const char *dir) {
   OK(hs_config_set_name(config, S(name)));
   OK(hs_config_set_bind_address(config, S("127.0.0.1:0")));
   OK(hs_config_set_gossip_interval_ms(config, 50));
+  OK(hs_config_set_settle_timeout_ms(config, 300));
   if (dir) OK(hs_config_set_storage_dir(config, S(dir)));
   OK(hs_node_start(config, &node));
   hs_config_free(config);
@@ -125,6 +126,10 @@ int main(int argc, char **argv) {
   OK(hs_node_position(b, &pb));
   printf("a at %s: position %u of %u, b: position %u\n", addr, pa.index, pa.visible, pb.index);
   CHECK(pb.visible == 2 && pa.index + pb.index == 1 && !pb.blind);
+  OK(hs_node_wait_ready(b, 10000));
+  bool ready = false;
+  OK(hs_node_is_ready(b, &ready));
+  CHECK(ready);
 
   /* A silence written on a mutes the alert on b. */
   hs_matcher matchers[] = {{S("alertname"), S("Disk.*"), HS_MATCH_TYPE_REGEXP}};

@@ -11,14 +11,11 @@ mod flags;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hearsay::core::Millis;
-use hearsay::core::cluster::Settle;
 use hearsay::node::{
     ALERTMANAGER_STATES, Node, NodeConfig, SILENCES_KEY, Snapshots, alertmanager_states,
 };
-use parking_lot::Mutex;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use time::OffsetDateTime;
 
@@ -51,6 +48,7 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
     config.advertise = flags.advertise;
     config.reconnect_interval = flags.reconnect_interval;
     config.reconnect_timeout = flags.reconnect_timeout;
+    config.settle_timeout = flags.settle_timeout;
     let swim = &mut config.swim;
     swim.gossip_interval = flags.gossip_interval;
     swim.push_pull_interval = flags.pushpull_interval;
@@ -75,43 +73,15 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
         node.advertise_addr()
     );
 
-    let settle = Arc::new(Mutex::new(Settle::new(
-        Millis(0),
-        flags.gossip_interval * 10,
-        flags.settle_timeout,
-    )));
-    let origin = Instant::now();
     let server = tiny_http::Server::http(flags.web_listen).map_err(|e| format!("web: {e}"))?;
     let server = Arc::new(server);
     let started = OffsetDateTime::now_utc();
-    let stopping = std::sync::atomic::AtomicBool::new(false);
     thread::scope(|s| {
         let node = &node;
-        let settle_poll = {
-            let settle = Arc::clone(&settle);
-            move || {
-                let members = node.position().visible;
-                settle.lock().poll(
-                    Millis(u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)),
-                    members,
-                )
-            }
-        };
-        s.spawn({
-            let settle_poll = settle_poll.clone();
-            let stopping = &stopping;
-            let interval = flags.gossip_interval * 10;
-            move || {
-                while !stopping.load(std::sync::atomic::Ordering::Relaxed) && !settle_poll() {
-                    thread::sleep(interval);
-                }
-            }
-        });
         for _ in 0..HTTP_WORKERS {
             let server = Arc::clone(&server);
-            let settle = Arc::clone(&settle);
             s.spawn(move || {
-                let ready = || settle.lock().is_ready();
+                let ready = || node.is_ready();
                 let metrics = || node.metrics_text();
                 let api = api::Api {
                     node,
@@ -127,7 +97,6 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
         }
         wait_for_signal();
         log::info!("shutting down: leaving the cluster and writing snapshots");
-        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = node.leave(Duration::from_secs(10)) {
             log::warn!("leave: {e}");
         }
