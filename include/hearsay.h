@@ -73,6 +73,27 @@ typedef uint32_t hs_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What [`hs_node_next_state_payload`] found.
+enum hs_payload_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Nothing is queued; nothing was copied.
+  HS_PAYLOAD_KIND_NONE = 0,
+  // An update a peer broadcast (the host's `Merge` takes it).
+  HS_PAYLOAD_KIND_UPDATE = 1,
+  // A peer's full state from a push/pull (the host's `Merge` takes it too).
+  HS_PAYLOAD_KIND_FULL_STATE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum hs_payload_kind hs_payload_kind;
+#else
+typedef uint32_t hs_payload_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Which row of Alertmanager's dedup table decided (`needsUpdate`, in order).
 enum hs_dedup_row
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -348,6 +369,51 @@ hs_result hs_node_position(const struct hs_node *node, struct hs_position *posit
 // `hearsay_ffi_errors_total`), copied into `buf`. When `cap` is too small the call returns
 // `HS_RESULT_BUFFER_TOO_SMALL` with the size needed in `*len_out`.
 hs_result hs_node_metrics(const struct hs_node *node, char *buf, size_t cap, size_t *len_out);
+
+// Register a host-owned state under `key` (`HS_RESULT_INVALID_ARGUMENT` if the key is taken;
+// `nfl` and `sil` are the node's own). Register before joining so the first push/pull
+// carries it. Peers' payloads for it queue, up to 4,096, until taken.
+hs_result hs_node_add_state(const struct hs_node *node, struct hs_str key);
+
+// Set the full state of `key` that push/pulls send to peers (the host's `MarshalBinary`);
+// `len` bytes at `data` are copied.
+hs_result hs_node_set_state(const struct hs_node *node,
+                            struct hs_str key,
+                            const uint8_t *data,
+                            size_t len);
+
+// Send an update of `key` to every member: gossip (plus a direct copy to each member) when
+// small, reliably over TCP when over 700 bytes. `HS_RESULT_QUEUE_FULL` when a bound dropped
+// it.
+hs_result hs_node_broadcast_state(const struct hs_node *node,
+                                  struct hs_str key,
+                                  const uint8_t *data,
+                                  size_t len);
+
+// Take the oldest payload peers sent for `key`: copy it into `buf`, its length into
+// `*len_out` and its kind into `*kind_out` (`HS_PAYLOAD_KIND_NONE`, with length 0, when
+// nothing is queued). When `cap` is too small the payload stays queued and the call returns
+// `HS_RESULT_BUFFER_TOO_SMALL` with the size needed in `*len_out`.
+hs_result hs_node_next_state_payload(const struct hs_node *node,
+                                     struct hs_str key,
+                                     char *buf,
+                                     size_t cap,
+                                     size_t *len_out,
+                                     hs_payload_kind *kind_out);
+
+// Wait up to `timeout_ms` for payloads for any host-owned state. `*seen` is the caller's
+// cursor (start it at 0 and pass the same variable each time): the call returns as soon as
+// payloads arrived after the cursor, advances it, and writes whether any did to
+// `*arrived_out`. One waiter per cursor; any number of cursors.
+hs_result hs_node_wait_states(const struct hs_node *node,
+                              uint64_t *seen,
+                              uint32_t timeout_ms,
+                              bool *arrived_out);
+
+// The members this node sees alive or suspect, itself included, as lines of
+// `name TAB address NEWLINE` sorted by name, copied into `buf` (size needed with
+// `HS_RESULT_BUFFER_TOO_SMALL`).
+hs_result hs_node_members(const struct hs_node *node, char *buf, size_t cap, size_t *len_out);
 
 // Alertmanager's alert hash (XXH64 over the sorted labels), as the notification log stores
 // it: what `hs_flush` lists. Labels may come in any order; a repeated name keeps the last

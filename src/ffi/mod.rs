@@ -22,6 +22,7 @@
 
 mod config;
 mod node;
+mod opaque;
 mod state;
 
 use std::cell::RefCell;
@@ -32,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use config::*;
 pub use node::*;
+pub use opaque::*;
 pub use state::*;
 
 /// The outcome of every fallible call. The numbers are part of the ABI: they are never

@@ -233,6 +233,9 @@ struct Shared {
     /// Settled (one-shot), with its condition variable for [`Node::wait_ready`].
     ready: Mutex<bool>,
     ready_changed: Condvar,
+    /// [`Cluster::opaque_arrivals`] as last seen by the loop, for [`Node::wait_states`].
+    arrivals: Mutex<u64>,
+    arrived: Condvar,
 }
 
 impl Shared {
@@ -355,6 +358,8 @@ impl Node {
             metrics: metrics.clone(),
             ready: Mutex::new(false),
             ready_changed: Condvar::new(),
+            arrivals: Mutex::new(0),
+            arrived: Condvar::new(),
         });
         let loop_state = LoopState {
             driver,
@@ -775,6 +780,13 @@ impl LoopState {
         cluster.set_wall_clock(now, wall_clock());
         self.driver.swim_mut().delegate_mut().apply_pending(&mut cluster, now);
         cluster::pump(self.driver.swim_mut(), &mut cluster, now);
+        let arrivals = cluster.opaque_arrivals();
+        drop(cluster);
+        let mut seen = self.shared.arrivals.lock();
+        if *seen != arrivals {
+            *seen = arrivals;
+            self.shared.arrived.notify_all();
+        }
     }
 
     /// Returns false on shutdown.

@@ -14,7 +14,7 @@ use super::Node;
 use super::metrics::StateKind;
 use super::snapshot::{self, SnapshotError};
 use crate::core::UnixMillis;
-use crate::core::cluster::Cluster;
+use crate::core::cluster::{Cluster, Inbound};
 use crate::core::state::DecodeError;
 use crate::core::state::labels::LabelSet;
 use crate::core::state::nflog::{Decision, Flush, Nflog, NflogError, Receiver, ReceiverDataValue};
@@ -39,6 +39,9 @@ pub enum StateError {
         /// `nflog` or `silences`.
         kind: &'static str,
     },
+    /// A state is registered under the key already.
+    #[error("a state is registered under {0:?} already")]
+    KeyInUse(String),
     /// The notification log refused the write; it is unchanged.
     #[error(transparent)]
     Nflog(#[from] NflogError),
@@ -236,5 +239,70 @@ impl Node {
             self.shared.metrics.observe_query(StateKind::Silences, key, started.elapsed());
             Ok(result)
         })
+    }
+}
+
+/// Host-owned states: the host marshals and merges (Grafana's and Alertmanager's Go states
+/// riding on hearsay); the node carries the bytes.
+impl Node {
+    /// Register a host-owned state under `key`. Peers' payloads for it queue (bounded,
+    /// [`OPAQUE_INBOX_LEN`](crate::core::cluster::OPAQUE_INBOX_LEN)) until taken with
+    /// [`Node::next_state_payload`].
+    pub fn add_state(&self, key: &str) -> Result<(), StateError> {
+        self.read_states(|c| {
+            if c.keys().any(|k| k == key) {
+                return Err(StateError::KeyInUse(key.to_owned()));
+            }
+            c.register_opaque(key);
+            Ok(())
+        })
+    }
+
+    /// Set the full state of `key` that push/pulls send (the host's `MarshalBinary`).
+    pub fn set_state(&self, key: &str, full_state: Vec<u8>) -> Result<(), StateError> {
+        self.read_states(|c| {
+            c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?.set_local(full_state);
+            Ok(())
+        })
+    }
+
+    /// Send an update of `key` to every member, as a local write ([`Cluster::publish`]).
+    /// Returns false when it was dropped at a queue bound (counted in the metrics).
+    pub fn broadcast_state(&self, key: &str, update: Vec<u8>) -> Result<bool, StateError> {
+        self.write_states(|c| {
+            c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?;
+            Ok(c.publish(key, update))
+        })
+    }
+
+    /// Take the oldest payload peers sent for `key` if `take` accepts it (`take` sees it
+    /// first, so a caller short of room can leave it queued).
+    pub fn next_state_payload(
+        &self,
+        key: &str,
+        take: impl FnOnce(&Inbound) -> bool,
+    ) -> Result<Option<Inbound>, StateError> {
+        self.read_states(|c| {
+            let state = c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?;
+            match state.peek_inbound() {
+                Some(next) if take(next) => Ok(state.poll_inbound()),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    /// Wait up to `timeout` for payloads to arrive for any host-owned state since the last
+    /// call that returned true (or since start). Returns whether any did.
+    pub fn wait_states(&self, seen: &mut u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut arrivals = self.shared.arrivals.lock();
+        while *arrivals == *seen {
+            if self.shared.arrived.wait_until(&mut arrivals, deadline).timed_out() {
+                break;
+            }
+        }
+        let moved = *arrivals != *seen;
+        *seen = *arrivals;
+        moved
     }
 }

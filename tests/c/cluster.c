@@ -174,6 +174,30 @@ int main(int argc, char **argv) {
   CHECK(wait_mutes(a, 0) == 0);
   printf("expired on b, unmuted on a\n");
 
+  /* A host-owned state: the host's bytes travel; what peers send queues for the host. */
+  OK(hs_node_add_state(a, S("host:1")));
+  OK(hs_node_add_state(b, S("host:1")));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_add_state(b, S("sil")));
+  const uint8_t update[] = "counter=1";
+  OK(hs_node_broadcast_state(a, S("host:1"), update, sizeof update));
+  uint64_t cursor = 0;
+  bool arrived = false;
+  char payload[64];
+  hs_payload_kind kind = HS_PAYLOAD_KIND_NONE;
+  /* Too small a buffer leaves the payload queued and says how much room it needs. */
+  hs_result r = HS_RESULT_OK;
+  for (int i = 0; i < 100 && r != HS_RESULT_BUFFER_TOO_SMALL; i++) {
+    OK(hs_node_wait_states(b, &cursor, 100, &arrived));
+    r = hs_node_next_state_payload(b, S("host:1"), payload, 2, &len, &kind);
+  }
+  CHECK(r == HS_RESULT_BUFFER_TOO_SMALL && len == sizeof update);
+  OK(hs_node_next_state_payload(b, S("host:1"), payload, sizeof payload, &len, &kind));
+  CHECK(kind == HS_PAYLOAD_KIND_UPDATE && len == sizeof update && memcmp(payload, update, len) == 0);
+  CHECK(cursor > 0);
+  OK(hs_node_next_state_payload(b, S("host:1"), payload, sizeof payload, &len, &kind));
+  CHECK(kind == HS_PAYLOAD_KIND_NONE && len == 0);
+  printf("b got a's update to its host-owned state\n");
+
   /* Bad input: a code, a message naming the problem, nothing changed. */
   char msg[256];
   EXPECT(HS_RESULT_NULL_PARAMETER, hs_node_should_notify(NULL, &flush, &d));
@@ -220,6 +244,7 @@ int main(int argc, char **argv) {
   CHECK(strstr(metrics, "alertmanager_cluster_members 2") != NULL);
   CHECK(strstr(metrics, "alertmanager_silences_query_duration_seconds_count") != NULL);
   CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"null_parameter\"} 5") != NULL);
+  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_argument\"} 5") != NULL);
   CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_silence\"} 1") != NULL);
   free(metrics);
   OK(hs_result_message(HS_RESULT_CORRUPT_SNAPSHOT, msg, sizeof msg - 1, &len));

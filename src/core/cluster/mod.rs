@@ -84,6 +84,11 @@ impl OpaqueState {
         self.inbox.pop_front()
     }
 
+    /// The next payload peers sent, left in place.
+    pub fn peek_inbound(&self) -> Option<&Inbound> {
+        self.inbox.front()
+    }
+
     /// Payloads dropped because the host did not drain them.
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -183,6 +188,8 @@ pub struct Cluster {
     oversize_durations: VecDeque<(String, Duration)>,
     /// Wall-clock offset: unix ms = core ms + offset.
     wall_offset_ms: i64,
+    /// Payloads routed to host-owned states so far (the host's wake-up signal).
+    opaque_arrivals: u64,
 }
 
 impl Cluster {
@@ -206,6 +213,12 @@ impl Cluster {
     pub fn register_opaque(&mut self, key: &str) {
         self.slots.insert(key.to_owned(), Slot::Opaque(OpaqueState::default()));
         self.stats.entry(key.to_owned()).or_default();
+    }
+
+    /// How many payloads were routed to host-owned states so far: a host waiting for them
+    /// polls when this moves.
+    pub fn opaque_arrivals(&self) -> u64 {
+        self.opaque_arrivals
     }
 
     /// The state under `key`, if it has type `S`.
@@ -370,6 +383,7 @@ impl Cluster {
         let merged = match slot {
             Slot::Opaque(state) => {
                 state.push(Inbound { full_state, data: part.data.clone() });
+                self.opaque_arrivals += 1;
                 Ok(0)
             }
             Slot::Replicated(state) => state.merge(&part.data, now),
