@@ -8,9 +8,9 @@ SIM_SEEDS ?= 200
 export PATH := $(CURDIR)/target/go-venv/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: test deps fmt clippy doc no-async purity unit integration sim bench fuzz
+.PHONY: test deps fmt clippy doc no-async purity unit integration go sim bench fuzz
 
-test: deps fmt clippy doc no-async purity unit integration sim
+test: deps fmt clippy doc no-async purity unit integration go sim
 
 # Rust; Go for the memberlist interop suite and the latest Alertmanager (the Go module proxy
 # provides both); Debian's Alertmanager 0.25 and amtool for the mixed-cluster suite (the
@@ -55,6 +55,13 @@ integration:
 	$(CARGO) test --locked --test node_loopback --test node_states --test interop_memberlist \
 	  --test c_abi -- --test-threads=4
 	$(CARGO) test --locked --test mixed_cluster --test hearsay_api -- --test-threads=2
+
+# The Go binding (cgo) against this build of the library, with the race detector; it runs
+# Alertmanager's own Go silences on hearsay nodes.
+go:
+	$(CARGO) build --release --lib --locked
+	@test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; echo "gofmt: run gofmt -w bindings/go"; exit 1; }
+	cd bindings/go && go vet ./... && go test -race -count=1 ./...
 
 # The simulator runs optimised: it executes millions of protocol steps per seed range.
 sim:

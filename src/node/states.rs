@@ -270,7 +270,7 @@ impl Node {
     /// Returns false when it was dropped at a queue bound (counted in the metrics).
     pub fn broadcast_state(&self, key: &str, update: Vec<u8>) -> Result<bool, StateError> {
         self.write_states(|c| {
-            c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?;
+            c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?.note_change(&update);
             Ok(c.publish(key, update))
         })
     }

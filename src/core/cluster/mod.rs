@@ -55,13 +55,25 @@ pub trait Replicated {
     }
 }
 
+/// Bytes of payloads kept after the host's last full copy (see [`OpaqueState`]).
+pub const OPAQUE_SINCE_BYTES: usize = 4 << 20;
+
 /// A state the host owns (Grafana's Go states riding on hearsay): the host hands us its full
 /// state to send in push/pulls and its updates to broadcast, and receives what peers send.
+///
+/// The host refreshes its full copy now and then, so between two refreshes the copy lacks
+/// what changed the state since: the updates it broadcast and the payloads peers sent. Those
+/// are kept (up to [`OPAQUE_SINCE_BYTES`]) and sent after the copy, as further parts under
+/// the same key — Alertmanager merges every part of a full state in turn, and merging is
+/// idempotent — so a peer that joins between two refreshes still gets every write.
 #[derive(Debug, Default)]
 pub struct OpaqueState {
     local: Vec<u8>,
+    since: Vec<Vec<u8>>,
+    since_bytes: usize,
     inbox: VecDeque<Inbound>,
     dropped: u64,
+    since_overflows: u64,
 }
 
 /// A payload a peer sent for a host-owned state.
@@ -74,9 +86,28 @@ pub struct Inbound {
 }
 
 impl OpaqueState {
-    /// Set the full state sent in push/pulls.
+    /// Set the full state sent in push/pulls. It must include every update the host
+    /// broadcast and every payload it took before this call: those are forgotten here.
     pub fn set_local(&mut self, state: Vec<u8>) {
         self.local = state;
+        self.since.clear();
+        self.since_bytes = 0;
+    }
+
+    /// Remember a change the host's full copy does not hold yet.
+    pub fn note_change(&mut self, data: &[u8]) {
+        if self.since_bytes + data.len() > OPAQUE_SINCE_BYTES {
+            self.since_overflows += 1;
+            return;
+        }
+        self.since_bytes += data.len();
+        self.since.push(data.to_vec());
+    }
+
+    /// Changes not kept because [`OPAQUE_SINCE_BYTES`] was reached before the host
+    /// refreshed its copy (a joiner then gets them at a later push/pull).
+    pub fn since_overflows(&self) -> u64 {
+        self.since_overflows
     }
 
     /// The next payload peers sent.
@@ -382,6 +413,7 @@ impl Cluster {
         };
         let merged = match slot {
             Slot::Opaque(state) => {
+                state.note_change(&part.data);
                 state.push(Inbound { full_state, data: part.data.clone() });
                 self.opaque_arrivals += 1;
                 Ok(0)
@@ -412,17 +444,17 @@ impl Cluster {
 
 impl Delegate for Cluster {
     fn local_state(&mut self, _now: Millis, _join: bool) -> Vec<u8> {
-        let parts = self
-            .slots
-            .iter()
-            .map(|(key, slot)| Part {
-                key: key.clone(),
-                data: match slot {
-                    Slot::Replicated(s) => s.marshal(),
-                    Slot::Opaque(s) => s.local.clone(),
-                },
-            })
-            .collect();
+        let mut parts = Vec::with_capacity(self.slots.len());
+        for (key, slot) in &self.slots {
+            let part = |data| Part { key: key.clone(), data };
+            match slot {
+                Slot::Replicated(s) => parts.push(part(s.marshal())),
+                Slot::Opaque(s) => {
+                    parts.push(part(s.local.clone()));
+                    parts.extend(s.since.iter().cloned().map(part));
+                }
+            }
+        }
         FullState { parts }.encode_to_vec()
     }
 

@@ -136,6 +136,30 @@ fn opaque_states_hand_payloads_to_the_host() {
 }
 
 #[test]
+fn an_opaque_full_state_carries_what_changed_since_the_hosts_copy() {
+    let mut c = Cluster::new();
+    c.register_opaque("silences:1");
+    c.opaque_mut("silences:1").expect("registered").set_local(b"copy".to_vec());
+    // A peer's update and a local write arrive before the host refreshes its copy.
+    c.notify_msg(Millis(0), &part("silences:1", b"theirs".to_vec()));
+    c.opaque_mut("silences:1").expect("registered").note_change(b"mine");
+    let data = |c: &mut Cluster| -> Vec<Vec<u8>> {
+        let full = FullState::decode(c.local_state(Millis(0), true).as_slice()).expect("decodes");
+        full.parts.into_iter().map(|p| p.data).collect()
+    };
+    assert_eq!(data(&mut c), [b"copy".to_vec(), b"theirs".to_vec(), b"mine".to_vec()]);
+    // The next copy holds them: they are not sent twice.
+    c.opaque_mut("silences:1").expect("registered").set_local(b"copy 2".to_vec());
+    assert_eq!(data(&mut c), [b"copy 2".to_vec()]);
+    // Bounded: past the limit changes are counted, not kept.
+    let opaque = c.opaque_mut("silences:1").expect("registered");
+    opaque.note_change(&vec![0; OPAQUE_SINCE_BYTES]);
+    opaque.note_change(b"one more");
+    assert_eq!(opaque.since_overflows(), 1);
+    assert_eq!(data(&mut c).len(), 2);
+}
+
+#[test]
 fn merges_see_wall_clock_time() {
     let mut c = Cluster::new();
     c.set_wall_clock(Millis(1_000), UnixMillis(1_700_000_000_000));

@@ -1,0 +1,349 @@
+// Package hearsay runs a hearsay node from Go: the high-availability core of an alerting
+// system (memberlist-compatible gossip, Alertmanager's notification log and silences) in a
+// Rust library reached through its C ABI.
+//
+// A *Node satisfies Alertmanager's cluster.ClusterPeer and Grafana's ClusterPeer
+// (AddState, Position, WaitReady), so a server that embeds Alertmanager's cluster package
+// adopts hearsay by changing the constructor. Alertmanager's own Go states (silences,
+// notification log) ride on it through AddState; hearsay's native states are reached with
+// ShouldNotify, LogNotification, SetSilence, ExpireSilence and Mutes.
+//
+// The package links target/release/libhearsay.a from this repository: build it first with
+// `cargo build --release --lib`.
+package hearsay
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: ${SRCDIR}/../../target/release/libhearsay.a -lgcc_s -lpthread -lm -ldl -lrt -lutil
+#include <stdlib.h>
+#include "hearsay.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/alertmanager/cluster"
+)
+
+// Version is the library's version.
+func Version() string { return C.GoString(C.hs_version()) }
+
+// Config says how a node starts. Zero fields take Alertmanager's defaults.
+type Config struct {
+	// Name, unique in the cluster (--cluster.peer-name). Default: a random ULID.
+	Name string
+	// BindAddr is ip:port for UDP and TCP (--cluster.listen-address). Default 0.0.0.0:9094;
+	// port 0 picks a free port.
+	BindAddr string
+	// AdvertiseAddr is the ip:port peers use (--cluster.advertise-address).
+	AdvertiseAddr string
+	// Peers to join and keep re-resolving, host:port (--cluster.peer).
+	Peers []string
+	// Label every packet carries; other labels are ignored (--cluster.label).
+	Label string
+	// GossipInterval (--cluster.gossip-interval, 200ms).
+	GossipInterval time.Duration
+	// PushPullInterval (--cluster.pushpull-interval, 1m).
+	PushPullInterval time.Duration
+	// SettleTimeout bounds WaitReady (--cluster.settle-timeout, 1m).
+	SettleTimeout time.Duration
+	// StorageDir holds the nflog and silences snapshots in Alertmanager's format
+	// (--storage.path). Empty: nothing is written.
+	StorageDir string
+	// Retention of notification-log entries and expired silences (--data.retention, 120h).
+	Retention time.Duration
+	// MaintenanceInterval between GC + snapshot runs (--data.maintenance-interval, 15m).
+	MaintenanceInterval time.Duration
+}
+
+// Node is a running hearsay peer. Its methods are safe for concurrent use. Close it when done.
+type Node struct {
+	mu  sync.RWMutex // read: a call in flight; write: Close
+	ptr *C.hs_node
+
+	states statesLoop
+	once   sync.Once
+}
+
+// str borrows a Go string as an hs_str for one call; the pinner keeps its bytes in place.
+func str(p *runtime.Pinner, s string) C.hs_str {
+	if len(s) == 0 {
+		return C.hs_str{}
+	}
+	data := unsafe.StringData(s)
+	p.Pin(data)
+	return C.hs_str{data: (*C.char)(unsafe.Pointer(data)), len: C.size_t(len(s))}
+}
+
+func millis(d time.Duration) C.uint64_t { return C.uint64_t(d / time.Millisecond) }
+
+// timeoutMs converts a context's remaining time (capped at step) to milliseconds.
+func timeoutMs(ctx context.Context, step time.Duration) C.uint32_t {
+	wait := step
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := time.Until(deadline); left < wait {
+			wait = left
+		}
+	}
+	if wait < 0 {
+		wait = 0
+	}
+	return C.uint32_t(wait / time.Millisecond)
+}
+
+// Start loads the snapshots (with a StorageDir), binds, and starts a node; it joins
+// cfg.Peers in the background.
+func Start(cfg Config) (*Node, error) {
+	var p runtime.Pinner
+	defer p.Unpin()
+	var config *C.hs_config
+	if err := call(func() C.hs_result { return C.hs_config_new(&config) }); err != nil {
+		return nil, err
+	}
+	defer C.hs_config_free(config)
+	set := func(f func() C.hs_result) error { return call(f) }
+	steps := []func() C.hs_result{}
+	if cfg.Name != "" {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_name(config, str(&p, cfg.Name)) })
+	}
+	if cfg.BindAddr != "" {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_bind_address(config, str(&p, cfg.BindAddr)) })
+	}
+	if cfg.AdvertiseAddr != "" {
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_set_advertise_address(config, str(&p, cfg.AdvertiseAddr))
+		})
+	}
+	for _, peer := range cfg.Peers {
+		steps = append(steps, func() C.hs_result { return C.hs_config_add_peer(config, str(&p, peer)) })
+	}
+	if cfg.Label != "" {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_label(config, str(&p, cfg.Label)) })
+	}
+	if cfg.StorageDir != "" {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_storage_dir(config, str(&p, cfg.StorageDir)) })
+	}
+	durations := []struct {
+		d   time.Duration
+		set func(*C.hs_config, C.uint64_t) C.hs_result
+	}{
+		{cfg.GossipInterval, func(c *C.hs_config, ms C.uint64_t) C.hs_result { return C.hs_config_set_gossip_interval_ms(c, ms) }},
+		{cfg.PushPullInterval, func(c *C.hs_config, ms C.uint64_t) C.hs_result { return C.hs_config_set_push_pull_interval_ms(c, ms) }},
+		{cfg.SettleTimeout, func(c *C.hs_config, ms C.uint64_t) C.hs_result { return C.hs_config_set_settle_timeout_ms(c, ms) }},
+		{cfg.Retention, func(c *C.hs_config, ms C.uint64_t) C.hs_result { return C.hs_config_set_retention_ms(c, ms) }},
+		{cfg.MaintenanceInterval, func(c *C.hs_config, ms C.uint64_t) C.hs_result {
+			return C.hs_config_set_maintenance_interval_ms(c, ms)
+		}},
+	}
+	for _, d := range durations {
+		if d.d != 0 {
+			steps = append(steps, func() C.hs_result { return d.set(config, millis(d.d)) })
+		}
+	}
+	for _, step := range steps {
+		if err := set(step); err != nil {
+			return nil, err
+		}
+	}
+	var node *C.hs_node
+	if err := call(func() C.hs_result { return C.hs_node_start(config, &node) }); err != nil {
+		return nil, err
+	}
+	n := &Node{ptr: node}
+	n.states.init(n)
+	return n, nil
+}
+
+// with runs f on the live node, or returns ErrClosed.
+func (n *Node) with(f func(*C.hs_node) C.hs_result) error {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.ptr == nil {
+		return ErrClosed
+	}
+	return call(func() C.hs_result { return f(n.ptr) })
+}
+
+// text reads a string the C side copies into a buffer, growing it as told.
+func (n *Node) text(f func(*C.hs_node, *C.char, C.size_t, *C.size_t) C.hs_result) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		var need C.size_t
+		err := n.with(func(node *C.hs_node) C.hs_result {
+			return f(node, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &need)
+		})
+		var e *Error
+		if err != nil && asError(err, &e) && e.Code == C.HS_RESULT_BUFFER_TOO_SMALL {
+			buf = make([]byte, int(need)+256)
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:need]), nil
+	}
+}
+
+func asError(err error, e **Error) bool {
+	x, ok := err.(*Error)
+	*e = x
+	return ok
+}
+
+// Close stops the node: its threads end and the snapshots are written once more. It does
+// not leave the cluster (call Leave first). Safe to call more than once.
+func (n *Node) Close() error {
+	n.once.Do(func() {
+		n.states.stop()
+		n.mu.Lock()
+		C.hs_node_free(n.ptr)
+		n.ptr = nil
+		n.mu.Unlock()
+	})
+	return nil
+}
+
+// Join push/pulls with peer (host:port) and returns how many of its addresses answered.
+func (n *Node) Join(ctx context.Context, peer string) (int, error) {
+	var p runtime.Pinner
+	defer p.Unpin()
+	var joined C.size_t
+	err := n.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_join(node, str(&p, peer), timeoutMs(ctx, time.Hour), &joined)
+	})
+	return int(joined), err
+}
+
+// Leave tells the cluster this node leaves and waits until the message went out, or ctx
+// ends. The node keeps running until closed.
+func (n *Node) Leave(ctx context.Context) error {
+	return n.with(func(node *C.hs_node) C.hs_result { return C.hs_node_leave(node, timeoutMs(ctx, time.Hour)) })
+}
+
+// Name is the node's name in the cluster.
+func (n *Node) Name() string {
+	s, _ := n.text(func(node *C.hs_node, b *C.char, c C.size_t, l *C.size_t) C.hs_result {
+		return C.hs_node_name(node, b, c, l)
+	})
+	return s
+}
+
+// Address is the ip:port the node advertises.
+func (n *Node) Address() string {
+	s, _ := n.text(func(node *C.hs_node, b *C.char, c C.size_t, l *C.size_t) C.hs_result {
+		return C.hs_node_address(node, b, c, l)
+	})
+	return s
+}
+
+// Standing is where the node stands among its peers.
+type Standing struct {
+	// Index among alive and suspect members sorted by name: the node waits
+	// Index × peer timeout before notifying.
+	Index int
+	// Visible members, this node included.
+	Visible int
+	// Blind: the node sees nobody although peers are configured or were seen, so Index 0
+	// means "cut off", not "first".
+	Blind bool
+}
+
+// Standing reports the node's position with its context.
+func (n *Node) Standing() (Standing, error) {
+	var pos C.hs_position
+	err := n.with(func(node *C.hs_node) C.hs_result { return C.hs_node_position(node, &pos) })
+	return Standing{Index: int(pos.index), Visible: int(pos.visible), Blind: bool(pos.blind)}, err
+}
+
+// Position is the node's index among the members sorted by name (Alertmanager's and
+// Grafana's Position): it waits Position × peer timeout before notifying. 0 on a closed node.
+func (n *Node) Position() int {
+	s, _ := n.Standing()
+	return s.Index
+}
+
+// WaitReady waits until the node has settled (the member count held still for three polls,
+// or the settle timeout passed), or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error {
+	for {
+		err := n.with(func(node *C.hs_node) C.hs_result {
+			return C.hs_node_wait_ready(node, timeoutMs(ctx, 100*time.Millisecond))
+		})
+		if err == nil {
+			return nil
+		}
+		var e *Error
+		if !asError(err, &e) || e.Code != C.HS_RESULT_TIMEOUT {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// Ready reports whether the node has settled.
+func (n *Node) Ready() bool {
+	var ready C.bool
+	err := n.with(func(node *C.hs_node) C.hs_result { return C.hs_node_is_ready(node, &ready) })
+	return err == nil && bool(ready)
+}
+
+// Status is "ready" once settled and "settling" before, as Alertmanager reports it.
+func (n *Node) Status() string {
+	if n.Ready() {
+		return "ready"
+	}
+	return "settling"
+}
+
+// Member is a peer as Alertmanager's cluster.ClusterMember shows it.
+type Member struct {
+	name, address string
+}
+
+// Name of the member.
+func (m Member) Name() string { return m.name }
+
+// Address of the member (ip:port).
+func (m Member) Address() string { return m.address }
+
+// Members lists the alive and suspect members, this node included, sorted by name.
+func (n *Node) Members() ([]Member, error) {
+	s, err := n.text(func(node *C.hs_node, b *C.char, c C.size_t, l *C.size_t) C.hs_result {
+		return C.hs_node_members(node, b, c, l)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var members []Member
+	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		if name, addr, ok := strings.Cut(line, "\t"); ok {
+			members = append(members, Member{name: name, address: addr})
+		}
+	}
+	return members, nil
+}
+
+// Peers lists the members as Alertmanager's cluster.ClusterPeer does.
+func (n *Node) Peers() []cluster.ClusterMember {
+	members, _ := n.Members()
+	out := make([]cluster.ClusterMember, len(members))
+	for i, m := range members {
+		out[i] = m
+	}
+	return out
+}
+
+// Metrics is the node's metrics in the Prometheus text format (Alertmanager's names).
+func (n *Node) Metrics() (string, error) {
+	return n.text(func(node *C.hs_node, b *C.char, c C.size_t, l *C.size_t) C.hs_result {
+		return C.hs_node_metrics(node, b, c, l)
+	})
+}

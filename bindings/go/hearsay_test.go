@@ -1,0 +1,243 @@
+package hearsay_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/cluster"
+	"github.com/prometheus/alertmanager/silence"
+	pb "github.com/prometheus/alertmanager/silence/silencepb"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	hearsay "github.com/hearsay-ha/hearsay/bindings/go"
+)
+
+// The peer shapes Go servers program against: Alertmanager's cluster.ClusterPeer, and
+// Grafana's ClusterPeer (grafana/alerting notify), whose methods name Alertmanager's types.
+var (
+	_ cluster.ClusterPeer = (*hearsay.Node)(nil)
+	_ interface {
+		AddState(string, cluster.State, prometheus.Registerer) cluster.ClusterChannel
+		Position() int
+		WaitReady(context.Context) error
+	} = (*hearsay.Node)(nil)
+)
+
+func start(t *testing.T, name string, cfg hearsay.Config) *hearsay.Node {
+	t.Helper()
+	cfg.Name = name
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.GossipInterval = 50 * time.Millisecond
+	if cfg.SettleTimeout == 0 {
+		cfg.SettleTimeout = 300 * time.Millisecond
+	}
+	n, err := hearsay.Start(cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func join(t *testing.T, n, to *hearsay.Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if joined, err := n.Join(ctx, to.Address()); err != nil || joined != 1 {
+		t.Fatalf("join: %d, %v", joined, err)
+	}
+}
+
+// eventually polls cond every 10 ms for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var alert = hearsay.Labels{"alertname": "DiskFull", "instance": "db1:9100"}
+
+func TestSilencesAndTheLogAreShared(t *testing.T) {
+	a := start(t, "a", hearsay.Config{})
+	b := start(t, "b", hearsay.Config{})
+	join(t, b, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	if b.Status() != "ready" || a.Position()+b.Position() != 1 || len(b.Peers()) != 2 {
+		t.Fatalf("status %q, positions %d+%d, peers %v", b.Status(), a.Position(), b.Position(), b.Peers())
+	}
+
+	now := time.Now()
+	id, err := a.SetSilence(hearsay.Silence{
+		Matchers:  []hearsay.Matcher{{Name: "alertname", Value: "Disk.*", Type: hearsay.MatchRegexp}},
+		StartsAt:  now,
+		EndsAt:    now.Add(time.Hour),
+		CreatedBy: "go-test",
+		Comment:   "maintenance",
+	}, now)
+	if err != nil || len(id) != 36 {
+		t.Fatalf("SetSilence: %q, %v", id, err)
+	}
+	eventually(t, "b muted by a's silence", func() bool {
+		n, err := b.Mutes(alert, time.Now())
+		return err == nil && n == 1
+	})
+
+	flush := hearsay.Flush{
+		Receiver:       hearsay.Receiver{Name: "team-db", Integration: "webhook"},
+		GroupKey:       `{}:{alertname="DiskFull"}`,
+		Firing:         []uint64{hearsay.AlertHash(alert)},
+		SendResolved:   true,
+		RepeatInterval: 4 * time.Hour,
+		Now:            time.Now(),
+	}
+	d, err := b.ShouldNotify(flush)
+	if err != nil || !d.Notify || d.Row != hearsay.RowNoEntryFiring {
+		t.Fatalf("first flush on b: %+v, %v", d, err)
+	}
+	if written, err := a.LogNotification(flush); err != nil || !written {
+		t.Fatalf("LogNotification: %v, %v", written, err)
+	}
+	eventually(t, "b skips what a sent", func() bool {
+		flush.Now = time.Now()
+		d, err := b.ShouldNotify(flush)
+		return err == nil && !d.Notify && d.Row == hearsay.RowUnchanged
+	})
+
+	if err := b.ExpireSilence(id, time.Now()); err != nil {
+		t.Fatalf("ExpireSilence: %v", err)
+	}
+	eventually(t, "a unmuted", func() bool {
+		n, err := a.Mutes(alert, time.Now())
+		return err == nil && n == 0
+	})
+	metrics, err := a.Metrics()
+	if err != nil || !strings.Contains(metrics, "alertmanager_cluster_members 2") {
+		t.Fatalf("metrics: %v\n%s", err, metrics)
+	}
+}
+
+func TestErrorsAreSentinelsWithMessages(t *testing.T) {
+	if _, err := hearsay.Start(hearsay.Config{BindAddr: "localhost"}); !errors.Is(err, hearsay.ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "localhost") {
+		t.Fatalf("bad bind address: %v", err)
+	}
+	a := start(t, "a", hearsay.Config{})
+	now := time.Now()
+	_, err := a.SetSilence(hearsay.Silence{
+		Matchers: []hearsay.Matcher{{Name: "alertname", Value: "x"}},
+		StartsAt: now, EndsAt: now.Add(-time.Hour),
+	}, now)
+	var e *hearsay.Error
+	if !errors.Is(err, hearsay.ErrInvalidSilence) || !errors.As(err, &e) || !strings.Contains(e.Message, "end time") {
+		t.Fatalf("backwards silence: %v", err)
+	}
+	if err := a.ExpireSilence("no-such-id", now); !errors.Is(err, hearsay.ErrSilenceNotFound) {
+		t.Fatalf("unknown silence: %v", err)
+	}
+	if _, err := a.SetSilence(hearsay.Silence{
+		Matchers: []hearsay.Matcher{{Name: "a", Value: "b", Type: 9}}, StartsAt: now, EndsAt: now.Add(time.Hour),
+	}, now); !errors.Is(err, hearsay.ErrInvalidArgument) {
+		t.Fatalf("bad matcher type: %v", err)
+	}
+	if _, err := a.ShouldNotify(hearsay.Flush{GroupKey: "\xff", Now: now}); !errors.Is(err, hearsay.ErrInvalidUTF8) {
+		t.Fatalf("bad UTF-8: %v", err)
+	}
+}
+
+// Alertmanager's own silences state (the Go code, v0.34.2) rides on hearsay through
+// AddState: updates by broadcast, and a node that joins later gets the state by push/pull.
+func TestAlertmanagerSilencesRideOnHearsay(t *testing.T) {
+	channels := map[*hearsay.Node]*hearsay.Channel{}
+	newSilences := func(n *hearsay.Node) *silence.Silences {
+		s, err := silence.New(silence.Options{Retention: time.Hour, Metrics: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := n.AddState("silences:1", s, prometheus.NewRegistry())
+		if err := ch.(*hearsay.Channel).Err(); err != nil {
+			t.Fatal(err)
+		}
+		s.SetBroadcast(ch.Broadcast)
+		channels[n] = ch.(*hearsay.Channel)
+		return s
+	}
+	a := start(t, "a", hearsay.Config{})
+	b := start(t, "b", hearsay.Config{})
+	sa, sb := newSilences(a), newSilences(b)
+	join(t, b, a)
+
+	now := time.Now()
+	sil := &pb.Silence{
+		Matchers:  []*pb.Matcher{{Type: pb.Matcher_EQUAL, Name: "alertname", Pattern: "DiskFull"}},
+		StartsAt:  timestamppb.New(now),
+		EndsAt:    timestamppb.New(now.Add(time.Hour)),
+		CreatedBy: "go-test",
+		Comment:   "through hearsay",
+	}
+	copies := channels[a].Copies()
+	if err := sa.Set(context.Background(), sil); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	has := func(s *silence.Silences) func() bool {
+		return func() bool {
+			got, _, err := s.Query(context.Background(), silence.QIDs(sil.Id))
+			return err == nil && len(got) == 1 && got[0].Comment == "through hearsay"
+		}
+	}
+	eventually(t, "b's Alertmanager silences hold a's silence", has(sb))
+
+	// A third node joins after the write, once the update's gossip is spent and a's full copy
+	// holds it: only that copy, in a push/pull, can bring it the silence.
+	eventually(t, "a's copy refreshed", func() bool { return channels[a].Copies() > copies })
+	for _, n := range []*hearsay.Node{a, b} {
+		eventually(t, "gossip queues drained", func() bool {
+			m, err := n.Metrics()
+			return err == nil && strings.Contains(m, "alertmanager_cluster_messages_queued 0")
+		})
+	}
+	c := start(t, "c", hearsay.Config{})
+	sc := newSilences(c)
+	join(t, c, a)
+	eventually(t, "c's Alertmanager silences hold it after the join", has(sc))
+
+	// A key registered twice is refused, not overwritten.
+	if ch := a.AddState("silences:1", sa, nil); ch.(*hearsay.Channel).Err() == nil {
+		t.Fatal("second AddState on one key succeeded")
+	}
+}
+
+func TestCloseIsSafeTwiceAndLeaksNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	n, err := hearsay.Start(hearsay.Config{BindAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := silence.New(silence.Options{Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.AddState("silences:1", s, nil)
+	n.Close()
+	n.Close()
+	if _, err := n.Mutes(alert, time.Now()); !errors.Is(err, hearsay.ErrClosed) {
+		t.Fatalf("call after Close: %v", err)
+	}
+	if n.Position() != 0 || n.Name() != "" {
+		t.Fatal("a closed node reports a position or a name")
+	}
+	eventually(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= before })
+}
