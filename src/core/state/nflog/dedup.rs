@@ -142,11 +142,18 @@ pub fn needs_update(prev: Option<&Previous<'_>>, flush: &Flush<'_>) -> Decision 
     if flush.send_resolved && !is_subset(flush.resolved, prev.resolved) {
         return Decision::notify(Reason::SomeAlertsResolved, Row::NewResolved);
     }
+    repeat_or_unchanged(nanos(prev.timestamp), flush)
+}
+
+/// The table's last rows, for an entry logged at `logged` (nanoseconds since the epoch)
+/// whose alerts the flush changes nothing of.
+#[inline]
+pub(super) fn repeat_or_unchanged(logged: i128, flush: &Flush<'_>) -> Decision {
     // Go: entry.Timestamp.Before(now.Add(-repeat)), strictly before. In nanoseconds, which
     // needs no 128-bit division (this is the hot path of every flush).
     let now = i128::from(flush.now.0) * 1_000_000;
     let repeat = i128::try_from(flush.repeat_interval.as_nanos()).unwrap_or(i128::MAX / 2);
-    if nanos(prev.timestamp) < now - repeat {
+    if logged < now - repeat {
         return Decision::notify(Reason::RepeatIntervalElapsed, Row::RepeatElapsed);
     }
     Decision::skip(Row::Unchanged)

@@ -16,6 +16,7 @@
 
 mod dedup;
 mod proto;
+mod summary;
 mod view;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ pub use proto::{Entry, MeshEntry, Receiver, ReceiverDataValue, receiver_data_val
 use super::delimited::{self, MAX_MESSAGE_LEN};
 use super::{DecodeError, Timestamp};
 use crate::core::UnixMillis;
+use summary::{Lookup, Summary, SummaryIndex, set_digest};
 use view::{FIELD_FIRING, FIELD_RESOLVED, HashBuf, Key, Parsed};
 
 /// Alertmanager's `--data.retention` default: 120 h.
@@ -82,6 +84,8 @@ pub struct Nflog {
     retention: Duration,
     /// Each entry's `MeshEntry` bytes, hashed by [`Key::hash`] of the key read from them.
     table: HashTable<Box<[u8]>>,
+    /// What the Dedup stage needs of each entry, one cache line per probe; mirrors `table`.
+    index: SummaryIndex,
     /// `alertmanager_nflog_queries_total`.
     queries_total: AtomicU64,
     /// `alertmanager_nflog_query_errors_total` (not-found included, as in Alertmanager).
@@ -118,6 +122,7 @@ impl Nflog {
         Self {
             retention,
             table: HashTable::new(),
+            index: SummaryIndex::default(),
             queries_total: AtomicU64::new(0),
             query_errors_total: AtomicU64::new(0),
         }
@@ -129,6 +134,7 @@ impl Nflog {
     pub fn load(data: &[u8], retention: Duration) -> Result<Self, DecodeError> {
         let mut log = Self::new(retention);
         log.table = decode(data)?;
+        log.index = index_of(&log.table);
         Ok(log)
     }
 
@@ -150,7 +156,9 @@ impl Nflog {
     /// Heap bytes held: the table's allocation plus every entry's bytes (allocator overhead
     /// per entry not included).
     pub fn heap_bytes(&self) -> usize {
-        self.table.allocation_size() + self.table.iter().map(|raw| raw.len()).sum::<usize>()
+        self.table.allocation_size()
+            + self.index.heap_bytes()
+            + self.table.iter().map(|raw| raw.len()).sum::<usize>()
     }
 
     /// `alertmanager_nflog_queries_total`: [`query`](Self::query) and
@@ -214,14 +222,56 @@ impl Nflog {
         now: UnixMillis,
     ) -> Decision {
         let flush = Flush { firing, resolved, send_resolved, repeat_interval, now };
+        if let Some(decision) = self.decide_from_index(receiver, group_key, &flush) {
+            return decision;
+        }
+        self.decide_from_table(receiver, group_key, &flush)
+    }
+
+    /// The usual flushes, decided from the summary index in one memory read: a group never
+    /// notified, or one whose firing set is the logged one (then only the repeat interval
+    /// matters). `None`: the table must decide.
+    #[inline]
+    fn decide_from_index(
+        &self,
+        receiver: &Receiver,
+        group_key: &str,
+        flush: &Flush<'_>,
+    ) -> Option<Decision> {
+        if group_key.is_empty() || (flush.send_resolved && !flush.resolved.is_empty()) {
+            return None;
+        }
+        match self.index.lookup(key_of(receiver, group_key).hash()) {
+            Lookup::Absent => {
+                self.queries_total.fetch_add(1, Ordering::Relaxed);
+                self.query_errors_total.fetch_add(1, Ordering::Relaxed);
+                Some(needs_update(None, flush))
+            }
+            Lookup::Found { stamp, firing }
+                if !flush.firing.is_empty() && firing == set_digest(flush.firing) =>
+            {
+                self.queries_total.fetch_add(1, Ordering::Relaxed);
+                Some(dedup::repeat_or_unchanged(i128::from(stamp), flush))
+            }
+            _ => None,
+        }
+    }
+
+    /// The Dedup stage from the stored entry.
+    fn decide_from_table(
+        &self,
+        receiver: &Receiver,
+        group_key: &str,
+        flush: &Flush<'_>,
+    ) -> Decision {
         let Ok(found) = self.lookup(receiver, group_key) else {
             return Decision::skip(Row::QueryFailed);
         };
-        let Some(entry) = found else { return needs_update(None, &flush) };
+        let Some(entry) = found else { return needs_update(None, flush) };
         let (mut prev_firing, mut prev_resolved) = (HashBuf::new(), HashBuf::new());
         entry.for_each_alert(FIELD_FIRING, |h| prev_firing.push(h));
         // The resolved list only matters to row 4, which needs send_resolved.
-        if send_resolved {
+        if flush.send_resolved {
             entry.for_each_alert(FIELD_RESOLVED, |h| prev_resolved.push(h));
         }
         let prev = Previous {
@@ -229,7 +279,7 @@ impl Nflog {
             resolved: prev_resolved.as_slice(),
             timestamp: entry.timestamp,
         };
-        needs_update(Some(&prev), &flush)
+        needs_update(Some(&prev), flush)
     }
 
     /// Record a successful notification (§4.3) and return the one delimited `MeshEntry` the
@@ -279,7 +329,7 @@ impl Nflog {
         }
         let mut out = Vec::with_capacity(raw.len() + 5);
         delimited::push(&mut out, &raw);
-        apply(&mut self.table, raw.into_boxed_slice(), now_ts);
+        apply(&mut self.table, &mut self.index, raw.into_boxed_slice(), now_ts);
         Ok(Some(out))
     }
 
@@ -301,11 +351,12 @@ impl Nflog {
             // decoded table spares rehashing the log as it grows.
             incoming.retain(|raw| Parsed::read(raw).expires_at >= now_ts);
             self.table = incoming;
+            self.index = index_of(&self.table);
             return Ok(self.table.len());
         }
         let mut changed = 0;
         for raw in incoming {
-            changed += usize::from(apply(&mut self.table, raw, now_ts));
+            changed += usize::from(apply(&mut self.table, &mut self.index, raw, now_ts));
         }
         Ok(changed)
     }
@@ -336,13 +387,15 @@ impl Nflog {
     pub fn gc(&mut self, now: UnixMillis) -> Result<usize, NflogError> {
         let now_ts = Timestamp::from(now);
         let (mut removed, mut zero) = (0, 0);
+        let index = &mut self.index;
         self.table.retain(|raw| {
-            let expires_at = Parsed::read(raw).expires_at;
-            if expires_at == view::GO_ZERO {
+            let entry = Parsed::read(raw);
+            if entry.expires_at == view::GO_ZERO {
                 zero += 1;
                 true
-            } else if expires_at <= now_ts {
+            } else if entry.expires_at <= now_ts {
                 removed += 1;
+                index.remove(entry.key.hash());
                 false
             } else {
                 true
@@ -351,6 +404,9 @@ impl Nflog {
         // Give memory back after a large sweep (a rehash reads every remaining key).
         if self.table.len() < self.table.capacity() / 4 {
             self.table.shrink_to_fit(|raw| hash_of(raw));
+            self.index = index_of(&self.table);
+        } else if self.index.needs_rebuild() {
+            self.index = index_of(&self.table);
         }
         if zero > 0 { Err(NflogError::ZeroExpiry { removed, zero }) } else { Ok(removed) }
     }
@@ -366,14 +422,21 @@ fn key_of<'a>(receiver: &'a Receiver, group_key: &'a str) -> Key<'a> {
 }
 
 /// The merge rule (§4.5) for one element already checked by [`decode`]: whether it changed
-/// the state.
-fn apply(table: &mut HashTable<Box<[u8]>>, raw: Box<[u8]>, now: Timestamp) -> bool {
+/// the state. Keeps `index` mirroring `table`.
+fn apply(
+    table: &mut HashTable<Box<[u8]>>,
+    index: &mut SummaryIndex,
+    raw: Box<[u8]>,
+    now: Timestamp,
+) -> bool {
     let incoming = Parsed::read(&raw);
     if incoming.expires_at < now {
         return false;
     }
+    let hash = incoming.key.hash();
+    let summary = Summary::of(&incoming);
     let slot = table.entry(
-        incoming.key.hash(),
+        hash,
         |stored| Parsed::read(stored).key.same(&incoming.key),
         |stored| hash_of(stored),
     );
@@ -381,6 +444,7 @@ fn apply(table: &mut HashTable<Box<[u8]>>, raw: Box<[u8]>, now: Timestamp) -> bo
         Slot::Occupied(mut local) => {
             if Parsed::read(local.get()).timestamp < incoming.timestamp {
                 *local.get_mut() = raw;
+                index.update(hash, summary);
                 true
             } else {
                 false
@@ -388,9 +452,24 @@ fn apply(table: &mut HashTable<Box<[u8]>>, raw: Box<[u8]>, now: Timestamp) -> bo
         }
         Slot::Vacant(v) => {
             v.insert(raw);
+            if index.needs_rebuild() {
+                *index = index_of(table);
+            } else {
+                index.insert_new(hash, summary);
+            }
             true
         }
     }
+}
+
+/// A summary index of every entry of `table`, with room to grow.
+fn index_of(table: &HashTable<Box<[u8]>>) -> SummaryIndex {
+    let mut index = SummaryIndex::with_entries(table.len() + table.len() / 8 + 64);
+    for raw in table.iter() {
+        let entry = Parsed::read(raw);
+        index.insert_new(entry.key.hash(), Summary::of(&entry));
+    }
+    index
 }
 
 /// Split and check every element of `data`; a key seen twice keeps its later element. Any

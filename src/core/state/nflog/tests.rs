@@ -677,3 +677,71 @@ proptest! {
         }
     }
 }
+
+// ---- the summary index decides as the table does -------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Op {
+    Log { key: u8, firing: Vec<u64>, resolved: Vec<u64>, secs: i64 },
+    Merge(Vec<MeshEntry>),
+    Gc { secs: i64 },
+    Reload,
+}
+
+fn key_space(k: u8) -> (Receiver, String) {
+    (Receiver::new("hook", "webhook", u32::from(k % 4)), format!("group-{}", k / 4))
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let hashes = || prop::collection::vec(0..6u64, 0..4);
+    prop_oneof![
+        6 => (0..48u8, hashes(), hashes(), 0..20_000i64)
+            .prop_map(|(key, firing, resolved, secs)| Op::Log { key, firing, resolved, secs }),
+        2 => prop::collection::vec(
+                (0..48u8, hashes(), 0..20_000i64, 1..40_000i64).prop_map(|(key, firing, t, life)| {
+                    let (r, gk) = key_space(key);
+                    let mut m = mesh(&gk, &r, at(Duration::from_secs(t as u64)),
+                                     at(Duration::from_secs((t + life) as u64)));
+                    m.entry.as_mut().expect("entry").firing_alerts = firing;
+                    m
+                }),
+                1..30,
+            ).prop_map(Op::Merge),
+        1 => (0..40_000i64).prop_map(|secs| Op::Gc { secs }),
+        1 => Just(Op::Reload),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn the_index_decides_as_the_table_does(ops in prop::collection::vec(op(), 1..60),
+                                           flushes in prop::collection::vec(
+                                               (0..48u8, prop::collection::vec(0..6u64, 0..4),
+                                                prop::collection::vec(0..6u64, 0..3),
+                                                any::<bool>(), 0..30_000i64, 1..20_000u64), 20)) {
+        let mut log = Nflog::new(DEFAULT_RETENTION);
+        for op in ops {
+            match op {
+                Op::Log { key, firing, resolved, secs } => {
+                    let (r, gk) = key_space(key);
+                    let now = at(Duration::from_secs(secs as u64));
+                    let _ = log.log(&r, &gk, &firing, &resolved, &no_data(), Some(2 * HOUR), now);
+                }
+                Op::Merge(entries) => { let _ = log.merge(&blob(&entries), T0); }
+                Op::Gc { secs } => { let _ = log.gc(at(Duration::from_secs(secs as u64))); }
+                Op::Reload => log = Nflog::load(&log.marshal(), DEFAULT_RETENTION).expect("valid"),
+            }
+            for (key, firing, resolved, send_resolved, secs, repeat) in &flushes {
+                let (r, gk) = key_space(*key);
+                let flush = Flush {
+                    firing, resolved, send_resolved: *send_resolved,
+                    repeat_interval: Duration::from_secs(*repeat),
+                    now: at(Duration::from_secs(*secs as u64)),
+                };
+                let fast = log.should_notify(&r, &gk, firing, resolved, flush.send_resolved,
+                                             flush.repeat_interval, flush.now);
+                prop_assert_eq!(fast, log.decide_from_table(&r, &gk, &flush), "{} {:?}", gk, r);
+            }
+        }
+    }
+}
