@@ -10,7 +10,8 @@ export CARGO_TARGET_DIR="$root/target/purity"
 plant() { # $1 = file to plant a clock read in; prints clippy's exit status
   rm -rf "$scratch/crate"
   mkdir -p "$scratch/crate"
-  cp -r "$root/Cargo.toml" "$root/Cargo.lock" "$root/clippy.toml" "$root/src" "$scratch/crate/"
+  cp -r "$root/Cargo.toml" "$root/Cargo.lock" "$root/clippy.toml" "$root/src" "$root/benches" \
+    "$scratch/crate/"
   printf '\n/// planted by check-core-purity\npub fn planted_clock() -> u128 { std::time::Instant::now().elapsed().as_nanos() }\n' >> "$scratch/crate/$1"
   (cd "$scratch/crate" && cargo clippy --quiet --lib -- -D warnings >"$scratch/out" 2>&1) && echo 0 || echo 1
 }

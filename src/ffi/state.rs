@@ -12,7 +12,7 @@ use super::{
 use crate::core::UnixMillis;
 use crate::core::state::Timestamp;
 use crate::core::state::labels::{self, LabelSet};
-use crate::core::state::nflog::{Flush, Receiver, Row};
+use crate::core::state::nflog::{Flush, Receiver, ReceiverRef, Row};
 use crate::core::state::silences::{Matcher, MatcherSet, MatcherType, Silence};
 use crate::node::{NFLOG_KEY, SILENCES_KEY};
 
@@ -174,12 +174,16 @@ fn label_set(labels: *const hs_label, len: usize) -> FfiResult<LabelSet> {
     Ok(set)
 }
 
-fn receiver(r: &hs_receiver) -> FfiResult<Receiver> {
-    Ok(Receiver::new(text(r.name, "receiver name")?, text(r.integration, "integration")?, r.index))
+fn receiver<'a>(r: &hs_receiver) -> FfiResult<ReceiverRef<'a>> {
+    Ok(ReceiverRef {
+        group_name: text(r.name, "receiver name")?,
+        integration: text(r.integration, "integration")?,
+        idx: r.index,
+    })
 }
 
 /// Borrow a flush's parts: its receiver, group key, and the Rust view of the rest.
-fn flush<'a>(f: *const hs_flush) -> FfiResult<(Receiver, &'a str, Flush<'a>)> {
+fn flush<'a>(f: *const hs_flush) -> FfiResult<(ReceiverRef<'a>, &'a str, Flush<'a>)> {
     let f = super::borrow(f, "flush")?;
     let flush = Flush {
         firing: bytes(f.firing, f.firing_len, "firing")?,
@@ -234,7 +238,7 @@ pub extern "C" fn hs_node_should_notify(
         let n = self::node(node)?;
         let (receiver, group_key, f) = self::flush(flush)?;
         let out = out_ptr(decision_out, "decision_out")?;
-        let d = n.should_notify(NFLOG_KEY, &receiver, group_key, &f)?;
+        let d = n.should_notify(NFLOG_KEY, receiver, group_key, &f)?;
         write(out, hs_decision { notify: d.notify, row: d.row.into() });
         Ok(())
     })
@@ -254,6 +258,7 @@ pub extern "C" fn hs_node_log_notification(
         let n = self::node(node)?;
         let (receiver, group_key, f) = self::flush(flush)?;
         let out = out_ptr(written_out, "written_out")?;
+        let receiver = Receiver::new(receiver.group_name, receiver.integration, receiver.idx);
         let written = n.log_notification(NFLOG_KEY, &receiver, group_key, &f, &BTreeMap::new())?;
         write(out, written);
         Ok(())

@@ -17,7 +17,9 @@ use crate::core::UnixMillis;
 use crate::core::cluster::{Cluster, Inbound};
 use crate::core::state::DecodeError;
 use crate::core::state::labels::LabelSet;
-use crate::core::state::nflog::{Decision, Flush, Nflog, NflogError, Receiver, ReceiverDataValue};
+use crate::core::state::nflog::{
+    Decision, Flush, Nflog, NflogError, Receiver, ReceiverDataValue, ReceiverRef,
+};
 use crate::core::state::silences::{
     self, MuteResult, Query, Silence, SilenceError, SilenceId, SilenceState, Silences,
     SilencesConfig,
@@ -121,10 +123,10 @@ impl Node {
     /// Alertmanager's Dedup stage for one flush of `group_key` to `receiver`, against the
     /// notification log under `key` (`nfl` for Alertmanager): whether to send, and which row of
     /// the decision table said so ([`Nflog::should_notify`]).
-    pub fn should_notify(
+    pub fn should_notify<'r>(
         &self,
         key: &str,
-        receiver: &Receiver,
+        receiver: impl Into<ReceiverRef<'r>>,
         group_key: &str,
         flush: &Flush<'_>,
     ) -> Result<Decision, StateError> {

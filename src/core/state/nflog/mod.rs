@@ -29,7 +29,7 @@ use hashbrown::hash_table::Entry as Slot;
 use prost::Message;
 
 pub use dedup::{Decision, Flush, Previous, Reason, Row, needs_update};
-pub use proto::{Entry, MeshEntry, Receiver, ReceiverDataValue, receiver_data_value};
+pub use proto::{Entry, MeshEntry, Receiver, ReceiverDataValue, ReceiverRef, receiver_data_value};
 
 use super::delimited::{self, MAX_MESSAGE_LEN};
 use super::{DecodeError, Timestamp};
@@ -187,7 +187,7 @@ impl Nflog {
     }
 
     /// Look up and count, as Alertmanager's `Query(QGroupKey, QReceiver)`.
-    fn lookup(&self, receiver: &Receiver, group_key: &str) -> Result<Option<Parsed<'_>>, ()> {
+    fn lookup(&self, receiver: ReceiverRef<'_>, group_key: &str) -> Result<Option<Parsed<'_>>, ()> {
         self.queries_total.fetch_add(1, Ordering::Relaxed);
         // Go: "no query parameters specified".
         if group_key.is_empty() {
@@ -203,17 +203,21 @@ impl Nflog {
 
     /// The last notification of `group_key` to `receiver` (§4.4), or `None` when there is
     /// none or `group_key` is empty. Counts toward the query metrics either way.
-    pub fn query(&self, receiver: &Receiver, group_key: &str) -> Option<EntryView<'_>> {
-        self.lookup(receiver, group_key).ok().flatten().map(|p| EntryView { raw: p.mesh() })
+    pub fn query<'r>(
+        &self,
+        receiver: impl Into<ReceiverRef<'r>>,
+        group_key: &str,
+    ) -> Option<EntryView<'_>> {
+        self.lookup(receiver.into(), group_key).ok().flatten().map(|p| EntryView { raw: p.mesh() })
     }
 
     /// The Dedup stage (§5.4): look up the entry and decide. `now` is the wall clock when the
     /// stage runs (0.25) or the flush tick time (≥ 0.32). Allocation-free for groups of up to
     /// 32 alerts per list.
     #[allow(clippy::too_many_arguments)] // Alertmanager's Dedup inputs, one to one.
-    pub fn should_notify(
+    pub fn should_notify<'r>(
         &self,
-        receiver: &Receiver,
+        receiver: impl Into<ReceiverRef<'r>>,
         group_key: &str,
         firing: &[u64],
         resolved: &[u64],
@@ -222,6 +226,7 @@ impl Nflog {
         now: UnixMillis,
     ) -> Decision {
         let flush = Flush { firing, resolved, send_resolved, repeat_interval, now };
+        let receiver = receiver.into();
         if let Some(decision) = self.decide_from_index(receiver, group_key, &flush) {
             return decision;
         }
@@ -234,7 +239,7 @@ impl Nflog {
     #[inline]
     fn decide_from_index(
         &self,
-        receiver: &Receiver,
+        receiver: ReceiverRef<'_>,
         group_key: &str,
         flush: &Flush<'_>,
     ) -> Option<Decision> {
@@ -260,7 +265,7 @@ impl Nflog {
     /// The Dedup stage from the stored entry.
     fn decide_from_table(
         &self,
-        receiver: &Receiver,
+        receiver: ReceiverRef<'_>,
         group_key: &str,
         flush: &Flush<'_>,
     ) -> Decision {
@@ -306,7 +311,7 @@ impl Nflog {
                 return Err(NflogError::TimeOutOfRange { seconds: t.seconds });
             }
         }
-        if let Some(entry) = self.find(&key_of(receiver, group_key))
+        if let Some(entry) = self.find(&key_of(receiver.into(), group_key))
             && entry.timestamp > now_ts
         {
             return Ok(None);
@@ -412,7 +417,7 @@ impl Nflog {
     }
 }
 
-fn key_of<'a>(receiver: &'a Receiver, group_key: &'a str) -> Key<'a> {
+fn key_of<'a>(receiver: ReceiverRef<'a>, group_key: &'a str) -> Key<'a> {
     Key {
         group_key: group_key.as_bytes(),
         group_name: receiver.group_name.as_bytes(),

@@ -22,6 +22,24 @@ pub struct Receiver {
     pub idx: u32,
 }
 
+/// A receiver by reference: all a lookup needs, so a caller holding the parts as text
+/// (the C ABI, a Go host) looks up without building a [`Receiver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverRef<'a> {
+    /// [`Receiver::group_name`].
+    pub group_name: &'a str,
+    /// [`Receiver::integration`].
+    pub integration: &'a str,
+    /// [`Receiver::idx`].
+    pub idx: u32,
+}
+
+impl<'a> From<&'a Receiver> for ReceiverRef<'a> {
+    fn from(r: &'a Receiver) -> Self {
+        Self { group_name: &r.group_name, integration: &r.integration, idx: r.idx }
+    }
+}
+
 impl Receiver {
     /// A receiver from its three parts.
     pub fn new(group_name: impl Into<String>, integration: impl Into<String>, idx: u32) -> Self {

@@ -740,7 +740,7 @@ proptest! {
                 };
                 let fast = log.should_notify(&r, &gk, firing, resolved, flush.send_resolved,
                                              flush.repeat_interval, flush.now);
-                prop_assert_eq!(fast, log.decide_from_table(&r, &gk, &flush), "{} {:?}", gk, r);
+                prop_assert_eq!(fast, log.decide_from_table((&r).into(), &gk, &flush), "{} {:?}", gk, r);
             }
         }
     }
