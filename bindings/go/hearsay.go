@@ -22,6 +22,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"sync"
@@ -107,7 +108,6 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	defer C.hs_config_free(config)
-	set := func(f func() C.hs_result) error { return call(f) }
 	steps := []func() C.hs_result{}
 	if cfg.Name != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_name(config, str(&p, cfg.Name)) })
@@ -147,7 +147,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	for _, step := range steps {
-		if err := set(step); err != nil {
+		if err := call(step); err != nil {
 			return nil, err
 		}
 	}
@@ -178,8 +178,7 @@ func (n *Node) text(f func(*C.hs_node, *C.char, C.size_t, *C.size_t) C.hs_result
 		err := n.with(func(node *C.hs_node) C.hs_result {
 			return f(node, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &need)
 		})
-		var e *Error
-		if err != nil && asError(err, &e) && e.Code == C.HS_RESULT_BUFFER_TOO_SMALL {
+		if errors.Is(err, ErrBufferTooSmall) {
 			buf = make([]byte, int(need)+256)
 			continue
 		}
@@ -188,12 +187,6 @@ func (n *Node) text(f func(*C.hs_node, *C.char, C.size_t, *C.size_t) C.hs_result
 		}
 		return string(buf[:need]), nil
 	}
-}
-
-func asError(err error, e **Error) bool {
-	x, ok := err.(*Error)
-	*e = x
-	return ok
 }
 
 // Close stops the node: its threads end and the snapshots are written once more. It does
@@ -275,12 +268,8 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		err := n.with(func(node *C.hs_node) C.hs_result {
 			return C.hs_node_wait_ready(node, timeoutMs(ctx, 100*time.Millisecond))
 		})
-		if err == nil {
-			return nil
-		}
-		var e *Error
-		if !asError(err, &e) || e.Code != C.HS_RESULT_TIMEOUT {
-			return err
+		if !errors.Is(err, ErrTimeout) {
+			return err // nil once ready
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
