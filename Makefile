@@ -14,7 +14,7 @@ test: deps fmt clippy doc no-async purity unit integration go sim
 
 # Rust; Go for the memberlist interop suite and the latest Alertmanager (the Go module proxy
 # provides both); Debian's Alertmanager 0.25 and amtool for the mixed-cluster suite (the
-# package starts no daemon).
+# package starts no daemon); Debian's redis-server for the Redis-mode suite.
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is required: https://rustup.rs"; exit 1; }
 	@command -v go >/dev/null || { \
@@ -25,6 +25,10 @@ deps:
 	  echo "deps: installing Debian's prometheus-alertmanager"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus-alertmanager; }
 	@/usr/bin/prometheus-alertmanager --version 2>&1 | head -1
+	@command -v redis-server >/dev/null || { \
+	  echo "deps: installing Debian's redis-server (the tests start their own, on loopback)"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q redis-server; }
+	@redis-server --version
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -54,7 +58,8 @@ integration:
 	  { echo "tests/$$t.rs is not run by make test: add it here"; exit 1; }; done
 	$(CARGO) test --locked --test node_loopback --test node_states --test interop_memberlist \
 	  --test c_abi -- --test-threads=4
-	$(CARGO) test --locked --test mixed_cluster --test hearsay_api -- --test-threads=2
+	$(CARGO) test --locked --test mixed_cluster --test hearsay_api --test redis_peer \
+	  -- --test-threads=2
 
 # The Go binding (cgo) against this build of the library, with the race detector; it runs
 # Alertmanager's own Go silences on hearsay nodes.

@@ -11,6 +11,7 @@
 mod maintenance;
 mod metrics;
 mod peers;
+pub mod redis;
 pub mod snapshot;
 mod state_metrics;
 mod states;

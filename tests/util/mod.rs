@@ -4,6 +4,7 @@
 
 pub mod alertmanager;
 pub mod golang;
+pub mod redis;
 pub mod sim;
 
 use std::net::SocketAddr;

@@ -483,6 +483,15 @@ impl Delegate for Cluster {
 /// queue, oversized messages as reliable streams to every other live member. Call after every
 /// input to the core and after every host write. (The cluster is passed beside the core, not
 /// as its delegate, so a host may keep it behind its own lock.)
+/// Every queued part as `(key, Part bytes)`, oldest first, for a transport without gossip
+/// or size limits (Redis pub/sub, where one publish reaches every subscriber): the gossip and
+/// oversize queues are taken whole; the direct copies, duplicates of gossip entries, are
+/// dropped.
+pub fn take_parts(cluster: &mut Cluster) -> Vec<(String, Vec<u8>)> {
+    cluster.direct.clear();
+    cluster.outgoing.drain(..).chain(cluster.oversize.drain(..)).collect()
+}
+
 pub fn pump<D: Delegate>(swim: &mut Swim<D>, cluster: &mut Cluster, now: Millis) {
     while let Some((key, part)) = cluster.outgoing.pop_front() {
         if let Err(BroadcastError::QueueFull | BroadcastError::TooLarge { .. }) =

@@ -1,0 +1,143 @@
+//! hearsay peers on a real `redis-server`, in Grafana's Redis HA layout: heartbeat keys and
+//! positions, updates on each state's channel, the full-state request a starting peer sends,
+//! and the heartbeat deleted at shutdown.
+
+mod util;
+
+use std::time::Duration;
+
+use hearsay::core::UnixMillis;
+use hearsay::core::cluster::{Cluster, Part};
+use hearsay::core::state::Timestamp;
+use hearsay::core::state::delimited;
+use hearsay::core::state::silences::{
+    Matcher, MatcherSet, MatcherType, MeshSilence, Silence, Silences, SilencesConfig,
+};
+use hearsay::node::redis::{RedisConfig, RedisPeer};
+use prost::Message;
+use util::redis::RedisServer;
+use util::wait_for;
+
+/// Grafana's key for org 1's silences.
+const SILENCES: &str = "silences:1";
+const SPREAD: Duration = Duration::from_secs(15);
+
+fn peer(server: &RedisServer, name: &str) -> RedisPeer {
+    let mut cluster = Cluster::new();
+    cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
+    let mut config = RedisConfig::grafana(&server.url(), "grafana");
+    config.name = Some(name.to_owned());
+    // Only a write's own publish, or the full-state request of a starting peer, can carry
+    // state: the periodic push is an hour out.
+    config.push_pull_interval = Duration::from_secs(3600);
+    config.settle_timeout = Duration::from_secs(1);
+    RedisPeer::start(config, cluster).expect("starts")
+}
+
+fn now() -> UnixMillis {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    UnixMillis(since.expect("clock after 1970").as_millis() as i64)
+}
+
+/// Set a silence on `peer` as a host would, returning its ID.
+fn set_silence(peer: &RedisPeer, comment: &str) -> String {
+    let t = now();
+    let silence = Silence {
+        matcher_sets: vec![MatcherSet {
+            matchers: vec![Matcher::new(MatcherType::Equal, "alertname", "DiskFull")],
+        }],
+        starts_at: Timestamp::from(t),
+        ends_at: Timestamp::from(UnixMillis(t.0 + 3_600_000)),
+        created_by: "redis-test".into(),
+        comment: comment.into(),
+        ..Silence::default()
+    };
+    peer.with_cluster(|c| {
+        let s = c.state_mut::<Silences>(SILENCES).expect("registered");
+        let outcome = s.set(silence, t).expect("valid silence");
+        for bytes in [outcome.expired_previous, outcome.broadcast].into_iter().flatten() {
+            c.publish(SILENCES, bytes);
+        }
+        outcome.id.as_str().to_owned()
+    })
+}
+
+fn has(peer: &RedisPeer, id: &str) -> bool {
+    peer.with_cluster(|c| c.state::<Silences>(SILENCES).is_some_and(|s| s.get(id).is_some()))
+}
+
+#[test]
+fn peers_agree_on_members_and_positions() {
+    let server = RedisServer::start();
+    // Other data under the prefix is scanned too, and must not count as a member.
+    let mut redis = server.client();
+    let _: () = redis::cmd("SET").arg("grafana:notes").arg("hello").query(&mut redis).expect("SET");
+    let peers: Vec<RedisPeer> =
+        ["peer-b", "peer-c", "peer-a"].iter().map(|n| peer(&server, n)).collect();
+    let want = ["grafana:peer-a", "grafana:peer-b", "grafana:peer-c"];
+    wait_for("every peer sees all three", SPREAD, || peers.iter().all(|p| p.members() == want));
+    let positions: Vec<usize> = peers.iter().map(|p| p.position().index).collect();
+    assert_eq!(positions, [1, 2, 0], "byte-wise order of the heartbeat keys");
+    assert!(peers.iter().all(|p| !p.position().blind && p.position().visible == 3));
+
+    // The heartbeat is Grafana's: decimal Unix seconds, five-minute TTL.
+    let beat: String = redis::cmd("GET").arg("grafana:peer-a").query(&mut redis).expect("GET");
+    let secs: i64 = beat.parse().expect("decimal seconds");
+    assert!((secs - now().0 / 1000).abs() <= 10, "{secs}");
+    let ttl: i64 = redis::cmd("TTL").arg("grafana:peer-a").query(&mut redis).expect("TTL");
+    assert!((1..=300).contains(&ttl), "{ttl}");
+}
+
+#[test]
+fn silences_replicate_and_a_starting_peer_asks_for_the_full_state() {
+    let server = RedisServer::start();
+    let a = peer(&server, "peer-a");
+    let b = peer(&server, "peer-b");
+    wait_for("a and b ready", SPREAD, || a.is_ready() && b.is_ready());
+    let id = set_silence(&a, "over redis");
+    wait_for("b holds a's silence", SPREAD, || has(&b, &id));
+
+    // c starts after the write: only the full state a and b publish on its request brings it.
+    let c = peer(&server, "peer-c");
+    assert!(c.wait_ready(SPREAD), "c settles");
+    wait_for("c holds the silence", SPREAD, || has(&c, &id));
+}
+
+#[test]
+fn the_wire_layout_is_grafanas() {
+    let server = RedisServer::start();
+    let mut listener = server.client();
+    let mut sub = listener.as_pubsub();
+    sub.subscribe(&["grafana:full_state:request", "grafana:silences:1"]).expect("subscribe");
+    sub.set_read_timeout(Some(SPREAD)).expect("timeout");
+
+    let a = peer(&server, "peer-a");
+    // A starting peer asks with its bare name.
+    let msg = sub.get_message().expect("a request");
+    assert_eq!(msg.get_channel_name(), "grafana:full_state:request");
+    assert_eq!(msg.get_payload_bytes(), b"peer-a");
+
+    // An update is a raw Part on the state's channel, holding one delimited MeshSilence.
+    let id = set_silence(&a, "on the wire");
+    let msg = sub.get_message().expect("an update");
+    assert_eq!(msg.get_channel_name(), "grafana:silences:1");
+    let part = Part::decode(msg.get_payload_bytes()).expect("a Part");
+    assert_eq!(part.key, SILENCES);
+    let elements = delimited::split(&part.data).expect("delimited");
+    assert_eq!(elements.len(), 1);
+    let mesh = MeshSilence::decode(elements[0].1).expect("a MeshSilence");
+    assert_eq!(mesh.silence.expect("silence").id, id);
+}
+
+#[test]
+fn shutdown_deletes_the_heartbeat() {
+    let server = RedisServer::start();
+    let mut a = peer(&server, "peer-a");
+    let mut redis = server.client();
+    let exists = |redis: &mut redis::Connection| -> i64 {
+        redis::cmd("EXISTS").arg("grafana:peer-a").query(redis).expect("EXISTS")
+    };
+    wait_for("a's heartbeat", SPREAD, || exists(&mut redis) == 1);
+    a.shutdown();
+    assert_eq!(exists(&mut redis), 0);
+}

@@ -1,0 +1,54 @@
+//! A real `redis-server` (Debian's `redis-server`, installed by `make deps`) on a loopback
+//! port of the test's choosing, stopped when dropped. A missing binary fails loudly.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One private Redis.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = super::alertmanager::free_port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is required (Debian package redis-server; make deps)");
+        let server = Self { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.connection().is_none() {
+            assert!(Instant::now() < deadline, "redis-server did not answer on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn connection(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(1)).ok()?;
+        redis::cmd("PING").query::<String>(&mut conn).ok()?;
+        Some(conn)
+    }
+
+    /// A command connection, for the test's own reads.
+    pub fn client(&self) -> redis::Connection {
+        self.connection().expect("redis answers")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
