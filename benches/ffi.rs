@@ -10,7 +10,7 @@ use hearsay::core::UnixMillis;
 use hearsay::core::state::labels::{LabelSet, fingerprint};
 use hearsay::core::state::nflog::{Flush, Receiver};
 use hearsay::ffi::*;
-use hearsay::node::{NFLOG_KEY, Node, NodeConfig, SILENCES_KEY, alertmanager_states};
+use hearsay::node::{NFLOG_KEY, Node, NodeConfig, SILENCES_KEY, States as _, alertmanager_states};
 
 fn s(text: &str) -> hs_str {
     hs_str { data: text.as_ptr().cast(), len: text.len() }

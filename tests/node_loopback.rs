@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hearsay::core::swim::{MemberChange, MemberState};
-use hearsay::node::{Node, NodeConfig, NodeError, NodeEvent};
+use hearsay::node::{Node, NodeConfig, NodeError, NodeEvent, States as _};
 use util::{alive, fast_config, next_event, state_of, wait_for};
 
 fn loopback() -> SocketAddr {

@@ -17,7 +17,7 @@ use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState, Silences,
     SilencesConfig,
 };
-use hearsay::node::{Node, StateError};
+use hearsay::node::{Node, StateError, States as _};
 use util::{alive, fast_config, wait_for};
 
 const SPREAD: Duration = Duration::from_secs(10);

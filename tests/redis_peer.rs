@@ -10,21 +10,25 @@ use hearsay::core::UnixMillis;
 use hearsay::core::cluster::{Cluster, Part};
 use hearsay::core::state::Timestamp;
 use hearsay::core::state::delimited;
+use hearsay::core::state::nflog::{Flush, Nflog, Receiver, Row};
 use hearsay::core::state::silences::{
-    Matcher, MatcherSet, MatcherType, MeshSilence, Silence, Silences, SilencesConfig,
+    Matcher, MatcherSet, MatcherType, MeshSilence, Query, Silence, Silences, SilencesConfig,
 };
+use hearsay::node::States as _;
 use hearsay::node::redis::{RedisConfig, RedisPeer};
 use prost::Message;
 use util::redis::RedisServer;
 use util::wait_for;
 
-/// Grafana's key for org 1's silences.
+/// Grafana's keys for org 1's silences and notification log.
 const SILENCES: &str = "silences:1";
+const NFLOG: &str = "notificationlog:1";
 const SPREAD: Duration = Duration::from_secs(15);
 
 fn peer(server: &RedisServer, name: &str) -> RedisPeer {
     let mut cluster = Cluster::new();
     cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
+    cluster.register(NFLOG, Nflog::new(Duration::from_secs(120 * 3600)));
     let mut config = RedisConfig::grafana(&server.url(), "grafana");
     config.name = Some(name.to_owned());
     // Only a write's own publish, or the full-state request of a starting peer, can carry
@@ -52,18 +56,13 @@ fn set_silence(peer: &RedisPeer, comment: &str) -> String {
         comment: comment.into(),
         ..Silence::default()
     };
-    peer.with_cluster(|c| {
-        let s = c.state_mut::<Silences>(SILENCES).expect("registered");
-        let outcome = s.set(silence, t).expect("valid silence");
-        for bytes in [outcome.expired_previous, outcome.broadcast].into_iter().flatten() {
-            c.publish(SILENCES, bytes);
-        }
-        outcome.id.as_str().to_owned()
-    })
+    let id = peer.set_silence(SILENCES, silence, t).expect("valid silence");
+    id.as_str().to_owned()
 }
 
 fn has(peer: &RedisPeer, id: &str) -> bool {
-    peer.with_cluster(|c| c.state::<Silences>(SILENCES).is_some_and(|s| s.get(id).is_some()))
+    let query = Query { ids: vec![id.to_owned()], ..Query::default() };
+    peer.query_silences(SILENCES, &query, now()).is_ok_and(|found| found.len() == 1)
 }
 
 #[test]
@@ -140,4 +139,31 @@ fn shutdown_deletes_the_heartbeat() {
     wait_for("a's heartbeat", SPREAD, || exists(&mut redis) == 1);
     a.shutdown();
     assert_eq!(exists(&mut redis), 0);
+}
+
+#[test]
+fn dedup_on_one_peer_sees_what_another_logged() {
+    let server = RedisServer::start();
+    let a = peer(&server, "peer-a");
+    let b = peer(&server, "peer-b");
+    wait_for("both see both", SPREAD, || a.members().len() == 2 && b.members().len() == 2);
+    let receiver = Receiver::new("team-db", "webhook", 0);
+    let group = "{}:{alertname=\"DiskFull\"}";
+    let flush = |now| Flush {
+        firing: &[7, 8],
+        resolved: &[],
+        send_resolved: true,
+        repeat_interval: Duration::from_secs(4 * 3600),
+        now,
+    };
+    let first = b.should_notify(NFLOG, &receiver, group, &flush(now())).expect("nflog");
+    assert!(first.notify && first.row == Row::NoEntryFiring);
+    assert!(
+        a.log_notification(NFLOG, &receiver, group, &flush(now()), &Default::default())
+            .expect("logged")
+    );
+    wait_for("b skips what a sent", SPREAD, || {
+        b.should_notify(NFLOG, &receiver, group, &flush(now())).expect("nflog").row
+            == Row::Unchanged
+    });
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::node::node;
 use super::{Failure, boundary, bytes, copy_out, hs_node, hs_result, hs_str, out_ptr, text, write};
+use crate::node::States as _;
 
 /// What [`hs_node_next_state_payload`] found.
 #[repr(u32)]

@@ -14,6 +14,7 @@ use crate::core::state::Timestamp;
 use crate::core::state::labels::{self, LabelSet};
 use crate::core::state::nflog::{Flush, Receiver, ReceiverRef, Row};
 use crate::core::state::silences::{Matcher, MatcherSet, MatcherType, Silence};
+use crate::node::States as _;
 use crate::node::{NFLOG_KEY, SILENCES_KEY};
 
 /// One label of an alert.

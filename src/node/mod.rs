@@ -36,7 +36,9 @@ use crate::net::{Clock, Driver, DriverError, DriverStats};
 use metrics::Metrics;
 use peers::FailedPeers;
 use state_metrics::StateMetrics;
-pub use states::{ALERTMANAGER_STATES, NFLOG_KEY, SILENCES_KEY, StateError, alertmanager_states};
+pub use states::{
+    ALERTMANAGER_STATES, NFLOG_KEY, SILENCES_KEY, StateError, States, alertmanager_states,
+};
 
 /// How a node is started.
 #[derive(Clone, Debug)]

@@ -217,10 +217,15 @@ impl RedisPeer {
     /// Run `f` on the replicated states, then publish what it queued (as
     /// [`Node::with_cluster`](super::Node::with_cluster) does for gossip).
     pub fn with_cluster<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> R {
-        let r = self.shared.states(|c, _| f(c));
+        let r = self.read_cluster(f);
         // A full inbox means a publish is already pending.
         let _ = self.signals.try_send(Signal::Publish);
         r
+    }
+
+    /// Run `f` on the replicated states; nothing is published.
+    pub(crate) fn read_cluster<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> R {
+        self.shared.states(|c, _| f(c))
     }
 
     /// Counters of the Redis plumbing.

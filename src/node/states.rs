@@ -102,8 +102,31 @@ fn silences<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut Silences, State
     c.state_mut::<Silences>(key).ok_or_else(|| missing(key, "silences"))
 }
 
-impl Node {
-    /// Run `f` on the states without waking the event loop: for calls that queue nothing.
+pub(crate) mod access {
+    use super::{Cluster, StateError};
+
+    /// How a peer hands its states to the host calls. Sealed: implemented by the peers of
+    /// this crate only.
+    pub trait StateAccess {
+        /// Run `f` on the states without waking the sender: for calls that queue nothing.
+        fn read_states<R>(
+            &self,
+            f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
+        ) -> Result<R, StateError>;
+
+        /// Run `f` on the states, then have what it published sent.
+        fn write_states<R>(
+            &self,
+            f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
+        ) -> Result<R, StateError>;
+
+        /// Record how long a query of the state under `key` took (`nflog`: the notification
+        /// log, else the silences).
+        fn observe_query(&self, nflog: bool, key: &str, took: std::time::Duration);
+    }
+}
+
+impl access::StateAccess for Node {
     fn read_states<R>(
         &self,
         f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
@@ -112,7 +135,6 @@ impl Node {
         f(&mut cluster.lock())
     }
 
-    /// Run `f` on the states, then wake the loop to send what it published.
     fn write_states<R>(
         &self,
         f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
@@ -120,10 +142,38 @@ impl Node {
         self.with_cluster(f).ok_or(StateError::NoCluster)?
     }
 
+    fn observe_query(&self, nflog: bool, key: &str, took: std::time::Duration) {
+        let kind = if nflog { StateKind::Nflog } else { StateKind::Silences };
+        self.shared.metrics.observe_query(kind, key, took);
+    }
+}
+
+impl access::StateAccess for super::redis::RedisPeer {
+    fn read_states<R>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        self.read_cluster(f)
+    }
+
+    fn write_states<R>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        self.with_cluster(f)
+    }
+
+    // Redis peers export no metrics yet.
+    fn observe_query(&self, _nflog: bool, _key: &str, _took: std::time::Duration) {}
+}
+
+/// What a host asks of the replicated states of a running peer, gossip ([`Node`]) or Redis
+/// ([`RedisPeer`](super::redis::RedisPeer)) alike. Import it to call these on either.
+pub trait States: access::StateAccess {
     /// Alertmanager's Dedup stage for one flush of `group_key` to `receiver`, against the
     /// notification log under `key` (`nfl` for Alertmanager): whether to send, and which row of
     /// the decision table said so ([`Nflog::should_notify`]).
-    pub fn should_notify<'r>(
+    fn should_notify<'r>(
         &self,
         key: &str,
         receiver: impl Into<ReceiverRef<'r>>,
@@ -142,7 +192,7 @@ impl Node {
                 flush.repeat_interval,
                 flush.now,
             );
-            self.shared.metrics.observe_query(StateKind::Nflog, key, started.elapsed());
+            self.observe_query(true, key, started.elapsed());
             Ok(decision)
         })
     }
@@ -151,7 +201,7 @@ impl Node {
     /// send the entry to every peer. As in Alertmanager the entry lives twice the repeat
     /// interval, or the retention if that is shorter. Returns `false`, writing nothing, when
     /// the stored entry is newer than `flush.now` (this node's clock is behind a peer's).
-    pub fn log_notification(
+    fn log_notification(
         &self,
         key: &str,
         receiver: &Receiver,
@@ -178,7 +228,7 @@ impl Node {
     /// Create or update a silence in the state under `key` (`sil` for Alertmanager) by
     /// Alertmanager's rules ([`Silences::set`]) and send the change to every peer. Returns the
     /// silence's ID, which is new when the update had to replace it.
-    pub fn set_silence(
+    fn set_silence(
         &self,
         key: &str,
         silence: Silence,
@@ -196,7 +246,7 @@ impl Node {
 
     /// Expire the silence `id` now and send the change to every peer. Expiring an expired
     /// silence changes nothing and succeeds.
-    pub fn expire_silence(&self, key: &str, id: &str, now: UnixMillis) -> Result<(), StateError> {
+    fn expire_silence(&self, key: &str, id: &str, now: UnixMillis) -> Result<(), StateError> {
         self.write_states(|c| {
             if let Some(bytes) = silences(c, key)?.expire(id, now)? {
                 c.publish(key, bytes);
@@ -206,7 +256,7 @@ impl Node {
     }
 
     /// The silences `query` selects, copied out with their state at `now`.
-    pub fn query_silences(
+    fn query_silences(
         &self,
         key: &str,
         query: &Query<'_>,
@@ -220,14 +270,14 @@ impl Node {
                 .into_iter()
                 .map(|sil| (silences::state_of(sil, now), sil.clone()))
                 .collect();
-            self.shared.metrics.observe_query(StateKind::Silences, key, started.elapsed());
+            self.observe_query(false, key, started.elapsed());
             Ok(found)
         })
     }
 
     /// Which silences mute the alert with `labels` and `fingerprint` at `now`
     /// ([`Silences::mutes`]). Timed as a silence query, as Alertmanager's silencer queries.
-    pub fn mutes(
+    fn mutes(
         &self,
         key: &str,
         fingerprint: u64,
@@ -238,19 +288,18 @@ impl Node {
             let s = silences(c, key)?;
             let started = Instant::now();
             let result = s.mutes(fingerprint, labels, now);
-            self.shared.metrics.observe_query(StateKind::Silences, key, started.elapsed());
+            self.observe_query(false, key, started.elapsed());
             Ok(result)
         })
     }
-}
 
-/// Host-owned states: the host marshals and merges (Grafana's and Alertmanager's Go states
-/// riding on hearsay); the node carries the bytes.
-impl Node {
+    // Host-owned states: the host marshals and merges (Grafana's and Alertmanager's Go
+    // states riding on hearsay); the peer carries the bytes.
+
     /// Register a host-owned state under `key`. Peers' payloads for it queue (bounded,
     /// [`OPAQUE_INBOX_LEN`](crate::core::cluster::OPAQUE_INBOX_LEN)) until taken with
-    /// [`Node::next_state_payload`].
-    pub fn add_state(&self, key: &str) -> Result<(), StateError> {
+    /// [`States::next_state_payload`].
+    fn add_state(&self, key: &str) -> Result<(), StateError> {
         self.read_states(|c| {
             if c.keys().any(|k| k == key) {
                 return Err(StateError::KeyInUse(key.to_owned()));
@@ -261,7 +310,7 @@ impl Node {
     }
 
     /// Set the full state of `key` that push/pulls send (the host's `MarshalBinary`).
-    pub fn set_state(&self, key: &str, full_state: Vec<u8>) -> Result<(), StateError> {
+    fn set_state(&self, key: &str, full_state: Vec<u8>) -> Result<(), StateError> {
         self.read_states(|c| {
             c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?.set_local(full_state);
             Ok(())
@@ -270,7 +319,7 @@ impl Node {
 
     /// Send an update of `key` to every member, as a local write ([`Cluster::publish`]).
     /// Returns false when it was dropped at a queue bound (counted in the metrics).
-    pub fn broadcast_state(&self, key: &str, update: Vec<u8>) -> Result<bool, StateError> {
+    fn broadcast_state(&self, key: &str, update: Vec<u8>) -> Result<bool, StateError> {
         self.write_states(|c| {
             c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?.note_change(&update);
             Ok(c.publish(key, update))
@@ -279,7 +328,7 @@ impl Node {
 
     /// Take the oldest payload peers sent for `key` if `take` accepts it (`take` sees it
     /// first, so a caller short of room can leave it queued).
-    pub fn next_state_payload(
+    fn next_state_payload(
         &self,
         key: &str,
         take: impl FnOnce(&Inbound) -> bool,
@@ -292,7 +341,11 @@ impl Node {
             }
         })
     }
+}
 
+impl<T: access::StateAccess> States for T {}
+
+impl Node {
     /// Wait up to `timeout` for payloads to arrive for any host-owned state since the last
     /// call that returned true (or since start). Returns whether any did.
     pub fn wait_states(&self, seen: &mut u64, timeout: Duration) -> bool {

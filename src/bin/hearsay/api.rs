@@ -9,7 +9,7 @@ use hearsay::core::state::Timestamp;
 use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState,
 };
-use hearsay::node::{Node, StateError};
+use hearsay::node::{Node, StateError, States as _};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
