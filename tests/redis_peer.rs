@@ -14,8 +14,8 @@ use hearsay::core::state::nflog::{Flush, Nflog, Receiver, Row};
 use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, MeshSilence, Query, Silence, Silences, SilencesConfig,
 };
-use hearsay::node::States as _;
 use hearsay::node::redis::{RedisConfig, RedisPeer};
+use hearsay::node::{Snapshots, States as _};
 use prost::Message;
 use util::redis::RedisServer;
 use util::wait_for;
@@ -166,4 +166,27 @@ fn dedup_on_one_peer_sees_what_another_logged() {
         b.should_notify(NFLOG, &receiver, group, &flush(now())).expect("nflog").row
             == Row::Unchanged
     });
+}
+
+#[test]
+fn shutdown_writes_the_snapshots() {
+    let server = RedisServer::start();
+    let dir = std::env::temp_dir().join(format!("hearsay-redis-snap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let mut cluster = Cluster::new();
+    cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
+    let mut config = RedisConfig::grafana(&server.url(), "grafana");
+    config.snapshots = Some(Snapshots {
+        dir: dir.clone(),
+        files: vec![(SILENCES.to_owned(), "silences".to_owned())],
+        interval: Duration::from_secs(3600),
+    });
+    let mut a = RedisPeer::start(config, cluster).expect("starts");
+    let id = set_silence(&a, "kept on disk");
+    a.shutdown();
+    let bytes = std::fs::read(dir.join("silences")).expect("snapshot written");
+    let _ = std::fs::remove_dir_all(&dir);
+    let loaded =
+        Silences::load(&bytes, SilencesConfig::default(), 1).expect("Alertmanager's format");
+    assert!(loaded.get(&id).is_some());
 }

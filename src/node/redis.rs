@@ -41,6 +41,12 @@ pub struct RedisConfig {
     pub push_pull_interval: Duration,
     /// Settle timeout (Grafana's fixed 30 s).
     pub settle_timeout: Duration,
+    /// How often expired elements are collected from every state (Alertmanager's
+    /// maintenance interval, 15 min).
+    pub gc_interval: Duration,
+    /// Where to write the states' snapshots after each collection and at shutdown (the
+    /// files; `gc_interval`, not `Snapshots::interval`, sets the pace).
+    pub snapshots: Option<super::Snapshots>,
 }
 
 impl RedisConfig {
@@ -52,6 +58,8 @@ impl RedisConfig {
             name: None,
             push_pull_interval: Duration::from_secs(60),
             settle_timeout: crate::core::redis::SETTLE_TIMEOUT,
+            gc_interval: Duration::from_secs(15 * 60),
+            snapshots: None,
         }
     }
 }
@@ -164,6 +172,8 @@ impl RedisPeer {
             inbox,
             settle: Settle::new(Millis::ZERO, SETTLE_INTERVAL, config.settle_timeout),
             push_pull_interval: config.push_pull_interval,
+            gc_interval: config.gc_interval,
+            snapshots: config.snapshots.clone(),
         };
         threads.push(
             std::thread::Builder::new()
@@ -265,14 +275,18 @@ struct Worker {
     inbox: Receiver<Signal>,
     settle: Settle,
     push_pull_interval: Duration,
+    gc_interval: Duration,
+    snapshots: Option<super::Snapshots>,
 }
 
 impl Worker {
     fn run(mut self) {
         let mut next_beat = Instant::now();
         let mut next_push = Instant::now() + self.push_pull_interval;
+        let mut next_gc = Instant::now() + self.gc_interval;
         loop {
             if self.shared.stop.load(Ordering::SeqCst) {
+                self.maintain();
                 self.publish_parts();
                 self.publish_full_state();
                 let key = self.shared.own_key.clone();
@@ -299,8 +313,12 @@ impl Worker {
                 next_push = now + self.push_pull_interval;
                 self.publish_full_state();
             }
+            if now >= next_gc {
+                next_gc = now + self.gc_interval;
+                self.maintain();
+            }
             self.publish_parts();
-            let mut wake = next_beat.min(next_push);
+            let mut wake = next_beat.min(next_push).min(next_gc);
             if let Some(poll) = self.settle.next_poll() {
                 let after = Duration::from_millis(poll.0.saturating_sub(self.shared.now().0));
                 wake = wake.min(now + after);
@@ -311,6 +329,30 @@ impl Worker {
                 }
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Collect what expired from every state; write the snapshots of those that have a file.
+    /// A state whose GC fails keeps its last snapshot (Alertmanager's rule).
+    fn maintain(&mut self) {
+        let unix = wall_clock();
+        let keys: Vec<String> = self.shared.states(|c, _| c.keys().map(str::to_owned).collect());
+        for key in keys {
+            let (gc, bytes) = self.shared.states(|c, _| {
+                let gc = c.gc(&key, unix);
+                let bytes = matches!(gc, Some(Ok(_))).then(|| c.marshal(&key)).flatten();
+                (gc, bytes)
+            });
+            if let Some(Err(e)) = gc {
+                log::warn!("gc of {key}: {e}");
+            }
+            let Some(snapshots) = &self.snapshots else { continue };
+            let file = snapshots.files.iter().find(|(k, _)| *k == key).map(|(_, f)| f);
+            if let (Some(file), Some(bytes)) = (file, bytes)
+                && let Err(e) = super::snapshot::write(&snapshots.dir, file, &bytes)
+            {
+                log::warn!("snapshot of {key}: {e}");
             }
         }
     }
