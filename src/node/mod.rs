@@ -237,8 +237,39 @@ struct Shared {
     ready: Mutex<bool>,
     ready_changed: Condvar,
     /// [`Cluster::opaque_arrivals`] as last seen by the loop, for [`Node::wait_states`].
-    arrivals: Mutex<u64>,
-    arrived: Condvar,
+    arrivals: Arrivals,
+}
+
+/// Payloads routed to host-owned states so far, as a signal hosts can wait on.
+#[derive(Debug, Default)]
+pub(crate) struct Arrivals {
+    count: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Arrivals {
+    /// The states' count is now `n` ([`Cluster::opaque_arrivals`]).
+    pub(crate) fn set(&self, n: u64) {
+        let mut count = self.count.lock();
+        if *count != n {
+            *count = n;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Wait up to `timeout` for the count to move past `seen`; advance `seen`; whether it moved.
+    pub(crate) fn wait(&self, seen: &mut u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.count.lock();
+        while *count == *seen {
+            if self.changed.wait_until(&mut count, deadline).timed_out() {
+                break;
+            }
+        }
+        let moved = *count != *seen;
+        *seen = *count;
+        moved
+    }
 }
 
 impl Shared {
@@ -361,8 +392,7 @@ impl Node {
             metrics: metrics.clone(),
             ready: Mutex::new(false),
             ready_changed: Condvar::new(),
-            arrivals: Mutex::new(0),
-            arrived: Condvar::new(),
+            arrivals: Arrivals::default(),
         });
         let loop_state = LoopState {
             driver,
@@ -785,11 +815,7 @@ impl LoopState {
         cluster::pump(self.driver.swim_mut(), &mut cluster, now);
         let arrivals = cluster.opaque_arrivals();
         drop(cluster);
-        let mut seen = self.shared.arrivals.lock();
-        if *seen != arrivals {
-            *seen = arrivals;
-            self.shared.arrived.notify_all();
-        }
+        self.shared.arrivals.set(arrivals);
     }
 
     /// Returns false on shutdown.

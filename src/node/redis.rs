@@ -111,6 +111,7 @@ struct Shared {
     stop: AtomicBool,
     origin: Instant,
     stats: Mutex<RedisStats>,
+    arrivals: super::Arrivals,
 }
 
 impl Shared {
@@ -162,6 +163,7 @@ impl RedisPeer {
             stop: AtomicBool::new(false),
             origin: Instant::now(),
             stats: Mutex::new(RedisStats::default()),
+            arrivals: super::Arrivals::default(),
         });
         let (signals, inbox) = bounded(1024);
         let mut threads = Vec::new();
@@ -236,6 +238,12 @@ impl RedisPeer {
     /// Run `f` on the replicated states; nothing is published.
     pub(crate) fn read_cluster<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> R {
         self.shared.states(|c, _| f(c))
+    }
+
+    /// Wait up to `timeout` for payloads for any host-owned state past the cursor `seen`
+    /// (as [`Node::wait_states`](super::Node::wait_states)).
+    pub fn wait_states(&self, seen: &mut u64, timeout: Duration) -> bool {
+        self.shared.arrivals.wait(seen, timeout)
     }
 
     /// Counters of the Redis plumbing.
@@ -474,20 +482,28 @@ fn subscribe(shared: &Shared, client: &redis::Client, signals: &Sender<Signal>) 
             }
             continue;
         };
-        let mut channels =
-            vec![shared.layout.full_state_channel(), shared.layout.request_channel()];
-        channels.extend(
-            shared.states(|c, _| {
-                c.keys().map(|k| shared.layout.state_channel(k)).collect::<Vec<_>>()
-            }),
-        );
         let mut pubsub = conn.as_pubsub();
-        if pubsub.subscribe(&channels).is_err()
+        let fixed = [shared.layout.full_state_channel(), shared.layout.request_channel()];
+        if pubsub.subscribe(&fixed).is_err()
             || pubsub.set_read_timeout(Some(Duration::from_millis(100))).is_err()
         {
             continue;
         }
+        let mut subscribed: Vec<String> = Vec::new();
         while !shared.stop.load(Ordering::SeqCst) {
+            // States registered since (a host's AddState) get their channel here, within a
+            // read timeout.
+            let keys: Vec<String> = shared.states(|c, _| {
+                c.keys().filter(|k| !subscribed.iter().any(|s| s == k)).map(str::to_owned).collect()
+            });
+            if !keys.is_empty() {
+                let channels: Vec<String> =
+                    keys.iter().map(|k| shared.layout.state_channel(k)).collect();
+                if pubsub.subscribe(&channels).is_err() {
+                    break;
+                }
+                subscribed.extend(keys);
+            }
             let msg = match pubsub.get_message() {
                 Ok(msg) => msg,
                 Err(e) if e.is_timeout() => continue,
@@ -501,12 +517,20 @@ fn subscribe(shared: &Shared, client: &redis::Client, signals: &Sender<Signal>) 
             let payload = msg.get_payload_bytes();
             match shared.layout.classify(&channel, payload) {
                 Some(RedisInbound::Update(part)) => {
-                    shared.states(|c, now| c.notify_msg(now, part));
+                    let arrivals = shared.states(|c, now| {
+                        c.notify_msg(now, part);
+                        c.opaque_arrivals()
+                    });
+                    shared.arrivals.set(arrivals);
                     // Merged elements are re-published, as Alertmanager's states do.
                     let _ = signals.try_send(Signal::Publish);
                 }
                 Some(RedisInbound::FullState(state)) => {
-                    shared.states(|c, now| c.merge_remote_state(now, state, false));
+                    let arrivals = shared.states(|c, now| {
+                        c.merge_remote_state(now, state, false);
+                        c.opaque_arrivals()
+                    });
+                    shared.arrivals.set(arrivals);
                 }
                 Some(RedisInbound::Request(name)) => {
                     let _ = signals.try_send(Signal::Request(name.to_vec()));

@@ -349,15 +349,6 @@ impl Node {
     /// Wait up to `timeout` for payloads to arrive for any host-owned state since the last
     /// call that returned true (or since start). Returns whether any did.
     pub fn wait_states(&self, seen: &mut u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut arrivals = self.shared.arrivals.lock();
-        while *arrivals == *seen {
-            if self.shared.arrived.wait_until(&mut arrivals, deadline).timed_out() {
-                break;
-            }
-        }
-        let moved = *arrivals != *seen;
-        *seen = *arrivals;
-        moved
+        self.shared.arrivals.wait(seen, timeout)
     }
 }
