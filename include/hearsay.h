@@ -156,9 +156,10 @@ typedef uint32_t hs_match_type;
 // reused) right after.
 typedef struct hs_config hs_config;
 
-// A running peer: its event-loop thread, its maintenance thread (GC and snapshots) and the
-// replicated notification log and silences. Every function taking a `const hs_node *` may
-// be called from any thread at the same time; `hs_node_free` must not race with them.
+// A running peer — a gossip node, or a Redis peer when the config says so — with its
+// threads and the replicated notification log and silences. Every function taking a
+// `const hs_node *` may be called from any thread at the same time; `hs_node_free` must not
+// race with them.
 typedef struct hs_node hs_node;
 
 // Borrowed UTF-8 text: `len` bytes at `data`, not NUL-terminated. `data` may be NULL when
@@ -323,6 +324,12 @@ hs_result hs_config_set_maintenance_interval_ms(struct hs_config *config, uint64
 // see `hs_node_wait_ready`.
 hs_result hs_config_set_settle_timeout_ms(struct hs_config *config, uint64_t ms);
 
+// Run the node on Redis instead of gossip, in Grafana's layout (`ha_redis_address`,
+// `ha_redis_prefix`): `url` is `redis://host:port/db`, `prefix` is normalised with a
+// trailing `:` unless empty. Bind, advertise, peers and label are then unused; the name,
+// push/pull interval, settle timeout, storage dir, retention and maintenance interval apply.
+hs_result hs_config_set_redis(struct hs_config *config, struct hs_str url, struct hs_str prefix);
+
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with
 // `hs_node_free`. `config` is only read. A corrupt snapshot file gives
@@ -412,7 +419,8 @@ hs_result hs_node_wait_states(const struct hs_node *node,
 
 // The members this node sees alive or suspect, itself included, as lines of
 // `name TAB address NEWLINE` sorted by name, copied into `buf` (size needed with
-// `HS_RESULT_BUFFER_TOO_SMALL`).
+// `HS_RESULT_BUFFER_TOO_SMALL`). A Redis peer lists the live heartbeat keys, with no
+// address.
 hs_result hs_node_members(const struct hs_node *node, char *buf, size_t cap, size_t *len_out);
 
 // Alertmanager's alert hash (XXH64 over the sorted labels), as the notification log stores

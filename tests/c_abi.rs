@@ -1,6 +1,8 @@
 //! The C ABI as C sees it: the committed header matches what cbindgen generates from
 //! `src/ffi`, and a C program compiled against that header and the static library runs a
-//! two-node cluster through it (tests/c/cluster.c).
+//! two-node cluster through it (tests/c/cluster.c), on gossip and on a real redis-server.
+
+mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,7 +67,8 @@ fn a_c_program_runs_a_cluster_through_the_header() {
     let dir = std::env::temp_dir().join(format!("hearsay-c-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let run = Command::new(&exe).arg(&dir).output().expect("run the C program");
+    let redis = util::redis::RedisServer::start();
+    let run = Command::new(&exe).arg(&dir).arg(redis.url()).output().expect("run the C program");
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&run.stdout);
     println!("{stdout}");

@@ -23,6 +23,8 @@ pub struct hs_config {
     pub(crate) retention: Duration,
     pub(crate) maintenance_interval: Duration,
     pub(crate) settle_timeout: Duration,
+    /// Redis mode: URL and prefix.
+    pub(crate) redis: Option<(String, String)>,
 }
 
 impl Default for hs_config {
@@ -39,6 +41,7 @@ impl Default for hs_config {
             retention: Duration::from_secs(120 * 3600),
             maintenance_interval: Duration::from_secs(15 * 60),
             settle_timeout: Duration::from_secs(60),
+            redis: None,
         }
     }
 }
@@ -208,6 +211,29 @@ pub extern "C" fn hs_config_set_maintenance_interval_ms(
 pub extern "C" fn hs_config_set_settle_timeout_ms(config: *mut hs_config, ms: u64) -> hs_result {
     set(config, |c| {
         c.settle_timeout = millis(ms, "settle timeout")?;
+        Ok(())
+    })
+}
+
+/// Run the node on Redis instead of gossip, in Grafana's layout (`ha_redis_address`,
+/// `ha_redis_prefix`): `url` is `redis://host:port/db`, `prefix` is normalised with a
+/// trailing `:` unless empty. Bind, advertise, peers and label are then unused; the name,
+/// push/pull interval, settle timeout, storage dir, retention and maintenance interval apply.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_redis(
+    config: *mut hs_config,
+    url: hs_str,
+    prefix: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        let url = text(url, "url")?;
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(Failure::new(
+                hs_result::InvalidArgument,
+                format!("redis url {url:?} must start with redis:// or rediss://"),
+            ));
+        }
+        c.redis = Some((url.to_owned(), text(prefix, "prefix")?.to_owned()));
         Ok(())
     })
 }

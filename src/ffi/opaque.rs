@@ -136,7 +136,8 @@ pub extern "C" fn hs_node_wait_states(
 
 /// The members this node sees alive or suspect, itself included, as lines of
 /// `name TAB address NEWLINE` sorted by name, copied into `buf` (size needed with
-/// `HS_RESULT_BUFFER_TOO_SMALL`).
+/// `HS_RESULT_BUFFER_TOO_SMALL`). A Redis peer lists the live heartbeat keys, with no
+/// address.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_members(
     node: *const hs_node,
@@ -145,11 +146,11 @@ pub extern "C" fn hs_node_members(
     len_out: *mut usize,
 ) -> hs_result {
     boundary(|| {
-        let members = self::node(node)?.members();
-        let mut visible: Vec<_> = members.iter().filter(|m| !m.state.is_gone()).collect();
-        visible.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
-        let text: String =
-            visible.iter().map(|m| format!("{}\t{}\n", m.name.as_str(), m.addr)).collect();
+        let text: String = self::node(node)?
+            .members()
+            .iter()
+            .map(|(name, addr)| format!("{name}\t{addr}\n"))
+            .collect();
         copy_out(text.as_bytes(), buf, cap, len_out)
     })
 }

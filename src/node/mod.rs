@@ -14,7 +14,7 @@ mod peers;
 pub mod redis;
 pub mod snapshot;
 mod state_metrics;
-mod states;
+pub(crate) mod states;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};

@@ -103,9 +103,54 @@ static hs_dedup_row wait_row(const hs_node *node, hs_flush *flush, hs_dedup_row 
   return d.row;
 }
 
+/* Two nodes on the Redis at `url`: same calls, other transport. */
+static void redis_mode(const char *url) {
+  hs_node *r[2] = {NULL, NULL};
+  const char *names[2] = {"redis-a", "redis-b"};
+  for (int i = 0; i < 2; i++) {
+    hs_config *config = NULL;
+    OK(hs_config_new(&config));
+    OK(hs_config_set_name(config, S(names[i])));
+    OK(hs_config_set_redis(config, S(url), S("c-test")));
+    OK(hs_config_set_settle_timeout_ms(config, 300));
+    OK(hs_node_start(config, &r[i]));
+    hs_config_free(config);
+    if (!r[i]) exit(1);
+  }
+  hs_config *bad = NULL;
+  OK(hs_config_new(&bad));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_config_set_redis(bad, S("http://x"), S("")));
+  hs_config_free(bad);
+  OK(hs_node_wait_ready(r[1], 10000));
+  size_t joined = 0;
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_join(r[0], S("127.0.0.1:9094"), 100, &joined));
+  char members[256];
+  size_t len = 0;
+  /* Each re-reads the members every 5 s. */
+  hs_position pos;
+  for (int i = 0; i < 1500; i++) {
+    OK(hs_node_members(r[0], members, sizeof members - 1, &len));
+    members[len] = '\0';
+    OK(hs_node_position(r[1], &pos));
+    if (strstr(members, "c-test:redis-b") != NULL && pos.visible == 2) break;
+    pause_ms(10);
+  }
+  CHECK(strcmp(members, "c-test:redis-a\t\nc-test:redis-b\t\n") == 0);
+  CHECK(pos.index == 1 && pos.visible == 2 && !pos.blind);
+  hs_matcher matchers[] = {{S("alertname"), S("DiskFull"), HS_MATCH_TYPE_EQUAL}};
+  int64_t t0 = now_ms();
+  hs_silence silence = {S(""), matchers, 1, t0, t0 + 3600 * 1000, S("c-test"), S("redis")};
+  char id[HS_SILENCE_ID_LEN];
+  OK(hs_node_set_silence(r[0], &silence, t0, id, sizeof id, &len));
+  CHECK(wait_mutes(r[1], 1) == 1);
+  printf("a silence set on redis-a mutes on redis-b\n");
+  hs_node_free(r[0]);
+  hs_node_free(r[1]);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s <scratch dir>\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s <scratch dir> <redis url>\n", argv[0]);
     return 2;
   }
   const char *dir = argv[1];
@@ -275,6 +320,8 @@ int main(int argc, char **argv) {
   CHECK(muted == 1);
   printf("a restarted from %s with %zu muting silence\n", dir, muted);
   hs_node_free(a);
+
+  redis_mode(argv[2]);
 
   if (failures) {
     printf("%d checks failed\n", failures);
