@@ -61,6 +61,11 @@ type Config struct {
 	Retention time.Duration
 	// MaintenanceInterval between GC + snapshot runs (--data.maintenance-interval, 15m).
 	MaintenanceInterval time.Duration
+	// RedisURL (redis://host:port/db) runs the node on Redis in Grafana's layout instead of
+	// gossip (ha_redis_address); BindAddr, AdvertiseAddr, Peers and Label are then unused.
+	RedisURL string
+	// RedisPrefix is ha_redis_prefix (a ':' is appended unless empty).
+	RedisPrefix string
 }
 
 // Node is a running hearsay peer. Its methods are safe for concurrent use. Close it when done.
@@ -125,6 +130,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.Label != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_label(config, str(&p, cfg.Label)) })
+	}
+	if cfg.RedisURL != "" {
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_set_redis(config, str(&p, cfg.RedisURL), str(&p, cfg.RedisPrefix))
+		})
 	}
 	if cfg.StorageDir != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_storage_dir(config, str(&p, cfg.StorageDir)) })

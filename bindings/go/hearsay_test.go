@@ -3,7 +3,10 @@ package hearsay_test
 import (
 	"context"
 	"errors"
+	"net"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +223,73 @@ func TestAlertmanagerSilencesRideOnHearsay(t *testing.T) {
 	// A key registered twice is refused, not overwritten.
 	if ch := a.AddState("silences:1", sa, nil); ch.(*hearsay.Channel).Err() == nil {
 		t.Fatal("second AddState on one key succeeded")
+	}
+}
+
+// redisServer starts a private redis-server on a free loopback port (Debian's package,
+// installed by make deps); a missing binary fails the test.
+func redisServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redis-server is required (make deps): %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	eventually(t, "redis-server answers", func() bool {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "redis://" + l.Addr().String() + "/0"
+}
+
+// The same Alertmanager Go state over Redis, in Grafana's layout.
+func TestAlertmanagerSilencesRideOnRedis(t *testing.T) {
+	url := redisServer(t)
+	newNode := func(name string) (*hearsay.Node, *silence.Silences) {
+		n := start(t, name, hearsay.Config{RedisURL: url, RedisPrefix: "grafana"})
+		s, err := silence.New(silence.Options{Retention: time.Hour, Metrics: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := n.AddState("silences:1", s, nil)
+		if err := ch.(*hearsay.Channel).Err(); err != nil {
+			t.Fatal(err)
+		}
+		s.SetBroadcast(ch.Broadcast)
+		return n, s
+	}
+	a, sa := newNode("peer-a")
+	b, sb := newNode("peer-b")
+	eventually(t, "positions over Redis", func() bool {
+		return len(a.Peers()) == 2 && len(b.Peers()) == 2 && a.Position() == 0 && b.Position() == 1
+	})
+	now := time.Now()
+	sil := &pb.Silence{
+		Matchers:  []*pb.Matcher{{Type: pb.Matcher_EQUAL, Name: "alertname", Pattern: "DiskFull"}},
+		StartsAt:  timestamppb.New(now),
+		EndsAt:    timestamppb.New(now.Add(time.Hour)),
+		CreatedBy: "go-test",
+		Comment:   "through redis",
+	}
+	if err := sa.Set(context.Background(), sil); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	eventually(t, "b's Alertmanager silences hold a's silence", func() bool {
+		got, _, err := sb.Query(context.Background(), silence.QIDs(sil.Id))
+		return err == nil && len(got) == 1
+	})
+	if _, err := a.Join(context.Background(), "127.0.0.1:9094"); !errors.Is(err, hearsay.ErrInvalidArgument) {
+		t.Fatalf("join on a Redis node: %v", err)
 	}
 }
 
