@@ -77,6 +77,17 @@ fn peers_agree_on_members_and_positions() {
     wait_for("every peer sees all three", SPREAD, || peers.iter().all(|p| p.members() == want));
     let positions: Vec<usize> = peers.iter().map(|p| p.position().index).collect();
     assert_eq!(positions, [1, 2, 0], "byte-wise order of the heartbeat keys");
+    // Grafana's meanings: members = every key under the prefix, health = keys that are no
+    // live member, pings = heartbeats.
+    let text = peers[0].metrics_text();
+    for line in [
+        "alertmanager_cluster_members 4",
+        "alertmanager_cluster_health_score 1",
+        "alertmanager_peer_position 1",
+        "alertmanager_cluster_pings_seconds_count{peer=\"redis-server\"}",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
     assert!(peers.iter().all(|p| !p.position().blind && p.position().visible == 3));
 
     // The heartbeat is Grafana's: decimal Unix seconds, five-minute TTL.
@@ -95,6 +106,13 @@ fn silences_replicate_and_a_starting_peer_asks_for_the_full_state() {
     wait_for("a and b ready", SPREAD, || a.is_ready() && b.is_ready());
     let id = set_silence(&a, "over redis");
     wait_for("b holds a's silence", SPREAD, || has(&b, &id));
+    assert!(
+        a.metrics_text().contains("alertmanager_cluster_messages_sent_total{msg_type=\"update\"}")
+    );
+    assert!(
+        b.metrics_text()
+            .contains("alertmanager_cluster_messages_received_total{msg_type=\"update\"}")
+    );
 
     // c starts after the write: only the full state a and b publish on its request brings it.
     let c = peer(&server, "peer-c");

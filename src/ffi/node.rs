@@ -360,8 +360,7 @@ pub extern "C" fn hs_node_metrics(
     boundary(|| {
         let mut text = match self::node(node)? {
             Peer::Gossip(n) => n.metrics_text(),
-            // Redis peers export no metrics yet: the ABI's own counters only.
-            Peer::Redis(_) => String::new(),
+            Peer::Redis(r) => r.metrics_text(),
         };
         // Keep the OpenMetrics terminator last.
         let eof = text.ends_with("# EOF\n");

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use prometheus_client::registry::Registry;
+
+use super::metrics::{Metrics, StateKind};
 use super::wall_clock;
 use crate::core::Millis;
 use crate::core::cluster::{self, Cluster, Position, Settle};
@@ -112,6 +115,9 @@ struct Shared {
     origin: Instant,
     stats: Mutex<RedisStats>,
     arrivals: super::Arrivals,
+    /// Alertmanager's cluster metrics, with the meanings Grafana's Redis peer gives them.
+    metrics: Metrics,
+    registry: Mutex<Registry>,
 }
 
 impl Shared {
@@ -152,7 +158,11 @@ impl RedisPeer {
         let name = config.name.clone().unwrap_or_else(|| {
             format!("peer-{}", uuid::Uuid::from_u128(rand::random()).hyphenated())
         });
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry, &name);
         let shared = Arc::new(Shared {
+            metrics,
+            registry: Mutex::new(registry),
             own_key: layout.heartbeat_key(&name),
             layout,
             name,
@@ -246,6 +256,19 @@ impl RedisPeer {
         self.shared.arrivals.wait(seen, timeout)
     }
 
+    /// The metrics in the Prometheus text format, under Alertmanager's names as Grafana's
+    /// Redis peer exports them: `alertmanager_cluster_members` counts every key under the
+    /// prefix, the health score the keys that are no live member, the pings are heartbeats.
+    pub fn metrics_text(&self) -> String {
+        super::metrics::render(&self.shared.registry.lock())
+    }
+
+    /// Time one query of a state into Alertmanager's query-duration histograms.
+    pub(crate) fn record_query(&self, nflog: bool, key: &str, took: Duration) {
+        let kind = if nflog { StateKind::Nflog } else { StateKind::Silences };
+        self.shared.metrics.observe_query(kind, key, took);
+    }
+
     /// Counters of the Redis plumbing.
     pub fn stats(&self) -> RedisStats {
         *self.shared.stats.lock()
@@ -314,7 +337,7 @@ impl Worker {
                     self.shared.ready_changed.notify_all();
                     let (channel, name) =
                         (self.shared.layout.request_channel(), self.shared.name.clone());
-                    self.publish(&channel, name.as_bytes());
+                    self.publish(&channel, name.as_bytes(), None);
                 }
             }
             if now >= next_push {
@@ -388,11 +411,17 @@ impl Worker {
     fn heartbeat(&mut self) {
         let key = self.shared.own_key.clone();
         let secs = wall_clock().0.div_euclid(1000);
+        let started = Instant::now();
         let ok = self.command(|c| {
             redis::cmd("SET").arg(&key).arg(secs).arg("EX").arg(HEARTBEAT_TTL_SECS).query::<()>(c)
         });
+        let m = &self.shared.metrics;
         if ok.is_none() {
             self.shared.stats.lock().heartbeat_failures += 1;
+            m.pings_failures.inc();
+        } else {
+            let peer = vec![("peer", "redis-server".to_owned())];
+            m.pings.get_or_create(&peer).observe(started.elapsed().as_secs_f64());
         }
     }
 
@@ -432,6 +461,9 @@ impl Worker {
                     .filter_map(|(k, v)| Some((std::str::from_utf8(k).ok()?, v.as_deref())));
                 *members =
                     (live_members(pairs, wall_clock().0.div_euclid(1000)), Some(Instant::now()));
+                let (scanned, live) = (gauge(keys.len()), gauge(members.0.len()));
+                self.shared.metrics.members.set(scanned);
+                self.shared.metrics.health_score.set((scanned - live).max(0));
             }
             None => {
                 if members.1.is_none_or(|at| at.elapsed() > MEMBERS_VALID_FOR) {
@@ -439,23 +471,35 @@ impl Worker {
                 }
             }
         }
+        let own = members.0.iter().position(|k| *k == self.shared.own_key).unwrap_or(0);
+        self.shared.metrics.position.set(gauge(own));
     }
 
-    fn publish(&mut self, channel: &str, payload: &[u8]) {
+    /// Publish `payload`, counted as a message of `kind` (`update`, `full_state`); a request
+    /// has no kind.
+    fn publish(&mut self, channel: &str, payload: &[u8], kind: Option<&'static str>) {
         let sent =
             self.command(|c| redis::cmd("PUBLISH").arg(channel).arg(payload).query::<i64>(c));
+        let m = &self.shared.metrics;
         let mut stats = self.shared.stats.lock();
         if sent.is_some() {
             stats.published += 1;
+            if let Some(kind) = kind {
+                let label = vec![("msg_type", kind)];
+                m.messages_sent.get_or_create(&label).inc();
+                m.messages_sent_size.get_or_create(&label).inc_by(payload.len() as u64);
+            }
         } else {
             stats.publish_failures += 1;
+            let label = vec![("msg_type", kind.unwrap_or("request")), ("reason", "redis_issue")];
+            m.publish_failures.get_or_create(&label).inc();
         }
     }
 
     fn publish_full_state(&mut self) {
         let state = self.shared.states(|c, now| c.local_state(now, false));
         let channel = self.shared.layout.full_state_channel();
-        self.publish(&channel, &state);
+        self.publish(&channel, &state, Some("full_state"));
     }
 
     /// Publish every update the states queued, each on its state's channel.
@@ -463,7 +507,7 @@ impl Worker {
         let parts = self.shared.states(|c, _| cluster::take_parts(c));
         for (key, part) in parts {
             let channel = self.shared.layout.state_channel(&key);
-            self.publish(&channel, &part);
+            self.publish(&channel, &part, Some("update"));
         }
     }
 }
@@ -515,6 +559,16 @@ fn subscribe(shared: &Shared, client: &redis::Client, signals: &Sender<Signal>) 
             shared.stats.lock().received += 1;
             let channel = msg.get_channel_name().to_owned();
             let payload = msg.get_payload_bytes();
+            let kind = match shared.layout.classify(&channel, payload) {
+                Some(RedisInbound::Update(_)) => Some("update"),
+                Some(RedisInbound::FullState(_)) => Some("full_state"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let (m, label) = (&shared.metrics, vec![("msg_type", kind)]);
+                m.messages_received.get_or_create(&label).inc();
+                m.messages_received_size.get_or_create(&label).inc_by(payload.len() as u64);
+            }
             match shared.layout.classify(&channel, payload) {
                 Some(RedisInbound::Update(part)) => {
                     let arrivals = shared.states(|c, now| {
@@ -539,4 +593,8 @@ fn subscribe(shared: &Shared, client: &redis::Client, signals: &Sender<Signal>) 
             }
         }
     }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

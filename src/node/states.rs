@@ -163,8 +163,9 @@ impl access::StateAccess for super::redis::RedisPeer {
         self.with_cluster(f)
     }
 
-    // Redis peers export no metrics yet.
-    fn observe_query(&self, _nflog: bool, _key: &str, _took: std::time::Duration) {}
+    fn observe_query(&self, nflog: bool, key: &str, took: std::time::Duration) {
+        self.record_query(nflog, key, took);
+    }
 }
 
 /// What a host asks of the replicated states of a running peer, gossip ([`Node`]) or Redis
