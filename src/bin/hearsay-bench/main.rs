@@ -25,9 +25,13 @@
 //!   loopback cluster (p50, p99).
 //! * `memory` (on request) — resident memory for 1,000,000 nflog entries and 10,000 silences,
 //!   next to Debian's Alertmanager 0.25 loading the same snapshot files.
+//! * `redis` (on request; needs `redis-server` on PATH) — time until a silence written on one
+//!   of five Redis-mode peers is on all five (p50, p99), next to one bare PUBLISH reaching a
+//!   subscriber through the same server.
 
 mod broadcast;
 mod codec;
+mod redis;
 mod report;
 mod state;
 
@@ -50,7 +54,7 @@ pub(crate) struct Args {
 const DEFAULT_SCENARIOS: &[&str] = &["broadcast", "idle", "codec", "silences", "dedup", "converge"];
 /// Every scenario; `memory` starts Alertmanager on a million-entry state, so it runs on request.
 const SCENARIOS: &[&str] =
-    &["broadcast", "idle", "codec", "silences", "dedup", "converge", "memory"];
+    &["broadcast", "idle", "codec", "silences", "dedup", "converge", "memory", "redis"];
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             "dedup" => state::dedup(&args, &mut figures),
             "converge" => state::converge(&args, &mut figures),
             "memory" => state::memory(&args, &mut figures),
+            "redis" => redis::redis(&args, &mut figures),
             other => Err(format!("unknown scenario {other}")),
         };
         if let Err(e) = result {
