@@ -164,21 +164,41 @@ func TestErrorsAreSentinelsWithMessages(t *testing.T) {
 	}
 }
 
-// Alertmanager's own silences state (the Go code, v0.34.2) rides on hearsay through
-// AddState: updates by broadcast, and a node that joins later gets the state by push/pull.
+// amSilences puts Alertmanager's own silences state (the Go code, v0.34.2) on n, as an
+// Alertmanager wires it to its cluster peer.
+func amSilences(t *testing.T, n *hearsay.Node) (*silence.Silences, *hearsay.Channel) {
+	t.Helper()
+	s, err := silence.New(silence.Options{Retention: time.Hour, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := n.AddState("silences:1", s, prometheus.NewRegistry())
+	if err := ch.(*hearsay.Channel).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.SetBroadcast(ch.Broadcast)
+	return s, ch.(*hearsay.Channel)
+}
+
+// amSilence is a silence as amtool would post it.
+func amSilence(comment string) *pb.Silence {
+	now := time.Now()
+	return &pb.Silence{
+		Matchers:  []*pb.Matcher{{Type: pb.Matcher_EQUAL, Name: "alertname", Pattern: "DiskFull"}},
+		StartsAt:  timestamppb.New(now),
+		EndsAt:    timestamppb.New(now.Add(time.Hour)),
+		CreatedBy: "go-test",
+		Comment:   comment,
+	}
+}
+
+// Alertmanager's own silences state rides on hearsay through AddState: updates by
+// broadcast, and a node that joins later gets the state by push/pull.
 func TestAlertmanagerSilencesRideOnHearsay(t *testing.T) {
 	channels := map[*hearsay.Node]*hearsay.Channel{}
 	newSilences := func(n *hearsay.Node) *silence.Silences {
-		s, err := silence.New(silence.Options{Retention: time.Hour, Metrics: prometheus.NewRegistry()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := n.AddState("silences:1", s, prometheus.NewRegistry())
-		if err := ch.(*hearsay.Channel).Err(); err != nil {
-			t.Fatal(err)
-		}
-		s.SetBroadcast(ch.Broadcast)
-		channels[n] = ch.(*hearsay.Channel)
+		s, ch := amSilences(t, n)
+		channels[n] = ch
 		return s
 	}
 	a := start(t, "a", hearsay.Config{})
@@ -186,14 +206,7 @@ func TestAlertmanagerSilencesRideOnHearsay(t *testing.T) {
 	sa, sb := newSilences(a), newSilences(b)
 	join(t, b, a)
 
-	now := time.Now()
-	sil := &pb.Silence{
-		Matchers:  []*pb.Matcher{{Type: pb.Matcher_EQUAL, Name: "alertname", Pattern: "DiskFull"}},
-		StartsAt:  timestamppb.New(now),
-		EndsAt:    timestamppb.New(now.Add(time.Hour)),
-		CreatedBy: "go-test",
-		Comment:   "through hearsay",
-	}
+	sil := amSilence("through hearsay")
 	copies := channels[a].Copies()
 	if err := sa.Set(context.Background(), sil); err != nil {
 		t.Fatalf("Set: %v", err)
@@ -257,15 +270,7 @@ func TestAlertmanagerSilencesRideOnRedis(t *testing.T) {
 	url := redisServer(t)
 	newNode := func(name string) (*hearsay.Node, *silence.Silences) {
 		n := start(t, name, hearsay.Config{RedisURL: url, RedisPrefix: "grafana"})
-		s, err := silence.New(silence.Options{Retention: time.Hour, Metrics: prometheus.NewRegistry()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := n.AddState("silences:1", s, nil)
-		if err := ch.(*hearsay.Channel).Err(); err != nil {
-			t.Fatal(err)
-		}
-		s.SetBroadcast(ch.Broadcast)
+		s, _ := amSilences(t, n)
 		return n, s
 	}
 	a, sa := newNode("peer-a")
@@ -273,14 +278,7 @@ func TestAlertmanagerSilencesRideOnRedis(t *testing.T) {
 	eventually(t, "positions over Redis", func() bool {
 		return len(a.Peers()) == 2 && len(b.Peers()) == 2 && a.Position() == 0 && b.Position() == 1
 	})
-	now := time.Now()
-	sil := &pb.Silence{
-		Matchers:  []*pb.Matcher{{Type: pb.Matcher_EQUAL, Name: "alertname", Pattern: "DiskFull"}},
-		StartsAt:  timestamppb.New(now),
-		EndsAt:    timestamppb.New(now.Add(time.Hour)),
-		CreatedBy: "go-test",
-		Comment:   "through redis",
-	}
+	sil := amSilence("through redis")
 	if err := sa.Set(context.Background(), sil); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
