@@ -208,3 +208,31 @@ fn shutdown_writes_the_snapshots() {
         Silences::load(&bytes, SilencesConfig::default(), 1).expect("Alertmanager's format");
     assert!(loaded.get(&id).is_some());
 }
+
+#[test]
+fn a_burst_of_requests_is_answered_once_a_second() {
+    let server = RedisServer::start();
+    let _a = peer(&server, "peer-a");
+    let mut listener = server.client();
+    let mut sub = listener.as_pubsub();
+    sub.subscribe("grafana:full_state").expect("subscribe");
+    sub.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let mut client = server.client();
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("grafana:full_state:request")
+            .arg("spammer")
+            .query(&mut client)
+            .expect("PUBLISH");
+    }
+    let mut answers = 0u64;
+    while started.elapsed() < Duration::from_millis(2500) {
+        if sub.get_message().is_ok() {
+            answers += 1;
+        }
+    }
+    let bound = started.elapsed().as_secs() + 2;
+    assert!(answers >= 1, "no answer to 100 requests");
+    assert!(answers <= bound, "{answers} full states for 100 requests in {:?}", started.elapsed());
+}

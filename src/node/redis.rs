@@ -299,6 +299,9 @@ fn connect(shared: &Shared, client: &redis::Client) -> Option<redis::Connection>
     Some(conn)
 }
 
+/// Least time between two answers to full-state requests.
+const ANSWER_SPACING: Duration = Duration::from_secs(1);
+
 struct Worker {
     shared: Arc<Shared>,
     client: redis::Client,
@@ -315,6 +318,7 @@ impl Worker {
         let mut next_beat = Instant::now();
         let mut next_push = Instant::now() + self.push_pull_interval;
         let mut next_gc = Instant::now() + self.gc_interval;
+        let (mut answer_due, mut last_answer): (Option<Instant>, Option<Instant>) = (None, None);
         loop {
             if self.shared.stop.load(Ordering::SeqCst) {
                 self.maintain();
@@ -349,14 +353,26 @@ impl Worker {
                 self.maintain();
             }
             self.publish_parts();
+            // Requests are answered at most once a second: a burst of starting peers (or a
+            // client spamming the request channel) costs one full state per second, not one
+            // per request; every requester receives that broadcast anyway.
+            if answer_due.is_some_and(|due| now >= due) {
+                answer_due = None;
+                last_answer = Some(now);
+                self.publish_full_state();
+            }
             let mut wake = next_beat.min(next_push).min(next_gc);
+            if let Some(due) = answer_due {
+                wake = wake.min(due);
+            }
             if let Some(poll) = self.settle.next_poll() {
                 let after = Duration::from_millis(poll.0.saturating_sub(self.shared.now().0));
                 wake = wake.min(now + after);
             }
             match self.inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Signal::Request(name)) if name != self.shared.name.as_bytes() => {
-                    self.publish_full_state();
+                    let earliest = last_answer.map_or(Instant::now(), |t| t + ANSWER_SPACING);
+                    answer_due = Some(answer_due.map_or(earliest, |due| due.min(earliest)));
                 }
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
