@@ -79,22 +79,6 @@ pub enum RedisPeerError {
     Io(#[from] std::io::Error),
 }
 
-/// Counters of the Redis plumbing (Grafana's metric meanings).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RedisStats {
-    /// Heartbeats that failed (`alertmanager_cluster_pings_failures_total`).
-    pub heartbeat_failures: u64,
-    /// Publishes that failed (`..._messages_publish_failures_total{reason="redis_issue"}`).
-    pub publish_failures: u64,
-    /// Updates and full states published.
-    pub published: u64,
-    /// Messages received on the subscribed channels.
-    pub received: u64,
-    /// Connections (re)opened.
-    pub connects: u64,
-}
-
 enum Signal {
     /// The states queued something to publish.
     Publish,
@@ -113,7 +97,6 @@ struct Shared {
     ready_changed: Condvar,
     stop: AtomicBool,
     origin: Instant,
-    stats: Mutex<RedisStats>,
     arrivals: super::Arrivals,
     /// Alertmanager's cluster metrics, with the meanings Grafana's Redis peer gives them.
     metrics: Metrics,
@@ -172,7 +155,6 @@ impl RedisPeer {
             ready_changed: Condvar::new(),
             stop: AtomicBool::new(false),
             origin: Instant::now(),
-            stats: Mutex::new(RedisStats::default()),
             arrivals: super::Arrivals::default(),
         });
         let (signals, inbox) = bounded(1024);
@@ -269,11 +251,6 @@ impl RedisPeer {
         self.shared.metrics.observe_query(kind, key, took);
     }
 
-    /// Counters of the Redis plumbing.
-    pub fn stats(&self) -> RedisStats {
-        *self.shared.stats.lock()
-    }
-
     /// Stop: publish a last full state, delete the heartbeat key, end the threads.
     pub fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -291,11 +268,10 @@ impl Drop for RedisPeer {
 }
 
 /// Open a connection with the timeouts every call relies on.
-fn connect(shared: &Shared, client: &redis::Client) -> Option<redis::Connection> {
+fn connect(client: &redis::Client) -> Option<redis::Connection> {
     let conn = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     conn.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
-    shared.stats.lock().connects += 1;
     Some(conn)
 }
 
@@ -411,7 +387,7 @@ impl Worker {
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         if self.conn.is_none() {
-            self.conn = connect(&self.shared, &self.client);
+            self.conn = connect(&self.client);
         }
         let conn = self.conn.as_mut()?;
         match f(conn) {
@@ -433,7 +409,6 @@ impl Worker {
         });
         let m = &self.shared.metrics;
         if ok.is_none() {
-            self.shared.stats.lock().heartbeat_failures += 1;
             m.pings_failures.inc();
         } else {
             let peer = vec![("peer", "redis-server".to_owned())];
@@ -497,16 +472,13 @@ impl Worker {
         let sent =
             self.command(|c| redis::cmd("PUBLISH").arg(channel).arg(payload).query::<i64>(c));
         let m = &self.shared.metrics;
-        let mut stats = self.shared.stats.lock();
         if sent.is_some() {
-            stats.published += 1;
             if let Some(kind) = kind {
                 let label = vec![("msg_type", kind)];
                 m.messages_sent.get_or_create(&label).inc();
                 m.messages_sent_size.get_or_create(&label).inc_by(payload.len() as u64);
             }
         } else {
-            stats.publish_failures += 1;
             let label = vec![("msg_type", kind.unwrap_or("request")), ("reason", "redis_issue")];
             m.publish_failures.get_or_create(&label).inc();
         }
@@ -532,7 +504,7 @@ impl Worker {
 /// and to every state's channel; reconnects after errors until the peer stops.
 fn subscribe(shared: &Shared, client: &redis::Client, signals: &Sender<Signal>) {
     while !shared.stop.load(Ordering::SeqCst) {
-        let Some(mut conn) = connect(shared, client) else {
+        let Some(mut conn) = connect(client) else {
             // Redis is down: try again in a second (or stop).
             for _ in 0..10 {
                 if shared.stop.load(Ordering::SeqCst) {
@@ -572,10 +544,10 @@ fn subscribe(shared: &Shared, client: &redis::Client, signals: &Sender<Signal>) 
                     break;
                 }
             };
-            shared.stats.lock().received += 1;
             let channel = msg.get_channel_name().to_owned();
             let payload = msg.get_payload_bytes();
-            let kind = match shared.layout.classify(&channel, payload) {
+            let inbound = shared.layout.classify(&channel, payload);
+            let kind = match inbound {
                 Some(RedisInbound::Update(_)) => Some("update"),
                 Some(RedisInbound::FullState(_)) => Some("full_state"),
                 _ => None,
@@ -585,7 +557,7 @@ fn subscribe(shared: &Shared, client: &redis::Client, signals: &Sender<Signal>) 
                 m.messages_received.get_or_create(&label).inc();
                 m.messages_received_size.get_or_create(&label).inc_by(payload.len() as u64);
             }
-            match shared.layout.classify(&channel, payload) {
+            match inbound {
                 Some(RedisInbound::Update(part)) => {
                     let arrivals = shared.states(|c, now| {
                         c.notify_msg(now, part);
