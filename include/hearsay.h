@@ -156,10 +156,9 @@ typedef uint32_t hs_match_type;
 // reused) right after.
 typedef struct hs_config hs_config;
 
-// A running peer — a gossip node, or a Redis peer when the config says so — with its
-// threads and the replicated notification log and silences. Every function taking a
-// `const hs_node *` may be called from any thread at the same time; `hs_node_free` must not
-// race with them.
+// A running peer — on gossip, or on Redis when the config says so — with its threads and
+// the replicated notification log and silences. Every function taking a `const hs_node *`
+// may be called from any thread at the same time; `hs_node_free` must not race with them.
 typedef struct hs_node hs_node;
 
 // Borrowed UTF-8 text: `len` bytes at `data`, not NUL-terminated. `data` may be NULL when

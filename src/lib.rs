@@ -24,3 +24,4 @@ pub mod core;
 pub mod ffi;
 pub mod net;
 pub mod node;
+pub(crate) mod redis;

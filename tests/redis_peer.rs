@@ -14,8 +14,7 @@ use hearsay::core::state::nflog::{Flush, Nflog, Receiver, Row};
 use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, MeshSilence, Query, Silence, Silences, SilencesConfig,
 };
-use hearsay::node::redis::{RedisConfig, RedisPeer};
-use hearsay::node::{Snapshots, States as _};
+use hearsay::node::{Node, NodeConfig, RedisConfig, Snapshots, States as _};
 use prost::Message;
 use util::redis::RedisServer;
 use util::wait_for;
@@ -25,17 +24,26 @@ const SILENCES: &str = "silences:1";
 const NFLOG: &str = "notificationlog:1";
 const SPREAD: Duration = Duration::from_secs(15);
 
-fn peer(server: &RedisServer, name: &str) -> RedisPeer {
+fn config(server: &RedisServer, name: &str) -> NodeConfig {
+    let mut config =
+        NodeConfig::grafana_redis(Some(name), RedisConfig::grafana(&server.url(), "grafana"));
+    // Only a write's own publish, or the full-state request of a starting peer, can carry
+    // state: the periodic push is an hour out.
+    config.swim.push_pull_interval = Duration::from_secs(3600);
+    config.settle_timeout = Duration::from_secs(1);
+    config
+}
+
+fn peer(server: &RedisServer, name: &str) -> Node {
     let mut cluster = Cluster::new();
     cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
     cluster.register(NFLOG, Nflog::new(Duration::from_secs(120 * 3600)));
-    let mut config = RedisConfig::grafana(&server.url(), "grafana");
-    config.name = Some(name.to_owned());
-    // Only a write's own publish, or the full-state request of a starting peer, can carry
-    // state: the periodic push is an hour out.
-    config.push_pull_interval = Duration::from_secs(3600);
-    config.settle_timeout = Duration::from_secs(1);
-    RedisPeer::start(config, cluster).expect("starts")
+    Node::start_cluster(config(server, name), cluster, None).expect("starts")
+}
+
+/// The live members' heartbeat keys, sorted.
+fn members(peer: &Node) -> Vec<String> {
+    peer.visible_members().iter().map(|m| m.name.clone()).collect()
 }
 
 fn now() -> UnixMillis {
@@ -44,7 +52,7 @@ fn now() -> UnixMillis {
 }
 
 /// Set a silence on `peer` as a host would, returning its ID.
-fn set_silence(peer: &RedisPeer, comment: &str) -> String {
+fn set_silence(peer: &Node, comment: &str) -> String {
     let t = now();
     let silence = Silence {
         matcher_sets: vec![MatcherSet {
@@ -60,7 +68,7 @@ fn set_silence(peer: &RedisPeer, comment: &str) -> String {
     id.as_str().to_owned()
 }
 
-fn has(peer: &RedisPeer, id: &str) -> bool {
+fn has(peer: &Node, id: &str) -> bool {
     let query = Query { ids: vec![id.to_owned()], ..Query::default() };
     peer.query_silences(SILENCES, &query, now()).is_ok_and(|found| found.len() == 1)
 }
@@ -71,10 +79,10 @@ fn peers_agree_on_members_and_positions() {
     // Other data under the prefix is scanned too, and must not count as a member.
     let mut redis = server.client();
     let _: () = redis::cmd("SET").arg("grafana:notes").arg("hello").query(&mut redis).expect("SET");
-    let peers: Vec<RedisPeer> =
+    let peers: Vec<Node> =
         ["peer-b", "peer-c", "peer-a"].iter().map(|n| peer(&server, n)).collect();
     let want = ["grafana:peer-a", "grafana:peer-b", "grafana:peer-c"];
-    wait_for("every peer sees all three", SPREAD, || peers.iter().all(|p| p.members() == want));
+    wait_for("every peer sees all three", SPREAD, || peers.iter().all(|p| members(p) == want));
     let positions: Vec<usize> = peers.iter().map(|p| p.position().index).collect();
     assert_eq!(positions, [1, 2, 0], "byte-wise order of the heartbeat keys");
     // Grafana's meanings: members = every key under the prefix, health = keys that are no
@@ -116,7 +124,7 @@ fn silences_replicate_and_a_starting_peer_asks_for_the_full_state() {
 
     // c starts after the write: only the full state a and b publish on its request brings it.
     let c = peer(&server, "peer-c");
-    assert!(c.wait_ready(SPREAD), "c settles");
+    c.wait_ready(SPREAD).expect("c settles");
     wait_for("c holds the silence", SPREAD, || has(&c, &id));
 }
 
@@ -164,7 +172,7 @@ fn dedup_on_one_peer_sees_what_another_logged() {
     let server = RedisServer::start();
     let a = peer(&server, "peer-a");
     let b = peer(&server, "peer-b");
-    wait_for("both see both", SPREAD, || a.members().len() == 2 && b.members().len() == 2);
+    wait_for("both see both", SPREAD, || members(&a).len() == 2 && members(&b).len() == 2);
     let receiver = Receiver::new("team-db", "webhook", 0);
     let group = "{}:{alertname=\"DiskFull\"}";
     let flush = |now| Flush {
@@ -193,13 +201,10 @@ fn shutdown_writes_the_snapshots() {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let mut cluster = Cluster::new();
     cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
-    let mut config = RedisConfig::grafana(&server.url(), "grafana");
-    config.snapshots = Some(Snapshots {
-        dir: dir.clone(),
-        files: vec![(SILENCES.to_owned(), "silences".to_owned())],
-        interval: Duration::from_secs(3600),
-    });
-    let mut a = RedisPeer::start(config, cluster).expect("starts");
+    let snapshots =
+        Snapshots { dir: dir.clone(), files: vec![(SILENCES.to_owned(), "silences".to_owned())] };
+    let mut a =
+        Node::start_cluster(config(&server, "peer-a"), cluster, Some(snapshots)).expect("starts");
     let id = set_silence(&a, "kept on disk");
     a.shutdown();
     let bytes = std::fs::read(dir.join("silences")).expect("snapshot written");
@@ -218,6 +223,15 @@ fn a_burst_of_requests_is_answered_once_a_second() {
     sub.subscribe("grafana:full_state").expect("subscribe");
     sub.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
     let mut client = server.client();
+    // Requests sent before a subscribes reach nobody: wait until it listens.
+    wait_for("a subscribed to requests", SPREAD, || {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("grafana:full_state:request")
+            .query(&mut client)
+            .expect("PUBSUB NUMSUB");
+        n >= 1
+    });
     let started = std::time::Instant::now();
     for _ in 0..100 {
         let _: i64 = redis::cmd("PUBLISH")

@@ -12,7 +12,7 @@
 pub mod broadcast;
 pub mod cluster;
 pub mod config;
-pub mod redis;
+pub mod peer;
 pub mod state;
 pub mod swim;
 mod time;

@@ -7,127 +7,27 @@ use super::{
     Failure, FfiResult, borrow, boundary, copy_out, errors_metric, hs_config, hs_result, hs_str,
     out_ptr, text, write,
 };
-use crate::core::cluster::{Cluster, Position};
-use crate::node::redis::{RedisConfig, RedisPeer, RedisPeerError};
 use crate::node::snapshot::SnapshotError;
-use crate::node::states::access::StateAccess;
 use crate::node::{
-    ALERTMANAGER_STATES, Node, NodeConfig, NodeError, Snapshots, StateError, alertmanager_states,
+    ALERTMANAGER_STATES, Node, NodeConfig, NodeError, RedisConfig, Snapshots, StateError,
+    alertmanager_states,
 };
 
-/// A running peer — a gossip node, or a Redis peer when the config says so — with its
-/// threads and the replicated notification log and silences. Every function taking a
-/// `const hs_node *` may be called from any thread at the same time; `hs_node_free` must not
-/// race with them.
+/// A running peer — on gossip, or on Redis when the config says so — with its threads and
+/// the replicated notification log and silences. Every function taking a `const hs_node *`
+/// may be called from any thread at the same time; `hs_node_free` must not race with them.
 #[derive(Debug)]
 pub struct hs_node {
-    pub(crate) peer: Peer,
-}
-
-/// The two transports behind an `hs_node`.
-#[derive(Debug)]
-pub(crate) enum Peer {
-    Gossip(Node),
-    Redis(RedisPeer),
-}
-
-impl StateAccess for Peer {
-    fn read_states<R>(
-        &self,
-        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
-    ) -> Result<R, StateError> {
-        match self {
-            Peer::Gossip(n) => n.read_states(f),
-            Peer::Redis(r) => r.read_states(f),
-        }
-    }
-
-    fn write_states<R>(
-        &self,
-        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
-    ) -> Result<R, StateError> {
-        match self {
-            Peer::Gossip(n) => n.write_states(f),
-            Peer::Redis(r) => r.write_states(f),
-        }
-    }
-
-    fn observe_query(&self, nflog: bool, key: &str, took: Duration) {
-        match self {
-            Peer::Gossip(n) => n.observe_query(nflog, key, took),
-            Peer::Redis(r) => r.observe_query(nflog, key, took),
-        }
-    }
-}
-
-impl Peer {
-    fn gossip(&self, what: &str) -> FfiResult<&Node> {
-        match self {
-            Peer::Gossip(n) => Ok(n),
-            Peer::Redis(_) => Err(Failure::new(
-                hs_result::InvalidArgument,
-                format!("{what}: a Redis peer has no gossip membership"),
-            )),
-        }
-    }
-
-    fn name(&self) -> &str {
-        match self {
-            Peer::Gossip(n) => n.name().as_str(),
-            Peer::Redis(r) => r.name(),
-        }
-    }
-
-    fn position(&self) -> Position {
-        match self {
-            Peer::Gossip(n) => n.position(),
-            Peer::Redis(r) => r.position(),
-        }
-    }
-
-    fn is_ready(&self) -> bool {
-        match self {
-            Peer::Gossip(n) => n.is_ready(),
-            Peer::Redis(r) => r.is_ready(),
-        }
-    }
-
-    fn wait_ready(&self, timeout: Duration) -> FfiResult {
-        let ready = match self {
-            Peer::Gossip(n) => n.wait_ready(timeout).is_ok(),
-            Peer::Redis(r) => r.wait_ready(timeout),
-        };
-        if ready { Ok(()) } else { Err(hs_result::Timeout.into()) }
-    }
-
-    pub(crate) fn wait_states(&self, seen: &mut u64, timeout: Duration) -> bool {
-        match self {
-            Peer::Gossip(n) => n.wait_states(seen, timeout),
-            Peer::Redis(r) => r.wait_states(seen, timeout),
-        }
-    }
-
-    /// Visible members as `(name, address)`, sorted by name (Redis peers: heartbeat keys,
-    /// no address).
-    pub(crate) fn members(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = match self {
-            Peer::Gossip(n) => n
-                .members()
-                .iter()
-                .filter(|m| !m.state.is_gone())
-                .map(|m| (m.name.as_str().to_owned(), m.addr.to_string()))
-                .collect(),
-            Peer::Redis(r) => r.members().into_iter().map(|k| (k, String::new())).collect(),
-        };
-        out.sort();
-        out
-    }
+    pub(crate) node: Node,
 }
 
 impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Self {
         let code = match &e {
-            NodeError::Config(_) | NodeError::Advertise(_) => hs_result::InvalidConfig,
+            NodeError::Config(_) | NodeError::Advertise(_) | NodeError::Redis(_) => {
+                hs_result::InvalidConfig
+            }
+            NodeError::Unsupported(_) => hs_result::InvalidArgument,
             NodeError::Io(_) => hs_result::Io,
             NodeError::QueueFull => hs_result::QueueFull,
             NodeError::TooLarge { .. } => hs_result::MessageTooLarge,
@@ -158,6 +58,7 @@ impl From<StateError> for Failure {
             StateError::Silence(SilenceError::Invalid { .. }) => hs_result::InvalidSilence,
             StateError::Silence(SilenceError::NotFound) => hs_result::SilenceNotFound,
             StateError::Silence(_) => hs_result::SilenceLimit,
+            StateError::QueueFull => hs_result::QueueFull,
             // An hs_node always has both states.
             _ => hs_result::InvalidArgument,
         };
@@ -165,8 +66,8 @@ impl From<StateError> for Failure {
     }
 }
 
-pub(crate) fn node<'a>(node: *const hs_node) -> FfiResult<&'a Peer> {
-    Ok(&borrow(node, "node")?.peer)
+pub(crate) fn node<'a>(node: *const hs_node) -> FfiResult<&'a Node> {
+    Ok(&borrow(node, "node")?.node)
 }
 
 fn timeout(ms: u32) -> Duration {
@@ -193,35 +94,21 @@ pub extern "C" fn hs_node_start(
                 .iter()
                 .map(|(k, f)| ((*k).to_owned(), (*f).to_owned()))
                 .collect(),
-            interval: c.maintenance_interval,
         });
-        if let Some((url, prefix)) = &c.redis {
-            let config = RedisConfig {
-                name: c.name.clone(),
-                push_pull_interval: c.push_pull_interval,
-                settle_timeout: c.settle_timeout,
-                gc_interval: c.maintenance_interval,
-                snapshots,
-                ..RedisConfig::grafana(url, prefix)
-            };
-            let peer = RedisPeer::start(config, cluster).map_err(|e| {
-                let code = match e {
-                    RedisPeerError::Redis(_) => hs_result::InvalidConfig,
-                    _ => hs_result::Io,
-                };
-                Failure::new(code, e.to_string())
-            })?;
-            write(out, Box::into_raw(Box::new(hs_node { peer: Peer::Redis(peer) })));
-            return Ok(());
-        }
-        let mut nc = NodeConfig::alertmanager(c.name.as_deref(), c.bind, c.peers.clone());
+        let mut nc = match &c.redis {
+            Some((url, prefix)) => {
+                NodeConfig::grafana_redis(c.name.as_deref(), RedisConfig::grafana(url, prefix))
+            }
+            None => NodeConfig::alertmanager(c.name.as_deref(), c.bind, c.peers.clone()),
+        };
         nc.advertise = c.advertise;
         nc.swim.gossip_interval = c.gossip_interval;
         nc.swim.push_pull_interval = c.push_pull_interval;
         nc.swim.label = c.label.clone().into_bytes();
         nc.settle_timeout = c.settle_timeout;
+        nc.maintenance_interval = c.maintenance_interval;
         let node = Node::start_cluster(nc, cluster, snapshots)?;
-        write(out, Box::into_raw(Box::new(hs_node { peer: Peer::Gossip(node) })));
+        write(out, Box::into_raw(Box::new(hs_node { node })));
         Ok(())
     })
 }
@@ -254,7 +141,7 @@ pub extern "C" fn hs_node_join(
         let n = self::node(node)?;
         let peer = text(peer, "peer")?.to_owned();
         let out = out_ptr(joined_out, "joined_out")?;
-        write(out, n.gossip("join")?.join(&[peer], timeout(timeout_ms))?);
+        write(out, n.join(&[peer], timeout(timeout_ms))?);
         Ok(())
     })
 }
@@ -265,7 +152,7 @@ pub extern "C" fn hs_node_join(
 /// `HS_RESULT_TIMEOUT` if not settled in time.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_wait_ready(node: *const hs_node, timeout_ms: u32) -> hs_result {
-    boundary(|| self::node(node)?.wait_ready(timeout(timeout_ms)))
+    boundary(|| Ok(self::node(node)?.wait_ready(timeout(timeout_ms))?))
 }
 
 /// Whether the node has settled (see `hs_node_wait_ready`), written to `*ready_out`.
@@ -282,11 +169,8 @@ pub extern "C" fn hs_node_is_ready(node: *const hs_node, ready_out: *mut bool) -
 /// The node keeps running (and answering) until freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_leave(node: *const hs_node, timeout_ms: u32) -> hs_result {
-    boundary(|| match self::node(node)? {
-        Peer::Gossip(n) => Ok(n.leave(timeout(timeout_ms))?),
-        // A Redis peer leaves when freed (it deletes its heartbeat).
-        Peer::Redis(_) => Ok(()),
-    })
+    // A Redis peer leaves when freed (it deletes its heartbeat): Ok at once.
+    boundary(|| Ok(self::node(node)?.leave(timeout(timeout_ms))?))
 }
 
 /// The node's name (a ULID unless configured), copied into `buf` as
@@ -298,7 +182,7 @@ pub extern "C" fn hs_node_name(
     cap: usize,
     len_out: *mut usize,
 ) -> hs_result {
-    boundary(|| copy_out(self::node(node)?.name().as_bytes(), buf, cap, len_out))
+    boundary(|| copy_out(self::node(node)?.name().as_str().as_bytes(), buf, cap, len_out))
 }
 
 /// The address the node advertises (`ip:port`), copied into `buf`.
@@ -310,7 +194,7 @@ pub extern "C" fn hs_node_address(
     len_out: *mut usize,
 ) -> hs_result {
     boundary(|| {
-        let addr = self::node(node)?.gossip("address")?.advertise_addr().to_string();
+        let addr = self::node(node)?.address()?.to_string();
         copy_out(addr.as_bytes(), buf, cap, len_out)
     })
 }
@@ -358,10 +242,7 @@ pub extern "C" fn hs_node_metrics(
     len_out: *mut usize,
 ) -> hs_result {
     boundary(|| {
-        let mut text = match self::node(node)? {
-            Peer::Gossip(n) => n.metrics_text(),
-            Peer::Redis(r) => r.metrics_text(),
-        };
+        let mut text = self::node(node)?.metrics_text();
         // Keep the OpenMetrics terminator last.
         let eof = text.ends_with("# EOF\n");
         if eof {

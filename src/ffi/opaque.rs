@@ -57,11 +57,7 @@ pub extern "C" fn hs_node_broadcast_state(
     boundary(|| {
         let n = self::node(node)?;
         let data = bytes(data, len, "data")?.to_vec();
-        if n.broadcast_state(text(key, "key")?, data)? {
-            Ok(())
-        } else {
-            Err(Failure::new(hs_result::QueueFull, "update dropped: a send queue is full"))
-        }
+        Ok(n.broadcast_state(text(key, "key")?, data)?)
     })
 }
 
@@ -147,9 +143,12 @@ pub extern "C" fn hs_node_members(
 ) -> hs_result {
     boundary(|| {
         let text: String = self::node(node)?
-            .members()
+            .visible_members()
             .iter()
-            .map(|(name, addr)| format!("{name}\t{addr}\n"))
+            .map(|m| match m.addr {
+                Some(addr) => format!("{}\t{addr}\n", m.name),
+                None => format!("{}\t\n", m.name),
+            })
             .collect();
         copy_out(text.as_bytes(), buf, cap, len_out)
     })

@@ -1,4 +1,4 @@
-//! The mio event loop: moves bytes between the gossip port and a [`Swim`] core.
+//! The mio event loop: moves bytes between the gossip port and a [`GossipPeer`] core.
 //!
 //! One thread, one `Poll`: a UDP socket and a TCP listener on the same address, a connection
 //! per stream, and a [`Waker`] for other threads. Each turn sleeps until a socket is ready, the
@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::core::Millis;
-use crate::core::swim::{Delegate, StreamFailure, Swim, Transmit};
+use crate::core::peer::gossip::GossipPeer;
+use crate::core::swim::{Delegate, StreamFailure, Transmit};
 use crate::core::wire::Codec;
+use crate::core::{Millis, UnixMillis};
 use conn::{Conn, Progress, Role};
 
 const WAKER: Token = Token(0);
@@ -57,6 +58,13 @@ impl Clock {
     /// Milliseconds since the origin.
     pub fn now(&self) -> Millis {
         Millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The wall clock, for expiry of replicated state and Redis heartbeats.
+    pub fn unix(&self) -> UnixMillis {
+        let since =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        UnixMillis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// How long until `at`, rounded up to whole milliseconds so we never wake early and spin.
@@ -106,7 +114,7 @@ pub struct Driver<D: Delegate> {
     udp: UdpSocket,
     listener: TcpListener,
     local: SocketAddr,
-    swim: Swim<D>,
+    peer: GossipPeer<D>,
     codec: Codec,
     clock: Clock,
     conns: BTreeMap<usize, Conn>,
@@ -125,7 +133,7 @@ impl<D: Delegate> Driver<D> {
     pub fn bind<E>(
         bind: SocketAddr,
         clock: Clock,
-        make_core: impl FnOnce(SocketAddr, Millis) -> Result<Swim<D>, E>,
+        make_core: impl FnOnce(SocketAddr, Millis) -> Result<GossipPeer<D>, E>,
     ) -> Result<Self, DriverError<E>> {
         let (mut udp, mut listener) = socket::bind_pair(bind).map_err(DriverError::Io)?;
         let local = listener.local_addr().map_err(DriverError::Io)?;
@@ -135,8 +143,8 @@ impl<D: Delegate> Driver<D> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(DriverError::Io)?;
-        let swim = make_core(local, clock.now()).map_err(DriverError::Core)?;
-        let codec = swim.codec().clone();
+        let peer = make_core(local, clock.now()).map_err(DriverError::Core)?;
+        let codec = peer.swim().codec().clone();
         Ok(Self {
             poll,
             events: Events::with_capacity(1024),
@@ -144,7 +152,7 @@ impl<D: Delegate> Driver<D> {
             udp,
             listener,
             local,
-            swim,
+            peer,
             codec,
             clock,
             conns: BTreeMap::new(),
@@ -174,13 +182,13 @@ impl<D: Delegate> Driver<D> {
     }
 
     /// The core.
-    pub fn swim(&self) -> &Swim<D> {
-        &self.swim
+    pub fn peer(&self) -> &GossipPeer<D> {
+        &self.peer
     }
 
     /// The core, for commands. Call [`Self::flush`] afterwards.
-    pub fn swim_mut(&mut self) -> &mut Swim<D> {
-        &mut self.swim
+    pub fn peer_mut(&mut self) -> &mut GossipPeer<D> {
+        &mut self.peer
     }
 
     /// Counters.
@@ -230,10 +238,10 @@ impl<D: Delegate> Driver<D> {
 
     /// Send everything the core has queued: datagrams and new streams.
     pub fn flush(&mut self) {
-        while let Some(t) = self.swim.poll_transmit() {
+        while let Some(t) = self.peer.poll_transmit() {
             self.send_udp(t);
         }
-        while let Some(req) = self.swim.poll_stream() {
+        while let Some(req) = self.peer.poll_stream() {
             self.stats.streams_opened += 1;
             match socket::connect(req.to) {
                 Ok(sock) => {
@@ -249,7 +257,7 @@ impl<D: Delegate> Driver<D> {
                 Err(_) => {
                     self.stats.streams_failed += 1;
                     let now = self.clock.now();
-                    self.swim.handle_stream_reply(now, req.id, Err(StreamFailure::Connect));
+                    self.peer.handle_stream_reply(now, req.id, Err(StreamFailure::Connect));
                 }
             }
         }
@@ -257,13 +265,13 @@ impl<D: Delegate> Driver<D> {
 
     fn next_wake(&self, wake_at: Option<Millis>) -> Option<Millis> {
         let conn_deadline = self.conns.values().map(|c| c.deadline).min();
-        [self.swim.poll_timeout(), conn_deadline, wake_at].into_iter().flatten().min()
+        [self.peer.poll_timeout(), conn_deadline, wake_at].into_iter().flatten().min()
     }
 
     fn run_timers(&mut self) {
         let now = self.clock.now();
-        if self.swim.poll_timeout().is_some_and(|at| at <= now) {
-            self.swim.handle_timeout(now);
+        if self.peer.poll_timeout().is_some_and(|at| at <= now) {
+            self.peer.handle_timeout(now);
         }
         let expired: Vec<usize> =
             self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
@@ -281,9 +289,8 @@ impl<D: Delegate> Driver<D> {
                     self.stats.udp_received += 1;
                     self.stats.udp_bytes_received += n as u64;
                     let now = self.clock.now();
-                    // Peer garbage is counted by the core; nothing to do here.
-                    let _ = self.swim.handle_packet(now, from, &self.recv_buf[..n]);
-                    while let Some(t) = self.swim.poll_transmit() {
+                    self.peer.handle_packet(now, from, &self.recv_buf[..n]);
+                    while let Some(t) = self.peer.poll_transmit() {
                         self.send_udp(t);
                     }
                 }
@@ -357,7 +364,7 @@ impl<D: Delegate> Driver<D> {
                     let _ = sock.set_nodelay(true);
                     self.inbound += 1;
                     self.stats.streams_opened += 1;
-                    let deadline = self.clock.now() + self.swim.config().tcp_timeout;
+                    let deadline = self.clock.now() + self.peer.swim().config().tcp_timeout;
                     let token = self.register(Conn::inbound(sock, from, deadline));
                     // Data may already be waiting; edge-triggered readiness will not repeat it.
                     if let Some(t) = token {
@@ -398,7 +405,7 @@ impl<D: Delegate> Driver<D> {
         let mut progress = conn.drive(&self.codec, max_len);
         if let (Progress::Frame(len), Role::Inbound { from }) = (&progress, conn.role) {
             let now = self.clock.now();
-            match self.swim.handle_stream(now, from, conn.frame(*len)) {
+            match self.peer.handle_stream(now, from, conn.frame(*len)) {
                 Ok(Some(reply)) => {
                     self.stats.stream_bytes_sent += reply.len() as u64;
                     conn.reply(reply);
@@ -429,15 +436,15 @@ impl<D: Delegate> Driver<D> {
                 }
             }
             (Role::Outbound { id, .. }, Progress::Frame(len)) => {
-                self.swim.handle_stream_reply(now, id, Ok(conn.frame(len)));
+                self.peer.handle_stream_reply(now, id, Ok(conn.frame(len)));
             }
             (Role::Outbound { id, .. }, Progress::Failed(failure)) => {
                 self.stats.streams_failed += 1;
-                self.swim.handle_stream_reply(now, id, Err(failure));
+                self.peer.handle_stream_reply(now, id, Err(failure));
             }
             // Written in full, no reply expected: delivered as far as TCP can tell.
             (Role::Outbound { id, .. }, Progress::Done) => {
-                self.swim.handle_stream_reply(now, id, Ok(&[]))
+                self.peer.handle_stream_reply(now, id, Ok(&[]))
             }
             (Role::Outbound { .. }, Progress::Pending) => {}
         }

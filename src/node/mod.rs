@@ -1,40 +1,51 @@
-//! A running peer: a [`Node`] owns an event-loop thread around a SWIM core.
+//! A running peer: a [`Node`] owns one event-loop thread around a peer core, on memberlist
+//! gossip or on Redis pub/sub in Grafana's layout — one type for both: readiness,
+//! maintenance, metrics, host calls and shutdown exist once.
 //!
-//! Other threads talk to it through a handle: commands go in over crossbeam channels and wake
-//! the loop through a mio `Waker` (only when it sleeps, so a burst of broadcasts costs one
+//! Other threads talk to it through the handle: commands go in over crossbeam channels and
+//! wake the loop through a mio `Waker` (only when it sleeps, so a burst of writes costs one
 //! wake-up, not one per message); events come out through a bounded channel; the member list
-//! is published as a snapshot after every change. The loop also runs Alertmanager's peer
-//! upkeep: re-joining failed members and re-resolving the configured peers.
+//! and position are published as a snapshot after every change. What the peer decides —
+//! settling, upkeep, the maintenance schedule, Grafana's Redis protocol — is the sans-IO core's
+//! ([`crate::core::peer`]); the loop only moves bytes and hands jobs to two helper threads: the
+//! worker (GC, snapshots, full states) and the resolver (DNS).
 
 #![forbid(unsafe_code)]
 
-mod maintenance;
+mod event_loop;
+mod inbox;
 mod metrics;
 mod peers;
-pub mod redis;
+mod resolver;
 pub mod snapshot;
 mod state_metrics;
 pub(crate) mod states;
+mod worker;
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use mio::Waker;
 use parking_lot::{Condvar, Mutex, RwLock};
 use prometheus_client::registry::Registry;
 
-use crate::core::cluster::{self, Cluster, Position, Settle};
+use crate::core::cluster::{Cluster, Fanout, PubSubUpdate};
 use crate::core::config::{ConfigError, SwimConfig};
-use crate::core::swim::{BroadcastError, Delegate, Event, Member, MemberChange, Swim};
-use crate::core::{Millis, NodeName, UnixMillis};
+use crate::core::peer::Position;
+use crate::core::peer::gossip::{GossipPeer, Upkeep};
+use crate::core::peer::redis::{RedisPeer, RedisSettings};
+use crate::core::swim::{Member, MemberChange, Swim};
+use crate::core::{NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
+use crate::redis::Endpoint;
+use crate::redis::driver::RedisDriver;
+use event_loop::{EventLoop, Transport};
+use inbox::Inbox;
 use metrics::Metrics;
-use peers::FailedPeers;
 use state_metrics::StateMetrics;
 pub use states::{
     ALERTMANAGER_STATES, NFLOG_KEY, SILENCES_KEY, StateError, States, alertmanager_states,
@@ -43,21 +54,23 @@ pub use states::{
 /// How a node is started.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// Protocol settings. `swim.advertise` is replaced at start by the address chosen from
-    /// `bind` and `advertise` (see [`Node::start`]).
+    /// Protocol settings. `swim.name` is the node's name on either transport;
+    /// `swim.push_pull_interval` is also the Redis full-state push period (Grafana's
+    /// `ha_push_pull_interval` serves both). `swim.advertise` is replaced at start by the
+    /// address chosen from `bind` and `advertise` (see [`Node::start`]).
     pub swim: SwimConfig,
     /// Address to bind UDP and TCP on. Alertmanager `--cluster.listen-address` (default
-    /// `0.0.0.0:9094`). Port 0 picks a free port.
+    /// `0.0.0.0:9094`). Port 0 picks a free port. Unused on Redis.
     pub bind: SocketAddr,
     /// Address to advertise. Alertmanager `--cluster.advertise-address`. Default: the bind
     /// address, or when bound to a wildcard, the first private IP of this host with the bound
-    /// port.
+    /// port. Unused on Redis.
     pub advertise: Option<SocketAddr>,
     /// Allow advertising a public IP when no private one exists. Alertmanager
     /// `--cluster.allow-insecure-public-advertise-address-discovery` (false).
     pub allow_public_advertise: bool,
     /// Peers to join: `host:port`, DNS names allowed (every A/AAAA record is a peer).
-    /// Alertmanager `--cluster.peer`, repeatable.
+    /// Alertmanager `--cluster.peer`, repeatable. Unused on Redis.
     pub peers: Vec<String>,
     /// How often members that failed or left are re-joined; zero disables. Alertmanager
     /// `--cluster.reconnect-interval` (10 s).
@@ -73,9 +86,42 @@ pub struct NodeConfig {
     /// Seed of the core's random choices; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// The longest a node takes to settle ([`Node::is_ready`]): it is ready once the member
-    /// count held still for three polls every 10 × gossip interval, or after this long.
-    /// Alertmanager `--cluster.settle-timeout` (60 s).
+    /// count held still for three polls (every 10 × gossip interval; every 2 s on Redis), or
+    /// after this long. Alertmanager `--cluster.settle-timeout` (60 s); Grafana's Redis peer
+    /// uses a fixed 30 s.
     pub settle_timeout: Duration,
+    /// How often expired notification-log entries and silences are collected — always, with
+    /// or without snapshots — and the snapshots written when configured. Alertmanager
+    /// `--data.maintenance-interval` (15 min); zero never (a host that collects itself).
+    pub maintenance_interval: Duration,
+    /// Run on Redis pub/sub in Grafana's layout instead of gossip; the gossip-only fields
+    /// above are then unused.
+    pub redis: Option<RedisConfig>,
+}
+
+/// Redis mode: Grafana's `ha_redis_*` keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` (`ha_redis_address`, `ha_redis_username`,
+    /// `ha_redis_password`, `ha_redis_db`). A host name is resolved off the loop, again at
+    /// every reconnect.
+    pub url: String,
+    /// `ha_redis_prefix`; a `:` is appended unless empty.
+    pub prefix: String,
+    /// Largest full-state message (default 1 MiB, at most 16 MiB): a larger full state travels
+    /// as several, each merging on its own, so no subscriber's output buffer nears Redis'
+    /// 32 MB pub/sub limit.
+    pub full_state_chunk_bytes: usize,
+}
+
+/// Largest allowed [`RedisConfig::full_state_chunk_bytes`].
+pub const MAX_FULL_STATE_CHUNK_BYTES: usize = 16 << 20;
+
+impl RedisConfig {
+    /// Grafana's layout on the Redis at `url`, under `prefix`.
+    pub fn grafana(url: &str, prefix: &str) -> Self {
+        Self { url: url.to_owned(), prefix: prefix.to_owned(), full_state_chunk_bytes: 1 << 20 }
+    }
 }
 
 impl NodeConfig {
@@ -96,19 +142,34 @@ impl NodeConfig {
             event_queue_len: 4096,
             seed: None,
             settle_timeout: Duration::from_secs(60),
+            maintenance_interval: Duration::from_secs(15 * 60),
+            redis: None,
         }
+    }
+
+    /// Grafana's Redis peer: named `name`, or `peer-<UUIDv4>` as Grafana names it (new on
+    /// every start), on `redis`, with Grafana's 30 s settle timeout and 60 s full-state push.
+    pub fn grafana_redis(name: Option<&str>, redis: RedisConfig) -> Self {
+        let name = name.map_or_else(
+            || format!("peer-{}", uuid::Uuid::from_u128(rand::random()).hyphenated()),
+            str::to_owned,
+        );
+        let unused = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = Self::alertmanager(Some(&name), unused, Vec::new());
+        config.settle_timeout = crate::core::peer::redis::SETTLE_TIMEOUT;
+        config.redis = Some(redis);
+        config
     }
 }
 
-/// Where and how often a cluster node writes its states to disk.
+/// Where the snapshots of a node's states are written: after every maintenance (see
+/// [`NodeConfig::maintenance_interval`]) and once more at [`Node::shutdown`].
 #[derive(Clone, Debug)]
 pub struct Snapshots {
     /// Directory of the files. Alertmanager `--storage.path`.
     pub dir: std::path::PathBuf,
     /// `(state key, file name)` pairs, e.g. `("nfl", "nflog")`, `("sil", "silences")`.
     pub files: Vec<(String, String)>,
-    /// GC + snapshot period. Alertmanager `--data.maintenance-interval` (15 min).
-    pub interval: Duration,
 }
 
 /// What one maintenance run did for one state.
@@ -128,7 +189,7 @@ pub struct Maintenance {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeEvent {
-    /// A member joined, changed its metadata, left, or was declared dead.
+    /// A member joined, changed its metadata, left, or was declared dead (gossip).
     Member {
         /// What happened.
         change: MemberChange,
@@ -142,11 +203,12 @@ pub enum NodeEvent {
         /// The address that claimed its name.
         other: SocketAddr,
     },
-    /// A user message arrived (gossip or reliable stream).
+    /// A user message arrived (gossip or reliable stream) on a node without states.
     Message(Vec<u8>),
     /// A maintenance run (GC and snapshot) finished for a state.
     Maintained(Maintenance),
-    /// A peer's user state arrived in a push/pull (`join` when part of a join).
+    /// A peer's user state arrived in a push/pull (`join` when part of a join) on a node
+    /// without states.
     RemoteState {
         /// Whether the exchange was a join.
         join: bool,
@@ -162,6 +224,9 @@ pub enum NodeError {
     /// The configuration was refused; nothing started.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The Redis settings were refused; nothing started.
+    #[error("invalid Redis configuration: {0}")]
+    Redis(String),
     /// Binding, polling or resolving failed; nothing started.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -185,6 +250,9 @@ pub enum NodeError {
     /// No peer could be joined; membership is unchanged.
     #[error("could not join any of {0} peers")]
     JoinFailed(usize),
+    /// The call does not exist on this node's transport; nothing changed.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// The operation did not finish in time (it may still finish later).
     #[error("timed out")]
     Timeout,
@@ -199,39 +267,74 @@ pub enum NodeError {
 pub struct NodeStats {
     /// Events dropped because the host did not drain [`Node::events`].
     pub events_dropped: u64,
-    /// Socket-level counters.
+    /// Socket-level counters (gossip).
     pub driver: DriverStats,
+    /// Turns of the event loop so far.
+    pub turns: u64,
 }
 
+/// A visible member: its name (a Redis peer's heartbeat key) and, on gossip, its address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Visible {
+    /// The member's name; on Redis its heartbeat key (prefix included), as positions use it.
+    pub name: String,
+    /// Its gossip address; `None` on Redis.
+    pub addr: Option<SocketAddr>,
+}
+
+/// What the loop is asked to do.
 enum Command {
-    Join { addrs: Vec<SocketAddr>, reply: Sender<usize> },
+    Join {
+        addrs: Vec<SocketAddr>,
+        reply: Sender<usize>,
+    },
     Resolved(Vec<SocketAddr>),
-    SendReliable { to: SocketAddr, msg: Vec<u8> },
-    SendBestEffort { to: SocketAddr, msg: Vec<u8> },
-    Leave { reply: Sender<()> },
+    RedisResolved(Result<Vec<SocketAddr>, String>),
+    SendReliable {
+        to: SocketAddr,
+        msg: Vec<u8>,
+    },
+    SendBestEffort {
+        to: SocketAddr,
+        msg: Vec<u8>,
+    },
+    Leave {
+        reply: Sender<()>,
+    },
+    /// The worker built the full state the Redis core asked for.
+    FullState(Vec<Vec<u8>>),
     Shutdown,
 }
 
-/// State shared by the handle and the loop thread.
+/// What the loop publishes for the handle after every change.
+#[derive(Debug, Clone)]
+struct View {
+    members: Arc<Vec<Member>>,
+    visible: Arc<Vec<Visible>>,
+    position: Position,
+}
+
+/// State shared by the handle, the loop and the helper threads.
 struct Shared {
     commands: Sender<Command>,
+    /// Raw gossip broadcasts (nodes without states).
     broadcasts: Sender<Vec<u8>>,
+    /// Redis mode: updates the host wrote, for the loop to publish; bounded, and a write that
+    /// finds no room is refused before it changes anything.
+    outbound: Sender<PubSubUpdate>,
     waker: Arc<Waker>,
     /// Set by the loop just before it sleeps; a sender that clears it wakes the loop.
     asleep: AtomicBool,
-    members: RwLock<Arc<Vec<Member>>>,
-    /// The host's user state for push/pulls; the loop's delegate reads the same value.
+    view: RwLock<View>,
+    /// The host's user state for push/pulls; the loop's inbox reads the same value.
     local_state: Arc<Mutex<Vec<u8>>>,
     registry: Mutex<Registry>,
     stats: Mutex<NodeStats>,
-    /// The replicated states, in cluster mode. Host threads read and write them under this
-    /// lock; the loop pumps what they queue after every turn.
+    /// The replicated states. Host threads read and write them under this lock; the loop
+    /// only ever tries it.
     cluster: Option<Arc<Mutex<Cluster>>>,
-    /// Whether another member was ever seen (for the "blind" position signal).
-    seen_peers: AtomicBool,
     /// Maintenance reports dropped because the host did not drain events.
-    maintenance_events_dropped: Arc<std::sync::atomic::AtomicU64>,
-    /// The node's metrics, for what host threads time (state queries).
+    maintenance_events_dropped: Arc<AtomicU64>,
     metrics: Metrics,
     /// Settled (one-shot), with its condition variable for [`Node::wait_ready`].
     ready: Mutex<bool>,
@@ -285,27 +388,55 @@ impl Shared {
         self.wake();
         Ok(())
     }
+
+    fn set_ready(&self) {
+        *self.ready.lock() = true;
+        self.ready_changed.notify_all();
+    }
+
+    /// A write the transport cannot carry was refused (Grafana's `buffer_overflow`).
+    fn count_overflow(&self) {
+        self.metrics
+            .publish_failures
+            .get_or_create(&vec![("msg_type", "update"), ("reason", "buffer_overflow")])
+            .inc();
+    }
+}
+
+/// Redis mode: updates the host wrote and the loop has not taken yet.
+const OUTBOUND_LEN: usize = 65_536;
+/// Room a host write needs in the outbound queue: a silence update publishes the expired
+/// predecessor and the new version.
+const WRITE_RESERVE: usize = 2;
+
+/// Which transport a node runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// memberlist gossip.
+    Gossip,
+    /// Redis pub/sub in Grafana's layout.
+    Redis,
 }
 
 /// A running peer. Every method may be called from any thread. Dropping it shuts it down
-/// (without leaving: call [`Node::leave`] first for a graceful exit).
+/// (without leaving: call [`Node::leave`] first for a graceful exit on gossip).
 pub struct Node {
     shared: Arc<Shared>,
     events: Receiver<NodeEvent>,
     name: NodeName,
-    local: SocketAddr,
-    advertise: SocketAddr,
+    kind: TransportKind,
+    local: Option<SocketAddr>,
+    advertise: Option<SocketAddr>,
     max_broadcast: usize,
-    peers_configured: Vec<String>,
     thread: Option<JoinHandle<()>>,
-    maintainer: Option<(Sender<()>, JoinHandle<()>)>,
-    resolver: Option<(Sender<()>, JoinHandle<()>)>,
+    worker: Option<worker::WorkerHandle>,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("name", &self.name)
+            .field("transport", &self.kind)
             .field("local", &self.local)
             .finish_non_exhaustive()
     }
@@ -313,148 +444,135 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// Bind, start the loop thread, and start joining `config.peers` (in the background: use
-    /// [`Node::join`] to wait for a join).
+    /// [`Node::join`] to wait for a join). A node without states carries raw user messages
+    /// ([`Node::broadcast`], [`NodeEvent::Message`]); gossip only.
     pub fn start(config: NodeConfig) -> Result<Self, NodeError> {
         Self::launch(config, None, None)
     }
 
     /// Start a node that replicates `cluster`'s states (register them first, so the first
-    /// push/pull carries them), and with `snapshots`, GCs and writes them to disk every
-    /// interval and once more at [`Node::shutdown`].
+    /// exchange carries them), on gossip or — with [`NodeConfig::redis`] — on Redis. Expired
+    /// elements are collected every maintenance interval; with `snapshots`, the states are
+    /// also written to disk then, and once more at [`Node::shutdown`].
     pub fn start_cluster(
         config: NodeConfig,
         cluster: Cluster,
         snapshots: Option<Snapshots>,
     ) -> Result<Self, NodeError> {
-        Self::launch(config, Some(Arc::new(Mutex::new(cluster))), snapshots)
+        Self::launch(config, Some(cluster), snapshots)
     }
 
     fn launch(
         config: NodeConfig,
-        cluster: Option<Arc<Mutex<Cluster>>>,
+        mut cluster: Option<Cluster>,
         snapshots: Option<Snapshots>,
     ) -> Result<Self, NodeError> {
         config.swim.validate()?;
+        let kind =
+            if config.redis.is_some() { TransportKind::Redis } else { TransportKind::Gossip };
+        if kind == TransportKind::Redis && cluster.is_none() {
+            return Err(NodeError::Unsupported("a Redis peer carries replicated states only"));
+        }
+        if let Some(c) = cluster.as_mut() {
+            c.set_fanout(if kind == TransportKind::Redis {
+                Fanout::PubSub
+            } else {
+                Fanout::Gossip
+            });
+        }
+        let cluster = cluster.map(|c| Arc::new(Mutex::new(c)));
         let (cmd_tx, cmd_rx) = bounded(1024);
         let (bcast_tx, bcast_rx) = bounded(config.swim.user_queue_len);
+        let (out_tx, out_rx) = bounded(OUTBOUND_LEN);
         let (event_tx, event_rx) = bounded(config.event_queue_len.max(1));
         let mut registry = Registry::default();
         let metrics = Metrics::new(&mut registry, config.swim.name.as_str());
-        let maintenance = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let records = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
         if let Some(cluster) = &cluster {
-            let collector = StateMetrics {
-                cluster: Arc::clone(cluster),
-                maintenance: Arc::clone(&maintenance),
-            };
+            let collector =
+                StateMetrics { cluster: Arc::clone(cluster), maintenance: Arc::clone(&records) };
             registry.register_collector(Box::new(collector));
         }
         let local_state = Arc::new(Mutex::new(Vec::new()));
-        let maintenance_events = event_tx.clone();
-        let maintenance_metrics = metrics.clone();
-        let delegate = NodeDelegate {
-            events: event_tx,
-            local_state: Arc::clone(&local_state),
-            metrics: metrics.clone(),
-            dropped: 0,
-            cluster: cluster.clone(),
-            pending: VecDeque::new(),
-            last_local_state: Vec::new(),
-        };
+        let inbox = Inbox::new(
+            event_tx.clone(),
+            Arc::clone(&local_state),
+            metrics.clone(),
+            cluster.clone(),
+        );
         let seed = config.seed.unwrap_or_else(rand::random);
-        let mut advertise = None;
-        let driver = Driver::bind(config.bind, Clock::new(), |bound, now| {
-            let adv = choose_advertise(&config, bound)?;
-            advertise = Some(adv);
-            let swim = SwimConfig { advertise: adv, ..config.swim.clone() };
-            Swim::new(swim, delegate, seed, now).map_err(NodeError::Config)
-        })
-        .map_err(|e| match e {
-            DriverError::Io(e) => NodeError::Io(e),
-            DriverError::Core(e) => e,
-        })?;
-        let advertise = advertise.expect("BUG: set when the core was built");
-        let local = driver.local_addr();
-        let initial = peers::resolve(&config.peers, advertise)?;
-        warn_unroutable(advertise, &initial);
-        let max_broadcast = driver.swim().config().packet_budget.saturating_sub(5);
+        let started = match &config.redis {
+            None => start_gossip(&config, inbox, seed)?,
+            Some(redis) => start_redis(&config, redis, inbox, cluster.as_ref(), seed)?,
+        };
         let shared = Arc::new(Shared {
             commands: cmd_tx,
             broadcasts: bcast_tx,
-            waker: driver.waker(),
+            outbound: out_tx,
+            waker: started.transport.waker(),
             asleep: AtomicBool::new(false),
-            members: RwLock::new(Arc::new(driver.swim().members().cloned().collect())),
+            view: RwLock::new(started.view.clone()),
             local_state,
             registry: Mutex::new(registry),
             stats: Mutex::new(NodeStats::default()),
-            cluster,
-            seen_peers: AtomicBool::new(false),
+            cluster: cluster.clone(),
             maintenance_events_dropped: Arc::default(),
             metrics: metrics.clone(),
             ready: Mutex::new(false),
             ready_changed: Condvar::new(),
             arrivals: Arrivals::default(),
         });
-        let loop_state = LoopState {
-            driver,
-            shared: Arc::clone(&shared),
-            commands: cmd_rx,
-            broadcasts: bcast_rx,
-            metrics,
-            failed: FailedPeers::default(),
-            joins: Vec::new(),
-            config: config.clone(),
-            members_version: u64::MAX,
-            next_reconnect: Instant::now() + config.reconnect_interval,
-            next_expire: Instant::now() + EXPIRE_INTERVAL,
-            reconnecting: Vec::new(),
-            refreshing: Vec::new(),
-            leave_replies: Vec::new(),
-            initial,
-            cluster_busy: false,
-            settle: Settle::new(
-                Millis::ZERO,
-                config.swim.gossip_interval.saturating_mul(10),
-                config.settle_timeout,
-            ),
-        };
+        let worker = cluster
+            .map(|cluster| {
+                worker::Worker {
+                    cluster,
+                    snapshots,
+                    metrics: metrics.clone(),
+                    records,
+                    events: event_tx,
+                    events_dropped: Arc::clone(&shared.maintenance_events_dropped),
+                }
+                .spawn(Arc::clone(&shared))
+            })
+            .transpose()?;
+        let resolver = resolver::Resolver::spawn(Arc::clone(&shared))?;
         let name = config.swim.name.clone();
+        let event_loop = EventLoop::new(
+            started.transport,
+            Arc::clone(&shared),
+            event_loop::Channels { commands: cmd_rx, broadcasts: bcast_rx, outbound: out_rx },
+            metrics,
+            worker.as_ref().map(|w| w.jobs.clone()),
+            resolver,
+            event_loop::Settings {
+                peers: config.peers.clone(),
+                own: started.advertise,
+                chunk_bytes: config.redis.as_ref().map_or(0, |r| r.full_state_chunk_bytes),
+            },
+        );
         let thread = std::thread::Builder::new()
             .name(format!("hearsay-{name}"))
-            .spawn(move || loop_state.run())?;
-        let maintainer = match (&shared.cluster, snapshots) {
-            (Some(cluster), Some(snapshots)) => {
-                Some(maintenance::spawn(maintenance::Maintainer {
-                    cluster: Arc::clone(cluster),
-                    snapshots,
-                    metrics: maintenance_metrics,
-                    records: maintenance,
-                    events: maintenance_events,
-                    events_dropped: Arc::clone(&shared.maintenance_events_dropped),
-                })?)
-            }
-            _ => None,
-        };
-        let resolver = (!config.peers.is_empty() && !config.refresh_interval.is_zero())
-            .then(|| spawn_resolver(&config, advertise, &shared))
-            .transpose()?;
+            .spawn(move || event_loop.run())?;
         Ok(Self {
             shared,
             events: event_rx,
             name,
-            local,
-            advertise,
-            max_broadcast,
-            peers_configured: config.peers.clone(),
+            kind,
+            local: started.local,
+            advertise: started.advertise,
+            max_broadcast: started.max_broadcast,
             thread: Some(thread),
-            maintainer,
-            resolver,
+            worker,
         })
     }
 
     /// Push/pull with each peer (`host:port`, DNS names expand to every address) and wait up to
-    /// `timeout` for the outcome. Returns how many answered; an error if none did.
+    /// `timeout` for the outcome. Returns how many answered; an error if none did. Gossip only.
     pub fn join(&self, peers: &[String], timeout: Duration) -> Result<usize, NodeError> {
-        let addrs = peers::resolve(peers, self.advertise)?;
+        let own = self
+            .advertise
+            .ok_or(NodeError::Unsupported("join: a Redis peer finds its members in Redis"))?;
+        let addrs = peers::resolve(peers, own)?;
         if addrs.is_empty() {
             return Err(NodeError::JoinFailed(0));
         }
@@ -469,9 +587,10 @@ impl Node {
         }
     }
 
-    /// Gossip `msg` to every member. Never blocks: a full queue is an error, and the caller
-    /// decides whether to retry, drop, or slow down.
+    /// Gossip `msg` to every member (a node without states). Never blocks: a full queue is an
+    /// error, and the caller decides whether to retry, drop, or slow down. Gossip only.
     pub fn broadcast(&self, msg: Vec<u8>) -> Result<(), NodeError> {
+        self.gossip("broadcast: Redis peers carry replicated states only")?;
         if msg.len() > self.max_broadcast {
             return Err(NodeError::TooLarge { len: msg.len(), max: self.max_broadcast });
         }
@@ -480,12 +599,15 @@ impl Node {
                 self.shared.wake();
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => Err(NodeError::QueueFull),
+            Err(TrySendError::Full(_)) => {
+                self.shared.count_overflow();
+                Err(NodeError::QueueFull)
+            }
             Err(TrySendError::Disconnected(_)) => Err(NodeError::Closed),
         }
     }
 
-    /// Send `msg` to one member over TCP (memberlist `SendReliable`).
+    /// Send `msg` to one member over TCP (memberlist `SendReliable`). Gossip only.
     pub fn send_reliable(&self, member: &str, msg: Vec<u8>) -> Result<(), NodeError> {
         let to = self.member_addr(member)?;
         self.shared.send(Command::SendReliable { to, msg })
@@ -497,38 +619,85 @@ impl Node {
         self.shared.send(Command::SendBestEffort { to, msg })
     }
 
-    /// Set the user state this node sends in push/pulls (memberlist `Delegate.LocalState`).
+    /// Set the user state this node sends in push/pulls (memberlist `Delegate.LocalState`;
+    /// a node without states).
     pub fn set_local_state(&self, state: Vec<u8>) {
         *self.shared.local_state.lock() = state;
     }
 
-    /// Run `f` on the replicated states (cluster mode), then let the loop send what `f` queued
-    /// with [`Cluster::broadcast`]. `None` for a node started without a cluster.
+    /// Run `f` on the replicated states, then let the loop send what `f` queued with
+    /// [`Cluster::publish`] or [`Cluster::broadcast`]. `None` for a node started without
+    /// states. What the transport has no room for is dropped and counted
+    /// (`alertmanager_cluster_messages_publish_failures_total{reason="buffer_overflow"}`);
+    /// the host calls of [`States`] refuse such a write before making it instead.
     pub fn with_cluster<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> Option<R> {
         let cluster = self.shared.cluster.as_ref()?;
-        let result = f(&mut cluster.lock());
+        let mut c = cluster.lock();
+        let result = f(&mut c);
+        self.hand_over(&mut c);
+        drop(c);
         self.shared.wake();
         Some(result)
     }
 
-    /// Every member we know, ourselves and dead/left ones not yet reaped included.
+    /// Run `f` on the states if the transport has room for what a write publishes; else
+    /// refuse, changing nothing.
+    fn write<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> Result<R, StateError> {
+        let cluster = self.shared.cluster.as_ref().ok_or(StateError::NoCluster)?;
+        let mut c = cluster.lock();
+        let room = match self.kind {
+            TransportKind::Gossip => c.outgoing_room(),
+            TransportKind::Redis => {
+                OUTBOUND_LEN.saturating_sub(self.shared.outbound.len()).min(c.outgoing_room())
+            }
+        };
+        if room < WRITE_RESERVE {
+            drop(c);
+            self.shared.count_overflow();
+            return Err(StateError::QueueFull);
+        }
+        let result = f(&mut c);
+        self.hand_over(&mut c);
+        drop(c);
+        self.shared.wake();
+        Ok(result)
+    }
+
+    /// Redis mode: move what the states queued into the loop's outbound queue while the lock
+    /// is held, so two writes to one key leave in the order they were made.
+    fn hand_over(&self, c: &mut Cluster) {
+        if self.kind != TransportKind::Redis {
+            return;
+        }
+        for update in c.take_pubsub() {
+            if self.shared.outbound.try_send(update).is_err() {
+                self.shared.count_overflow();
+            }
+        }
+    }
+
+    /// Every member we know on gossip, ourselves and dead/left ones not yet reaped included;
+    /// empty on Redis (see [`Node::visible_members`]).
     pub fn members(&self) -> Arc<Vec<Member>> {
-        Arc::clone(&self.shared.members.read())
+        Arc::clone(&self.shared.view.read().members)
     }
 
-    /// Our position among alive and suspect members sorted by name (Alertmanager
-    /// `Position()`): index 0 notifies first. `blind` tells "first" from "alone although peers
-    /// are configured or were seen".
+    /// The members positions are computed over, sorted by name: alive and suspect gossip
+    /// members, or the live Redis heartbeat keys.
+    pub fn visible_members(&self) -> Arc<Vec<Visible>> {
+        Arc::clone(&self.shared.view.read().visible)
+    }
+
+    /// Our position among the visible members sorted by name (Alertmanager and Grafana
+    /// `Position()`): index 0 notifies first. `blind` tells "first" from "cut off": alone
+    /// although peers are configured or were seen (gossip), or our heartbeat not seen (Redis).
     pub fn position(&self) -> Position {
-        let members = self.members();
-        let expect_peers =
-            !self.peers_configured.is_empty() || self.shared.seen_peers.load(Ordering::Relaxed);
-        cluster::position(members.iter(), self.name.as_str(), expect_peers)
+        self.shared.view.read().position
     }
 
-    /// Whether the node has settled: the member count held still for three polls (every
-    /// 10 × gossip interval) after start, or the settle timeout passed. Alertmanager waits for
-    /// this before its first notification (`WaitReady`). One-shot: once ready, always ready.
+    /// Whether the node has settled: the member count held still for three polls after
+    /// start, or the settle timeout passed. Alertmanager and Grafana wait for this before the
+    /// first notification (`WaitReady`). One-shot: once ready, always ready.
     pub fn is_ready(&self) -> bool {
         *self.shared.ready.lock()
     }
@@ -545,8 +714,12 @@ impl Node {
         Ok(())
     }
 
-    /// Gossip that we leave and wait up to `timeout` until the message has gone out.
+    /// Gossip that we leave and wait up to `timeout` until the message has gone out. A Redis
+    /// peer leaves at shutdown (it deletes its heartbeat key, as Grafana's does): nothing to do.
     pub fn leave(&self, timeout: Duration) -> Result<(), NodeError> {
+        if self.kind == TransportKind::Redis {
+            return Ok(());
+        }
         let (reply, wait) = bounded(1);
         self.shared.send(Command::Leave { reply })?;
         match wait.recv_timeout(timeout) {
@@ -567,14 +740,25 @@ impl Node {
         &self.name
     }
 
-    /// The address bound.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
+    /// The transport.
+    pub fn transport(&self) -> TransportKind {
+        self.kind
     }
 
-    /// The address advertised to peers.
+    /// The gossip address bound (the unspecified address on Redis).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The gossip address advertised to peers (the unspecified address on Redis; see
+    /// [`Node::address`]).
     pub fn advertise_addr(&self) -> SocketAddr {
-        self.advertise
+        self.advertise.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The gossip address advertised to peers; an error on Redis.
+    pub fn address(&self) -> Result<SocketAddr, NodeError> {
+        self.advertise.ok_or(NodeError::Unsupported("a Redis peer has no gossip address"))
     }
 
     /// Counters of the node's plumbing.
@@ -584,29 +768,35 @@ impl Node {
         stats
     }
 
-    /// Metrics in the OpenMetrics text format, under Alertmanager's names.
+    /// Metrics in the OpenMetrics text format, under Alertmanager's names (on Redis with the
+    /// meanings Grafana's Redis peer gives them).
     pub fn metrics_text(&self) -> String {
         metrics::render(&self.shared.registry.lock())
     }
 
-    /// Stop the loop and wait for it. Idempotent.
+    /// Stop the loop and wait for it — on Redis after a last full state and the deletion of
+    /// the heartbeat key (at most 5 s) — then run a last maintenance. Idempotent.
     pub fn shutdown(&mut self) {
-        if let Some((stop, handle)) = self.resolver.take() {
-            drop(stop);
-            let _ = handle.join();
-        }
         if let Some(thread) = self.thread.take() {
             let _ = self.shared.send(Command::Shutdown);
             let _ = thread.join();
         }
-        // The loop has stopped: a last GC and snapshot, as Alertmanager does on shutdown.
-        if let Some((stop, handle)) = self.maintainer.take() {
-            drop(stop);
-            let _ = handle.join();
+        if let Some(worker) = self.worker.take() {
+            drop(worker.jobs);
+            let _ = worker.thread.join();
+        }
+    }
+
+    /// `Unsupported(what)` on Redis.
+    fn gossip(&self, what: &'static str) -> Result<(), NodeError> {
+        match self.kind {
+            TransportKind::Gossip => Ok(()),
+            TransportKind::Redis => Err(NodeError::Unsupported(what)),
         }
     }
 
     fn member_addr(&self, name: &str) -> Result<SocketAddr, NodeError> {
+        self.gossip("a Redis peer sends to every member through Redis")?;
         self.members()
             .iter()
             .find(|m| m.name.as_str() == name && !m.state.is_gone())
@@ -621,429 +811,101 @@ impl Drop for Node {
     }
 }
 
-/// How often failed peers past the reconnect timeout are forgotten (Alertmanager: 5 min).
-const EXPIRE_INTERVAL: Duration = Duration::from_secs(300);
-/// Broadcasts moved from the channel into the core per turn, so a flood cannot starve timers.
-const BROADCAST_BATCH: usize = 4096;
-
-/// The delegate the node's core runs with: user messages and remote state become events; our
-/// user state is whatever the host last set.
-struct NodeDelegate {
-    events: Sender<NodeEvent>,
-    local_state: Arc<Mutex<Vec<u8>>>,
-    metrics: Metrics,
-    dropped: u64,
-    /// In cluster mode, user messages and push/pull state belong to the cluster layer.
-    cluster: Option<Arc<Mutex<Cluster>>>,
-    /// What arrived while a host thread or maintenance held the states' lock: the event loop
-    /// never waits for it (a slow GC must not stop us answering probes).
-    pending: VecDeque<Pending>,
-    /// The full state last sent, answered when the states are busy (anti-entropy tolerates a
-    /// slightly stale copy; a stalled loop it does not).
-    last_local_state: Vec<u8>,
+/// What starting a transport produced.
+struct Started {
+    transport: Transport,
+    /// What the handle shows until the loop's first turn.
+    view: View,
+    local: Option<SocketAddr>,
+    advertise: Option<SocketAddr>,
+    max_broadcast: usize,
 }
 
-/// A payload waiting for the states' lock.
-enum Pending {
-    Update(Vec<u8>),
-    FullState(Vec<u8>, bool),
+/// Bind the gossip port and build the gossip core, joining the resolved configured peers.
+fn start_gossip(config: &NodeConfig, inbox: Inbox, seed: u64) -> Result<Started, NodeError> {
+    let upkeep = Upkeep {
+        reconnect_interval: config.reconnect_interval,
+        reconnect_timeout: config.reconnect_timeout,
+        refresh_interval: config.refresh_interval,
+        settle_timeout: config.settle_timeout,
+        maintenance_interval: config.maintenance_interval,
+        peers_configured: !config.peers.is_empty(),
+    };
+    let mut advertise = None;
+    let driver = Driver::bind(config.bind, Clock::new(), |bound, now| {
+        let adv = choose_advertise(config, bound)?;
+        advertise = Some(adv);
+        let initial = peers::resolve(&config.peers, adv)?;
+        warn_unroutable(adv, &initial);
+        let swim = SwimConfig { advertise: adv, ..config.swim.clone() };
+        let swim = Swim::new(swim, inbox, seed, now)?;
+        Ok::<_, NodeError>(GossipPeer::new(swim, upkeep, now, &initial))
+    })
+    .map_err(|e| match e {
+        DriverError::Io(e) => NodeError::Io(e),
+        DriverError::Core(e) => e,
+    })?;
+    let max_broadcast = driver.peer().swim().config().packet_budget.saturating_sub(5);
+    let members: Vec<Member> = driver.peer().swim().members().cloned().collect();
+    let visible = members
+        .iter()
+        .map(|m| Visible { name: m.name.as_str().to_owned(), addr: Some(m.addr) })
+        .collect();
+    let view = View {
+        members: Arc::new(members),
+        visible: Arc::new(visible),
+        position: driver.peer().position(),
+    };
+    Ok(Started {
+        view,
+        local: Some(driver.local_addr()),
+        advertise,
+        max_broadcast,
+        transport: Transport::Gossip(driver),
+    })
 }
 
-/// Most payloads kept while the states are busy; beyond it they are dropped (and counted as
-/// events dropped) — push/pull repairs what is lost.
-const PENDING_LEN: usize = 65_536;
-/// How soon the loop retries when the states were busy.
-const CLUSTER_RETRY: Duration = Duration::from_millis(2);
-
-impl NodeDelegate {
-    /// Apply what waited for the lock, in arrival order.
-    fn apply_pending(&mut self, cluster: &mut Cluster, now: Millis) {
-        for p in self.pending.drain(..) {
-            match p {
-                Pending::Update(msg) => cluster.notify_msg(now, &msg),
-                Pending::FullState(state, join) => cluster.merge_remote_state(now, &state, join),
-            }
-        }
+/// Build the Redis core; it connects from the loop.
+fn start_redis(
+    config: &NodeConfig,
+    redis: &RedisConfig,
+    inbox: Inbox,
+    cluster: Option<&Arc<Mutex<Cluster>>>,
+    seed: u64,
+) -> Result<Started, NodeError> {
+    if !(1..=MAX_FULL_STATE_CHUNK_BYTES).contains(&redis.full_state_chunk_bytes) {
+        return Err(NodeError::Redis(format!(
+            "full_state_chunk_bytes must be in 1..={MAX_FULL_STATE_CHUNK_BYTES}"
+        )));
     }
-
-    fn defer(&mut self, p: Pending) {
-        if self.pending.len() >= PENDING_LEN {
-            self.dropped += 1;
-        } else {
-            self.pending.push_back(p);
-        }
-    }
-
-    fn emit(&mut self, event: NodeEvent) {
-        if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
-            self.dropped += 1;
-        }
-    }
-}
-
-impl Delegate for NodeDelegate {
-    fn local_state(&mut self, now: Millis, join: bool) -> Vec<u8> {
-        let state = match &self.cluster {
-            Some(c) => match c.try_lock() {
-                Some(mut c) => {
-                    let state = c.local_state(now, join);
-                    self.last_local_state.clone_from(&state);
-                    state
-                }
-                None => self.last_local_state.clone(),
-            },
-            None => self.local_state.lock().clone(),
-        };
-        self.metrics.messages_sent.get_or_create(&metrics::full_state()).inc();
-        self.metrics
-            .messages_sent_size
-            .get_or_create(&metrics::full_state())
-            .inc_by(state.len() as u64);
-        state
-    }
-
-    fn merge_remote_state(&mut self, now: Millis, state: &[u8], join: bool) {
-        self.metrics.messages_received.get_or_create(&metrics::full_state()).inc();
-        self.metrics
-            .messages_received_size
-            .get_or_create(&metrics::full_state())
-            .inc_by(state.len() as u64);
-        let cluster = self.cluster.clone();
-        let locked = cluster.as_ref().map(|c| c.try_lock());
-        match locked {
-            Some(Some(mut c)) => {
-                c.merge_remote_state(now, state, join);
-            }
-            Some(None) => self.defer(Pending::FullState(state.to_vec(), join)),
-            None => self.emit(NodeEvent::RemoteState { join, data: state.to_vec() }),
-        }
-    }
-
-    fn notify_msg(&mut self, now: Millis, msg: &[u8]) {
-        self.metrics.messages_received.get_or_create(&metrics::update()).inc();
-        self.metrics
-            .messages_received_size
-            .get_or_create(&metrics::update())
-            .inc_by(msg.len() as u64);
-        let cluster = self.cluster.clone();
-        let locked = cluster.as_ref().map(|c| c.try_lock());
-        match locked {
-            Some(Some(mut c)) => c.notify_msg(now, msg),
-            Some(None) => self.defer(Pending::Update(msg.to_vec())),
-            None => self.emit(NodeEvent::Message(msg.to_vec())),
-        }
-    }
-}
-
-struct PendingJoin {
-    waiting: Vec<SocketAddr>,
-    ok: usize,
-    reply: Sender<usize>,
-}
-
-/// Everything the loop thread owns.
-struct LoopState {
-    driver: Driver<NodeDelegate>,
-    shared: Arc<Shared>,
-    commands: Receiver<Command>,
-    broadcasts: Receiver<Vec<u8>>,
-    metrics: Metrics,
-    failed: FailedPeers,
-    joins: Vec<PendingJoin>,
-    config: NodeConfig,
-    members_version: u64,
-    next_reconnect: Instant,
-    next_expire: Instant,
-    /// Addresses with a reconnect / refresh join in flight (for the metrics).
-    reconnecting: Vec<SocketAddr>,
-    refreshing: Vec<SocketAddr>,
-    leave_replies: Vec<Sender<()>>,
-    initial: Vec<SocketAddr>,
-    /// The states' lock was taken when the loop last wanted it.
-    cluster_busy: bool,
-    /// Alertmanager's settle, polled by the loop's clock.
-    settle: Settle,
-}
-
-impl LoopState {
-    fn run(mut self) {
-        let initial = std::mem::take(&mut self.initial);
-        if !initial.is_empty() {
-            // Alertmanager pre-marks resolved peers as failed so the reconnect loop retries
-            // them until they join; the first attempt is right now.
-            let now = Instant::now();
-            for addr in &initial {
-                self.failed.add(*addr, now);
-            }
-            let t = self.driver.now();
-            self.driver.swim_mut().join(t, &initial);
-        }
-        loop {
-            self.publish();
-            let wake_at = self.next_timer();
-            self.shared.asleep.store(true, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            let busy = !self.commands.is_empty() || !self.broadcasts.is_empty();
-            let wake_at = if busy { Some(Millis::ZERO) } else { wake_at };
-            let turned = self.driver.turn(wake_at);
-            self.shared.asleep.store(false, Ordering::SeqCst);
-            if turned.is_err() || !self.drain_commands() {
-                break;
-            }
-            self.take_broadcasts();
-            self.upkeep();
-            self.pump_cluster();
-            self.driver.flush();
-            self.handle_events();
-        }
-        self.publish();
-    }
-
-    /// Cluster mode: keep the wall clock current, apply what arrived while the states were
-    /// busy, and move queued state updates into the core. Never waits for the lock: a host
-    /// thread (or maintenance) holding it only delays this to a later turn.
-    fn pump_cluster(&mut self) {
-        let Some(cluster) = self.shared.cluster.clone() else { return };
-        let now = self.driver.now();
-        let Some(mut cluster) = cluster.try_lock() else {
-            self.cluster_busy = true;
-            return;
-        };
-        self.cluster_busy = false;
-        cluster.set_wall_clock(now, wall_clock());
-        self.driver.swim_mut().delegate_mut().apply_pending(&mut cluster, now);
-        cluster::pump(self.driver.swim_mut(), &mut cluster, now);
-        let arrivals = cluster.opaque_arrivals();
-        drop(cluster);
-        self.shared.arrivals.set(arrivals);
-    }
-
-    /// Returns false on shutdown.
-    fn drain_commands(&mut self) -> bool {
-        loop {
-            let cmd = match self.commands.try_recv() {
-                Ok(cmd) => cmd,
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
-            };
-            let now = self.driver.now();
-            match cmd {
-                Command::Join { addrs, reply } => {
-                    self.driver.swim_mut().join(now, &addrs);
-                    self.joins.push(PendingJoin { waiting: addrs, ok: 0, reply });
-                }
-                Command::Resolved(addrs) => self.refresh(&addrs),
-                Command::SendReliable { to, msg } => {
-                    self.driver.swim_mut().send_reliable(now, to, &msg);
-                }
-                Command::SendBestEffort { to, msg } => {
-                    self.driver.swim_mut().send_best_effort(now, to, &msg)
-                }
-                Command::Leave { reply } => {
-                    self.driver.swim_mut().leave(now);
-                    self.leave_replies.push(reply);
-                }
-                Command::Shutdown => return false,
-            }
-        }
-    }
-
-    fn take_broadcasts(&mut self) {
-        for msg in self.broadcasts.try_iter().take(BROADCAST_BATCH) {
-            match self.driver.swim_mut().broadcast(msg) {
-                Ok(()) => {}
-                Err(BroadcastError::QueueFull) => self.publish_failure("buffer_overflow"),
-                Err(BroadcastError::TooLarge { .. }) => self.publish_failure("too_large"),
-            }
-        }
-    }
-
-    fn publish_failure(&self, reason: &'static str) {
-        self.metrics
-            .publish_failures
-            .get_or_create(&vec![("msg_type", "update"), ("reason", reason)])
-            .inc();
-    }
-
-    /// Re-join failed members every reconnect interval; forget them after the timeout. Poll
-    /// the settle.
-    fn upkeep(&mut self) {
-        if !self.settle.is_ready() {
-            let swim = self.driver.swim();
-            let visible = swim.members().filter(|m| !m.state.is_gone()).count();
-            if self.settle.poll(self.driver.now(), visible) {
-                *self.shared.ready.lock() = true;
-                self.shared.ready_changed.notify_all();
-            }
-        }
-        let now = Instant::now();
-        if !self.config.reconnect_interval.is_zero() && now >= self.next_reconnect {
-            self.next_reconnect = now + self.config.reconnect_interval;
-            let addrs = self.failed.addrs();
-            if !addrs.is_empty() {
-                let t = self.driver.now();
-                self.driver.swim_mut().join(t, &addrs);
-                self.reconnecting.extend(addrs);
-            }
-        }
-        if now >= self.next_expire {
-            self.next_expire = now + EXPIRE_INTERVAL;
-            self.failed.expire(now, self.config.reconnect_timeout);
-        }
-    }
-
-    /// Freshly resolved configured peers: join those that are not members.
-    fn refresh(&mut self, addrs: &[SocketAddr]) {
-        let known: Vec<SocketAddr> =
-            self.driver.swim().members().filter(|m| !m.state.is_gone()).map(|m| m.addr).collect();
-        let missing: Vec<SocketAddr> =
-            addrs.iter().copied().filter(|a| !known.contains(a)).collect();
-        if !missing.is_empty() {
-            let t = self.driver.now();
-            self.driver.swim_mut().join(t, &missing);
-            self.refreshing.extend(missing);
-        }
-    }
-
-    fn next_timer(&self) -> Option<Millis> {
-        if self.cluster_busy {
-            // The states were locked: come back soon for what is waiting.
-            return Some(self.driver.now() + CLUSTER_RETRY);
-        }
-        let now = self.driver.now();
-        let reconnect = (!self.config.reconnect_interval.is_zero())
-            .then(|| now + self.next_reconnect.saturating_duration_since(Instant::now()));
-        match (reconnect, self.settle.next_poll()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn handle_events(&mut self) {
-        while let Some(event) = self.driver.swim_mut().poll_event() {
-            match event {
-                Event::Member { change, member } => self.on_member(change, member),
-                Event::Conflict { existing, other } => {
-                    self.metrics.name_conflicts.inc();
-                    self.emit(NodeEvent::Conflict { existing, other });
-                }
-                Event::PushPull { peer, join, result } => {
-                    self.on_push_pull(peer, join, result.is_ok())
-                }
-                Event::Reliable { id, result, .. } => {
-                    if let Some(c) = &self.shared.cluster {
-                        let mut c = c.lock();
-                        c.on_reliable(id, &result, self.driver.now());
-                        for (key, took) in c.drain_oversize_durations() {
-                            self.metrics.observe_oversize(&key, took);
-                        }
-                    }
-                }
-                Event::LeaveComplete => {
-                    for reply in self.leave_replies.drain(..) {
-                        let _ = reply.try_send(());
-                    }
-                }
-            }
-        }
-        while let Some((peer, rtt)) = self.driver.swim_mut().poll_rtt() {
-            self.metrics
-                .pings
-                .get_or_create(&vec![("peer", peer.to_string())])
-                .observe(rtt.as_secs_f64());
-        }
-    }
-
-    fn on_member(&mut self, change: MemberChange, member: Member) {
-        match change {
-            MemberChange::Joined => {
-                self.failed.remove(member.addr);
-                self.metrics.peers_joined.inc();
-            }
-            MemberChange::Left | MemberChange::Failed => {
-                if member.name != self.config.swim.name {
-                    self.failed.add(member.addr, Instant::now());
-                }
-                self.metrics.peers_left.inc();
-            }
-            MemberChange::Updated => {
-                self.metrics.peers_update.inc();
-            }
-        }
-        self.emit(NodeEvent::Member { change, member });
-    }
-
-    fn on_push_pull(&mut self, peer: SocketAddr, join: bool, ok: bool) {
-        if !join {
-            return;
-        }
-        for (list, done, failed) in [
-            (
-                &mut self.reconnecting,
-                &self.metrics.reconnections,
-                &self.metrics.reconnections_failed,
-            ),
-            (&mut self.refreshing, &self.metrics.refresh_join, &self.metrics.refresh_join_failed),
-        ] {
-            if let Some(i) = list.iter().position(|a| *a == peer) {
-                list.swap_remove(i);
-                if ok {
-                    done.inc()
-                } else {
-                    failed.inc()
-                };
-            }
-        }
-        if let Some(i) = self.joins.iter().position(|j| j.waiting.contains(&peer)) {
-            let pending = &mut self.joins[i];
-            pending.waiting.retain(|a| *a != peer);
-            pending.ok += usize::from(ok);
-            if pending.waiting.is_empty() {
-                let done = self.joins.swap_remove(i);
-                let _ = done.reply.try_send(done.ok);
-            }
-        }
-    }
-
-    fn emit(&mut self, event: NodeEvent) {
-        self.driver.swim_mut().delegate_mut().emit(event);
-    }
-
-    /// Republish the member snapshot and gauges when the table changed.
-    fn publish(&mut self) {
-        let swim = self.driver.swim();
-        let m = &self.metrics;
-        m.health_score.set(i64::from(swim.health_score()));
-        m.messages_queued.set(i64::try_from(swim.user_queue_len()).unwrap_or(i64::MAX));
-        m.failed_peers.set(i64::try_from(self.failed.len()).unwrap_or(i64::MAX));
-        let (_, user) = swim.queue_stats();
-        sync_counter(&m.messages_pruned, user.pruned);
-        sync_counter(&m.messages_sent.get_or_create(&metrics::update()), user.transmitted);
-        sync_counter(
-            &m.messages_sent_size.get_or_create(&metrics::update()),
-            user.transmitted_bytes,
-        );
-        sync_counter(&m.pings_failures, swim.stats().probes_failed);
-        {
-            let mut stats = self.shared.stats.lock();
-            stats.driver = self.driver.stats();
-            stats.events_dropped = swim.delegate().dropped + swim.stats().events_dropped;
-        }
-        if swim.members_version() == self.members_version {
-            return;
-        }
-        self.members_version = swim.members_version();
-        let members: Vec<Member> = swim.members().cloned().collect();
-        if swim.num_alive() > 1 {
-            self.shared.seen_peers.store(true, Ordering::Relaxed);
-        }
-        m.members.set(i64::try_from(swim.num_alive()).unwrap_or(i64::MAX));
-        m.position.set(
-            i64::try_from(cluster::position(&members, self.config.swim.name.as_str(), false).index)
-                .unwrap_or(i64::MAX),
-        );
-        *self.shared.members.write() = Arc::new(members);
-    }
+    let endpoint = Endpoint::parse(&redis.url).map_err(NodeError::Redis)?;
+    let mut settings = RedisSettings {
+        push_pull_interval: config.swim.push_pull_interval,
+        settle_timeout: config.settle_timeout,
+        maintenance_interval: config.maintenance_interval,
+        full_state_chunk_bytes: redis.full_state_chunk_bytes,
+        ..RedisSettings::grafana(config.swim.name.as_str(), &redis.prefix)
+    };
+    endpoint.apply(&mut settings);
+    let keys: Vec<String> =
+        cluster.map(|c| c.lock().keys().map(str::to_owned).collect()).unwrap_or_default();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let clock = Clock::new();
+    let peer = RedisPeer::new(settings, &keys, clock.now(), clock.unix(), seed);
+    let driver = RedisDriver::new(peer, endpoint.target, clock)?;
+    // Blind until our own heartbeat is read back.
+    let view = View {
+        members: Arc::new(Vec::new()),
+        visible: Arc::new(Vec::new()),
+        position: driver.peer().position(),
+    };
+    Ok(Started {
+        view,
+        transport: Transport::Redis { driver, inbox },
+        local: None,
+        advertise: None,
+        max_broadcast: 0,
+    })
 }
 
 /// The wall clock, for expiry of replicated state.
@@ -1111,27 +973,6 @@ fn warn_unroutable(advertise: SocketAddr, peers: &[SocketAddr]) {
              in the cluster; provide --cluster.advertise-address as a routable IP address or hostname"
         );
     }
-}
-
-/// Re-resolve the configured peers every refresh interval and hand the result to the loop.
-fn spawn_resolver(
-    config: &NodeConfig,
-    own: SocketAddr,
-    shared: &Arc<Shared>,
-) -> std::io::Result<(Sender<()>, JoinHandle<()>)> {
-    let (stop_tx, stop_rx) = bounded::<()>(0);
-    let peers = config.peers.clone();
-    let interval = config.refresh_interval;
-    let shared = Arc::clone(shared);
-    let handle = std::thread::Builder::new().name("hearsay-resolve".into()).spawn(move || {
-        while let Err(RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
-            let Ok(addrs) = peers::resolve(&peers, own) else { continue };
-            if shared.send(Command::Resolved(addrs)).is_err() {
-                return;
-            }
-        }
-    })?;
-    Ok((stop_tx, handle))
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
-//! Peer bookkeeping as Alertmanager's `cluster.Peer` does it (spec `alertmanager-ha.md` §1.4–1.5):
-//! configured peers are resolved (a DNS name can expand to many addresses, as a Kubernetes
-//! headless service does) and re-resolved periodically; members that fail or leave are
-//! re-joined every reconnect interval until they come back or the reconnect timeout passes.
+//! Configured peers, resolved as Alertmanager's `cluster.Peer` does it (spec
+//! `alertmanager-ha.md` §1.4–1.5): a DNS name can expand to many addresses, as a Kubernetes
+//! headless service does. The gossip core decides when to re-resolve (its refresh schedule)
+//! and who to re-join.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
 
 /// Resolve each `host:port` to every address it names, dropping our own address.
 /// Names that fail to resolve are skipped (and retried at the next refresh); a malformed entry
@@ -37,39 +35,6 @@ pub(crate) fn check_host_port(peer: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Members that failed or left, to be re-joined.
-#[derive(Debug, Default)]
-pub(crate) struct FailedPeers {
-    peers: BTreeMap<SocketAddr, Instant>,
-}
-
-impl FailedPeers {
-    /// A member failed or left at `now`.
-    pub(crate) fn add(&mut self, addr: SocketAddr, now: Instant) {
-        self.peers.entry(addr).or_insert(now);
-    }
-
-    /// A member at `addr` joined: stop re-joining it. Returns whether it was on the list.
-    pub(crate) fn remove(&mut self, addr: SocketAddr) -> bool {
-        self.peers.remove(&addr).is_some()
-    }
-
-    /// Forget peers that failed longer than `timeout` ago (zero: never forget).
-    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) {
-        if !timeout.is_zero() {
-            self.peers.retain(|_, since| now.duration_since(*since) < timeout);
-        }
-    }
-
-    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
-        self.peers.keys().copied().collect()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.peers.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,20 +56,5 @@ mod tests {
             assert!(resolve(&[bad.to_owned()], own).is_err(), "{bad}");
         }
         resolve(&["[::1]:9094".to_owned()], own).expect("bracketed IPv6");
-    }
-
-    #[test]
-    fn failed_peers_expire_after_the_timeout() {
-        let t0 = Instant::now();
-        let mut f = FailedPeers::default();
-        let a: SocketAddr = "10.0.0.1:9094".parse().expect("literal");
-        f.add(a, t0);
-        f.expire(t0 + Duration::from_secs(10), Duration::from_secs(60));
-        assert_eq!(f.addrs(), vec![a]);
-        f.expire(t0 + Duration::from_secs(61), Duration::from_secs(60));
-        assert_eq!(f.len(), 0);
-        f.add(a, t0);
-        f.expire(t0 + Duration::from_secs(1_000_000), Duration::ZERO);
-        assert!(f.remove(a), "a zero timeout never forgets");
     }
 }

@@ -44,6 +44,10 @@ pub enum StateError {
     /// A state is registered under the key already.
     #[error("a state is registered under {0:?} already")]
     KeyInUse(String),
+    /// The transport's outbound queue is full: the write was refused and nothing changed
+    /// (counted in `alertmanager_cluster_messages_publish_failures_total{reason="buffer_overflow"}`).
+    #[error("the outbound queue is full; nothing was written")]
+    QueueFull,
     /// The notification log refused the write; it is unchanged.
     #[error(transparent)]
     Nflog(#[from] NflogError),
@@ -139,7 +143,7 @@ impl access::StateAccess for Node {
         &self,
         f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
     ) -> Result<R, StateError> {
-        self.with_cluster(f).ok_or(StateError::NoCluster)?
+        self.write(f)?
     }
 
     fn observe_query(&self, nflog: bool, key: &str, took: std::time::Duration) {
@@ -148,28 +152,7 @@ impl access::StateAccess for Node {
     }
 }
 
-impl access::StateAccess for super::redis::RedisPeer {
-    fn read_states<R>(
-        &self,
-        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
-    ) -> Result<R, StateError> {
-        self.read_cluster(f)
-    }
-
-    fn write_states<R>(
-        &self,
-        f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
-    ) -> Result<R, StateError> {
-        self.with_cluster(f)
-    }
-
-    fn observe_query(&self, nflog: bool, key: &str, took: std::time::Duration) {
-        self.record_query(nflog, key, took);
-    }
-}
-
-/// What a host asks of the replicated states of a running peer, gossip ([`Node`]) or Redis
-/// ([`RedisPeer`](super::redis::RedisPeer)) alike. Import it to call these on either.
+/// What a host asks of the replicated states of a running [`Node`], on gossip or Redis alike.
 pub trait States: access::StateAccess {
     /// Alertmanager's Dedup stage for one flush of `group_key` to `receiver`, against the
     /// notification log under `key` (`nfl` for Alertmanager): whether to send, and which row of
@@ -299,9 +282,9 @@ pub trait States: access::StateAccess {
 
     /// Register a host-owned state under `key`. Peers' payloads for it queue (bounded,
     /// [`OPAQUE_INBOX_LEN`](crate::core::cluster::OPAQUE_INBOX_LEN)) until taken with
-    /// [`States::next_state_payload`].
+    /// [`States::next_state_payload`]. On Redis its channel is subscribed within a turn.
     fn add_state(&self, key: &str) -> Result<(), StateError> {
-        self.read_states(|c| {
+        self.write_states(|c| {
             if c.keys().any(|k| k == key) {
                 return Err(StateError::KeyInUse(key.to_owned()));
             }
@@ -319,11 +302,11 @@ pub trait States: access::StateAccess {
     }
 
     /// Send an update of `key` to every member, as a local write ([`Cluster::publish`]).
-    /// Returns false when it was dropped at a queue bound (counted in the metrics).
-    fn broadcast_state(&self, key: &str, update: Vec<u8>) -> Result<bool, StateError> {
+    /// A full outbound queue is [`StateError::QueueFull`] (nothing sent, nothing noted).
+    fn broadcast_state(&self, key: &str, update: Vec<u8>) -> Result<(), StateError> {
         self.write_states(|c| {
             c.opaque_mut(key).ok_or_else(|| missing(key, "host-owned"))?.note_change(&update);
-            Ok(c.publish(key, update))
+            if c.publish(key, update) { Ok(()) } else { Err(StateError::QueueFull) }
         })
     }
 

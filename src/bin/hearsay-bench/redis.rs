@@ -12,7 +12,7 @@ use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Query, Silence, Silences, SilencesConfig,
 };
 use hearsay::node::States as _;
-use hearsay::node::redis::{RedisConfig, RedisPeer};
+use hearsay::node::{Node, NodeConfig, RedisConfig};
 
 use crate::Args;
 use crate::report::Figure;
@@ -104,16 +104,15 @@ pub(crate) fn redis(_args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
     for i in 0..PEERS {
         let mut cluster = Cluster::new();
         cluster.register(KEY, Silences::new(SilencesConfig::default(), i as u64));
-        let config = RedisConfig {
-            name: Some(format!("bench-{i}")),
-            settle_timeout: Duration::from_secs(1),
-            push_pull_interval: Duration::from_secs(3600),
-            ..RedisConfig::grafana(&url, "bench")
-        };
-        peers.push(RedisPeer::start(config, cluster).map_err(|e| e.to_string())?);
+        let name = format!("bench-{i}");
+        let mut config =
+            NodeConfig::grafana_redis(Some(&name), RedisConfig::grafana(&url, "bench"));
+        config.settle_timeout = Duration::from_secs(1);
+        config.swim.push_pull_interval = Duration::from_secs(3600);
+        peers.push(Node::start_cluster(config, cluster, None).map_err(|e| e.to_string())?);
     }
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !peers.iter().all(|p| p.members().len() == PEERS) {
+    while !peers.iter().all(|p| p.visible_members().len() == PEERS) {
         if Instant::now() > deadline {
             return Err("the Redis peers did not see each other".into());
         }

@@ -49,6 +49,7 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
     config.reconnect_interval = flags.reconnect_interval;
     config.reconnect_timeout = flags.reconnect_timeout;
     config.settle_timeout = flags.settle_timeout;
+    config.maintenance_interval = flags.maintenance_interval;
     let swim = &mut config.swim;
     swim.gossip_interval = flags.gossip_interval;
     swim.push_pull_interval = flags.pushpull_interval;
@@ -62,7 +63,6 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
             .iter()
             .map(|(k, f)| ((*k).to_owned(), (*f).to_owned()))
             .collect(),
-        interval: flags.maintenance_interval,
     };
     let mut node = Node::start_cluster(config, cluster, Some(snapshots))
         .map_err(|e| format!("cluster: {e}"))?;

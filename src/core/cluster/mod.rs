@@ -16,7 +16,6 @@
 //! outgoing messages into the SWIM core; drivers call it after every input.
 
 mod pb;
-mod settle;
 mod states;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -25,7 +24,6 @@ use std::time::Duration;
 use prost::Message as _;
 
 pub use pb::{FullState, Part};
-pub use settle::{Position, Settle, position};
 
 use super::state::DecodeError;
 use super::swim::{BroadcastError, Delegate, MemberState, StreamFailure, StreamId, Swim};
@@ -53,6 +51,36 @@ pub trait Replicated {
     fn gc(&mut self, _now: UnixMillis) -> Result<usize, String> {
         Ok(0)
     }
+    /// Whether every payload is a sequence of length-delimited entries (Alertmanager's
+    /// notification log and silences): then two payloads concatenated are one payload holding
+    /// both, and a payload cut at entry boundaries is several payloads. Pub/sub uses this to
+    /// carry many updates in one message and a large full state in several.
+    fn delimited(&self) -> bool {
+        false
+    }
+}
+
+/// How a transport fans a state's updates out to the other peers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fanout {
+    /// memberlist: gossip (with direct and oversized copies over TCP), and a receiver
+    /// re-gossips what changed its state, as Alertmanager's states do.
+    #[default]
+    Gossip,
+    /// Redis pub/sub: one publish reaches every subscriber, so a receiver never re-publishes;
+    /// updates wait whole in one queue ([`Cluster::take_pubsub`]).
+    PubSub,
+}
+
+/// An update waiting for a pub/sub transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubSubUpdate {
+    /// The state's key.
+    pub key: String,
+    /// The state's payload (not yet wrapped in a `Part`).
+    pub data: Vec<u8>,
+    /// The state's payloads are delimited entries ([`Replicated::delimited`]).
+    pub delimited: bool,
 }
 
 /// Bytes of payloads kept after the host's last full copy (see [`OpaqueState`]).
@@ -221,12 +249,91 @@ pub struct Cluster {
     wall_offset_ms: i64,
     /// Payloads routed to host-owned states so far (the host's wake-up signal).
     opaque_arrivals: u64,
+    fanout: Fanout,
+    pubsub: VecDeque<PubSubUpdate>,
 }
 
 impl Cluster {
     /// No states yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No states yet, fanning out by `fanout`.
+    pub fn with_fanout(fanout: Fanout) -> Self {
+        Self { fanout, ..Self::default() }
+    }
+
+    /// How updates travel ([`Fanout`]). Set by the peer before it starts.
+    pub fn set_fanout(&mut self, fanout: Fanout) {
+        self.fanout = fanout;
+    }
+
+    /// The fan-out in use.
+    pub fn fanout(&self) -> Fanout {
+        self.fanout
+    }
+
+    /// Room in the outgoing queue: a write that would publish more than this many updates is
+    /// refused by the host calls before it changes anything.
+    pub fn outgoing_room(&self) -> usize {
+        match self.fanout {
+            // A write's size is known only once made: both gossip queues must have room.
+            Fanout::Gossip => (OUTGOING_LEN.saturating_sub(self.outgoing.len()))
+                .min(OVERSIZE_QUEUE_LEN.saturating_sub(self.oversize.len())),
+            Fanout::PubSub => OUTGOING_LEN.saturating_sub(self.pubsub.len()),
+        }
+    }
+
+    /// Updates waiting for a pub/sub transport, oldest first.
+    pub fn take_pubsub(&mut self) -> std::collections::vec_deque::Drain<'_, PubSubUpdate> {
+        self.pubsub.drain(..)
+    }
+
+    /// Our whole state as `FullState` messages of at most `max_bytes` each (one part alone
+    /// may be larger when its state cannot be cut), which merge on their own and in any order:
+    /// a delimited state is cut at entry boundaries, other states travel whole. Always at
+    /// least one message.
+    pub fn full_state_chunks(&self, max_bytes: usize) -> Vec<Vec<u8>> {
+        let mut messages = Vec::new();
+        let mut current = FullState { parts: Vec::new() };
+        let mut size = 0;
+        for part in self.parts_for_chunks(max_bytes) {
+            let len = part.encoded_len() + 8;
+            if size + len > max_bytes && !current.parts.is_empty() {
+                messages.push(std::mem::take(&mut current.parts));
+                size = 0;
+            }
+            size += len;
+            current.parts.push(part);
+        }
+        messages.push(current.parts);
+        messages.into_iter().map(|parts| FullState { parts }.encode_to_vec()).collect()
+    }
+
+    /// Every state's full payload as parts, delimited ones cut to fit `max_bytes`.
+    fn parts_for_chunks(&self, max_bytes: usize) -> Vec<Part> {
+        let mut parts = Vec::new();
+        for (key, slot) in &self.slots {
+            let part = |data| Part { key: key.clone(), data };
+            match slot {
+                Slot::Replicated(s) if s.delimited() => {
+                    let whole = s.marshal();
+                    let budget = max_bytes.saturating_sub(key.len() + 16).max(1);
+                    let pieces = split_delimited(&whole, budget);
+                    if pieces.is_empty() {
+                        parts.push(part(Vec::new()));
+                    }
+                    parts.extend(pieces.into_iter().map(|r| part(whole[r].to_vec())));
+                }
+                Slot::Replicated(s) => parts.push(part(s.marshal())),
+                Slot::Opaque(s) => {
+                    parts.push(part(s.local.clone()));
+                    parts.extend(s.since.iter().cloned().map(part));
+                }
+            }
+        }
+        parts
     }
 
     /// Register a replicated state under `key` (before joining, so the first push/pull already
@@ -313,6 +420,9 @@ impl Cluster {
     /// Send `data` (the state's own payload) to every member under `key`: gossip when the Part
     /// is at most 700 bytes, else reliably to each member. Returns false when dropped at a bound.
     pub fn broadcast(&mut self, key: &str, data: Vec<u8>) -> bool {
+        if self.fanout == Fanout::PubSub {
+            return self.queue_pubsub(key, data);
+        }
         let part = Part { key: key.to_owned(), data }.encode_to_vec();
         if part.len() > OVERSIZE_BYTES {
             self.queue_oversize(key, part)
@@ -330,6 +440,9 @@ impl Cluster {
     /// a notification record is rare and matters, so the writer delivers it directly too. Go
     /// peers handle the extra copy as any user message; the merge makes it a no-op.
     pub fn publish(&mut self, key: &str, data: Vec<u8>) -> bool {
+        if self.fanout == Fanout::PubSub {
+            return self.queue_pubsub(key, data);
+        }
         let part = Part { key: key.to_owned(), data }.encode_to_vec();
         if part.len() > OVERSIZE_BYTES {
             return self.queue_oversize(key, part);
@@ -340,6 +453,16 @@ impl Cluster {
             self.direct.push_back((key.to_owned(), part.clone()));
         }
         self.queue_gossip(key, part)
+    }
+
+    fn queue_pubsub(&mut self, key: &str, data: Vec<u8>) -> bool {
+        if self.pubsub.len() >= OUTGOING_LEN {
+            self.global.outgoing_dropped += 1;
+            return false;
+        }
+        let delimited = matches!(self.slots.get(key), Some(Slot::Replicated(s)) if s.delimited());
+        self.pubsub.push_back(PubSubUpdate { key: key.to_owned(), data, delimited });
+        true
     }
 
     fn queue_oversize(&mut self, key: &str, part: Vec<u8>) -> bool {
@@ -430,8 +553,13 @@ impl Cluster {
         match merged {
             Err(_) => stats.merge_errors += 1,
             // Re-gossip once per changed element, as the Go states do; not what arrived
-            // oversized (the origin sent that to everyone by TCP already).
-            Ok(changed) if changed > 0 && part.data.len() <= OVERSIZE_BYTES => {
+            // oversized (the origin sent that to everyone by TCP already), and never on
+            // pub/sub (every subscriber got it from the origin).
+            Ok(changed)
+                if changed > 0
+                    && part.data.len() <= OVERSIZE_BYTES
+                    && self.fanout == Fanout::Gossip =>
+            {
                 stats.propagated += changed as u64;
                 for _ in 0..changed {
                     self.broadcast(&part.key, part.data.clone());
@@ -479,19 +607,32 @@ impl Delegate for Cluster {
     }
 }
 
+/// Ranges of `data` (a delimited stream) of at most `budget` bytes each, cut at entry
+/// boundaries (an entry larger than `budget` is a range alone). Malformed data is one range:
+/// the receiver judges it, as it would the whole.
+fn split_delimited(data: &[u8], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let Ok(entries) = super::state::delimited::split(data) else {
+        return vec![0..data.len()];
+    };
+    let ends = entries.iter().skip(1).map(|(offset, _)| *offset).chain([data.len()]);
+    let (mut ranges, mut start, mut end) = (Vec::new(), 0, 0);
+    for entry_end in ends {
+        if entry_end - start > budget && end > start {
+            ranges.push(start..end);
+            start = end;
+        }
+        end = entry_end;
+    }
+    if end > start {
+        ranges.push(start..end);
+    }
+    ranges
+}
+
 /// Move the cluster layer's outgoing messages into the SWIM core: gossip into its broadcast
 /// queue, oversized messages as reliable streams to every other live member. Call after every
 /// input to the core and after every host write. (The cluster is passed beside the core, not
 /// as its delegate, so a host may keep it behind its own lock.)
-/// Every queued part as `(key, Part bytes)`, oldest first, for a transport without gossip
-/// or size limits (Redis pub/sub, where one publish reaches every subscriber): the gossip and
-/// oversize queues are taken whole; the direct copies, duplicates of gossip entries, are
-/// dropped.
-pub fn take_parts(cluster: &mut Cluster) -> Vec<(String, Vec<u8>)> {
-    cluster.direct.clear();
-    cluster.outgoing.drain(..).chain(cluster.oversize.drain(..)).collect()
-}
-
 pub fn pump<D: Delegate>(swim: &mut Swim<D>, cluster: &mut Cluster, now: Millis) {
     while let Some((key, part)) = cluster.outgoing.pop_front() {
         if let Err(BroadcastError::QueueFull | BroadcastError::TooLarge { .. }) =

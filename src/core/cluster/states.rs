@@ -18,6 +18,10 @@ impl Replicated for Nflog {
     fn gc(&mut self, now: UnixMillis) -> Result<usize, String> {
         Nflog::gc(self, now).map_err(|e| e.to_string())
     }
+
+    fn delimited(&self) -> bool {
+        true
+    }
 }
 
 impl Replicated for Silences {
@@ -31,5 +35,9 @@ impl Replicated for Silences {
 
     fn gc(&mut self, now: UnixMillis) -> Result<usize, String> {
         Silences::gc(self, now).map_err(|e| e.to_string())
+    }
+
+    fn delimited(&self) -> bool {
+        true
     }
 }

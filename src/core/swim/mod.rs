@@ -357,10 +357,11 @@ impl<D: Delegate> Swim<D> {
     // ---- commands ----
 
     /// Push/pull with each address (`join = true`); results arrive as [`Event::PushPull`].
-    /// memberlist `Join`. Returns the number of exchanges started.
-    pub fn join(&mut self, now: Millis, peers: &[SocketAddr]) -> usize {
+    /// memberlist `Join`. Returns the addresses refused because too many streams are in flight:
+    /// no event will come for those.
+    pub fn join(&mut self, now: Millis, peers: &[SocketAddr]) -> Vec<SocketAddr> {
         self.advance(now);
-        peers.iter().filter(|p| self.start_push_pull(**p, true)).count()
+        peers.iter().copied().filter(|p| !self.start_push_pull(*p, true)).collect()
     }
 
     /// Queue a user message for gossip to every member (memberlist `Delegate.GetBroadcasts`).

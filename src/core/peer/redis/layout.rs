@@ -1,6 +1,5 @@
-//! Grafana's Redis HA peer, as rules (spec `grafana-ha.md` §4): the names of its keys and
-//! channels, who counts as a member, and what an incoming message is. The driver
-//! (`node::redis`) moves the bytes; nothing here talks to Redis or reads a clock.
+//! Grafana's Redis HA layout: the names of its keys and channels, who counts as a member, and
+//! what an incoming message is (Grafana's `redis_peer.go`, stable since Grafana 10.0).
 
 use std::time::Duration;
 
@@ -13,9 +12,9 @@ pub const HEARTBEAT_TIMEOUT_SECS: i64 = 60;
 /// How long a member list stays usable when Redis cannot be read; then it is cleared and
 /// every peer notifies as position 0 (Grafana's choice: availability over deduplication).
 pub const MEMBERS_VALID_FOR: Duration = Duration::from_secs(60);
-/// Settle poll period and timeout of Grafana's Redis peer.
+/// Settle poll period of Grafana's Redis peer.
 pub const SETTLE_INTERVAL: Duration = Duration::from_secs(2);
-/// See [`SETTLE_INTERVAL`].
+/// Grafana's fixed settle timeout for its Redis peer.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The key and channel names of one cluster: everything is `prefix + suffix`.

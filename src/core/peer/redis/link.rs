@@ -1,0 +1,120 @@
+//! One connection to Redis as the peer sees it: down (and when to retry), connecting, or up;
+//! what was sent on it and not answered yet; the reconnect backoff.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rand::RngExt;
+use rand::rngs::SmallRng;
+
+use crate::core::Millis;
+
+/// The peer's two connections. Grafana opens one per subscription and a pool for commands;
+/// one subscriber connection carries every channel here, and one command connection carries
+/// every command, pipelined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Link {
+    /// Heartbeats, membership scans, publishes.
+    Command,
+    /// `SUBSCRIBE`d to the full-state, request and state channels.
+    Subscriber,
+}
+
+impl Link {
+    /// Both links, in a fixed order.
+    pub const ALL: [Link; 2] = [Link::Command, Link::Subscriber];
+
+    /// A name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Link::Command => "command",
+            Link::Subscriber => "subscriber",
+        }
+    }
+}
+
+/// First retry delay after a failure (Grafana's unused `networkRetryIntervalMin`).
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest retry delay (Grafana's `networkRetryIntervalMax`).
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A connect that has not completed by then is abandoned and retried.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Not connected; open again at `retry_at`.
+    Down { retry_at: Millis },
+    /// The driver is connecting; give up at `deadline`.
+    Connecting { deadline: Millis },
+    /// Connected.
+    Up,
+}
+
+/// What a sent command was, to interpret its reply (replies come back in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Sent {
+    Auth,
+    Select,
+    Heartbeat,
+    Scan,
+    Mget(Vec<String>),
+    /// A `PUBLISH` of an update, a full-state chunk or a request, and its payload size.
+    Publish(super::MsgKind, usize),
+    Del,
+    Subscribe,
+    Ping,
+}
+
+#[derive(Debug)]
+pub(super) struct LinkState {
+    pub(super) state: State,
+    backoff: Duration,
+    /// Connected at least once (a reconnect asks for the full states missed meanwhile).
+    pub(super) ever_up: bool,
+    /// Sent and not yet answered, oldest first, with when each was sent.
+    pub(super) in_flight: VecDeque<(Sent, Millis)>,
+    /// Handshake and protocol commands waiting to be sent (before any publish).
+    pub(super) control: VecDeque<super::Command>,
+}
+
+impl LinkState {
+    /// Being opened at `now` (the peer asks for both links at start).
+    pub(super) fn new(now: Millis) -> Self {
+        Self {
+            state: State::Connecting { deadline: now + CONNECT_TIMEOUT },
+            backoff: BACKOFF_MIN,
+            ever_up: false,
+            in_flight: VecDeque::new(),
+            control: VecDeque::new(),
+        }
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        self.state == State::Up
+    }
+
+    /// The link failed: retry after the current backoff, with jitter so that peers that lost
+    /// Redis together do not come back in lockstep; the next failure waits twice as long.
+    pub(super) fn down(&mut self, now: Millis, rng: &mut SmallRng) {
+        let max = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX).max(2);
+        let wait = Duration::from_millis(rng.random_range(max / 2..=max));
+        self.state = State::Down { retry_at: now + wait };
+        self.backoff = self.backoff.saturating_mul(2).min(BACKOFF_MAX);
+        self.in_flight.clear();
+        self.control.clear();
+    }
+
+    /// A reply that is no error came back: the link works, the next failure retries fast.
+    pub(super) fn healthy(&mut self) {
+        self.backoff = BACKOFF_MIN;
+    }
+
+    /// When this link needs attention: its retry, connect deadline or oldest reply.
+    pub(super) fn deadline(&self, reply_timeout: Duration) -> Option<Millis> {
+        match self.state {
+            State::Down { retry_at } => Some(retry_at),
+            State::Connecting { deadline } => Some(deadline),
+            State::Up => self.in_flight.front().map(|(_, at)| *at + reply_timeout),
+        }
+    }
+}

@@ -1,0 +1,473 @@
+use redis::Value;
+
+use super::*;
+
+const T0: UnixMillis = UnixMillis(1_800_000_000_000);
+
+fn settings() -> RedisSettings {
+    RedisSettings {
+        push_pull_interval: Duration::from_secs(60),
+        ..RedisSettings::grafana("p1", "g")
+    }
+}
+
+fn peer_with(settings: RedisSettings) -> RedisPeer {
+    RedisPeer::new(settings, &["silences:1"], Millis(0), T0, 7)
+}
+
+fn unix(now: Millis) -> UnixMillis {
+    UnixMillis(T0.0 + now.0 as i64)
+}
+
+fn bulk(b: &[u8]) -> Value {
+    Value::BulkString(b.to_vec())
+}
+
+fn message(channel: &str, payload: &[u8]) -> Value {
+    Value::Array(vec![bulk(b"message"), bulk(channel.as_bytes()), bulk(payload)])
+}
+
+fn commands(p: &mut RedisPeer, link: Link) -> Vec<Command> {
+    std::iter::from_fn(|| p.poll_command(link)).collect()
+}
+
+fn events(p: &mut RedisPeer) -> Vec<RedisEvent> {
+    std::iter::from_fn(|| p.poll_event()).collect()
+}
+
+fn server_error(text: &str) -> Value {
+    // The parser is the only public way to build a server error.
+    redis::parse_redis_value(format!("-{text}\r\n").as_bytes()).expect("an error reply")
+}
+
+/// Both links up at `now`, their handshake drained and answered (an empty Redis).
+fn connected(p: &mut RedisPeer, now: Millis) {
+    connected_with(p, now, &[]);
+}
+
+/// Both links up at `now`, their handshake drained and answered by a Redis holding `keys`.
+fn connected_with(p: &mut RedisPeer, now: Millis, keys: &[&str]) {
+    assert_eq!(p.poll_link(), Some(LinkAction::Open(Link::Command)));
+    assert_eq!(p.poll_link(), Some(LinkAction::Open(Link::Subscriber)));
+    p.handle_connected(now, unix(now), Link::Command);
+    p.handle_connected(now, unix(now), Link::Subscriber);
+    settle_commands(p, now, keys);
+    for _ in commands(p, Link::Subscriber) {
+        let confirm = Value::Array(vec![bulk(b"subscribe"), bulk(b"ch"), Value::Int(1)]);
+        p.handle_value(now, unix(now), Link::Subscriber, confirm);
+    }
+}
+
+/// Answer one command as an empty Redis holding `keys` (all with fresh heartbeats) would.
+fn answer(p: &mut RedisPeer, now: Millis, cmd: &Command, keys: &[&str]) {
+    let secs = unix(now).0 / 1000;
+    let reply = match cmd {
+        Command::Scan { .. } => Value::Array(vec![
+            bulk(b"0"),
+            Value::Array(keys.iter().map(|k| bulk(k.as_bytes())).collect()),
+        ]),
+        Command::Mget(ks) => {
+            Value::Array(ks.iter().map(|_| bulk(secs.to_string().as_bytes())).collect())
+        }
+        Command::Publish { .. } | Command::Del(_) => Value::Int(1),
+        _ => Value::Okay,
+    };
+    p.handle_value(now, unix(now), Link::Command, reply);
+}
+
+/// Answer every command on the command link until none is left.
+fn settle_commands(p: &mut RedisPeer, now: Millis, keys: &[&str]) -> Vec<Command> {
+    let mut all = Vec::new();
+    loop {
+        let batch = commands(p, Link::Command);
+        if batch.is_empty() {
+            return all;
+        }
+        for cmd in &batch {
+            answer(p, now, cmd, keys);
+        }
+        all.extend(batch);
+    }
+}
+
+#[test]
+fn a_connect_authenticates_selects_then_beats_and_scans() {
+    let mut s = settings();
+    s.password = Some("pw".into());
+    s.username = Some("hearsay".into());
+    s.db = 3;
+    let mut p = peer_with(s);
+    assert_eq!(p.poll_link(), Some(LinkAction::Open(Link::Command)));
+    p.handle_connected(Millis(0), T0, Link::Command);
+    let sent = commands(&mut p, Link::Command);
+    assert_eq!(
+        sent,
+        [
+            Command::Auth { username: Some("hearsay".into()), password: "pw".into() },
+            Command::Select(3),
+            Command::Set { key: "g:p1".into(), value: "1800000000".into(), ttl_secs: 300 },
+            Command::Scan { cursor: 0, pattern: "g:*".into(), count: 100 },
+        ]
+    );
+    p.handle_connected(Millis(0), T0, Link::Subscriber);
+    assert_eq!(
+        commands(&mut p, Link::Subscriber),
+        [
+            Command::Auth { username: Some("hearsay".into()), password: "pw".into() },
+            Command::Subscribe(vec![
+                "g:full_state".into(),
+                "g:full_state:request".into(),
+                "g:silences:1".into()
+            ]),
+        ],
+        "no SELECT on the subscriber: pub/sub ignores databases"
+    );
+}
+
+#[test]
+fn membership_is_read_page_by_page_and_positions_follow_byte_order() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    p.handle_timeout(Millis(5_000), unix(Millis(5_000)));
+    let scan = commands(&mut p, Link::Command);
+    assert!(matches!(scan.last(), Some(Command::Scan { cursor: 0, .. })), "{scan:?}");
+    for cmd in &scan[..scan.len() - 1] {
+        answer(&mut p, Millis(5_000), cmd, &[]);
+    }
+    let now = Millis(5_010);
+    let page = |cursor: &[u8], keys: &[&str]| {
+        Value::Array(vec![
+            bulk(cursor),
+            Value::Array(keys.iter().map(|k| bulk(k.as_bytes())).collect()),
+        ])
+    };
+    p.handle_value(now, unix(now), Link::Command, page(b"17", &["g:p1", "g:notes"]));
+    assert_eq!(
+        commands(&mut p, Link::Command),
+        [Command::Scan { cursor: 17, pattern: "g:*".into(), count: 100 }]
+    );
+    p.handle_value(now, unix(now), Link::Command, page(b"0", &["g:P0", "g:old"]));
+    let mget = commands(&mut p, Link::Command);
+    assert_eq!(
+        mget,
+        [Command::Mget(vec!["g:p1".into(), "g:notes".into(), "g:P0".into(), "g:old".into()])]
+    );
+    let fresh = (unix(now).0 / 1000).to_string();
+    let stale = (unix(now).0 / 1000 - 61).to_string();
+    let values = Value::Array(vec![
+        bulk(fresh.as_bytes()),
+        bulk(b"not a number"),
+        bulk(fresh.as_bytes()),
+        bulk(stale.as_bytes()),
+    ]);
+    p.handle_value(now, unix(now), Link::Command, values);
+    assert_eq!(p.members(), ["g:P0", "g:p1"]);
+    assert_eq!(p.scanned(), 4, "Grafana's cluster size counts every key");
+    assert_eq!(p.position(), Position { index: 1, visible: 2, blind: false });
+}
+
+#[test]
+fn a_member_list_nobody_could_refresh_for_a_minute_is_dropped() {
+    let mut p = peer_with(settings());
+    connected_with(&mut p, Millis(0), &["g:p1", "g:p2"]);
+    assert_eq!(p.members().len(), 2);
+    // Redis goes away: nothing refreshes the list.
+    p.handle_disconnected(Millis(100), unix(Millis(100)), Link::Command, "reset");
+    let mut now = Millis(100);
+    while now.0 < 61_000 {
+        now = p.poll_timeout().expect("timers").max(Millis(now.0 + 1));
+        p.handle_timeout(now, unix(now));
+        while p.poll_link().is_some() {}
+        events(&mut p);
+    }
+    assert!(p.members().is_empty());
+    assert!(p.position().blind, "position 0 and blind: availability over deduplication");
+}
+
+#[test]
+fn updates_of_a_delimited_state_are_coalesced_in_order_and_others_are_not() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    p.publish("silences:1", b"\x01a", true).expect("room");
+    p.publish("silences:1", b"\x01b", true).expect("room");
+    p.publish("alerts:broadcast", b"{}", false).expect("room");
+    p.publish("alerts:broadcast", b"[]", false).expect("room");
+    p.publish("silences:1", b"\x01c", true).expect("room");
+    let sent = commands(&mut p, Link::Command);
+    let publishes: Vec<(String, Part)> = sent
+        .into_iter()
+        .map(|c| match c {
+            Command::Publish { channel, payload } => {
+                (channel, Part::decode(payload.as_slice()).expect("a Part"))
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    let got: Vec<(&str, &[u8])> =
+        publishes.iter().map(|(c, p)| (c.as_str(), p.data.as_slice())).collect();
+    assert_eq!(
+        got,
+        [
+            ("g:silences:1", &b"\x01a\x01b"[..]),
+            ("g:alerts:broadcast", b"{}"),
+            ("g:alerts:broadcast", b"[]"),
+            ("g:silences:1", b"\x01c"),
+        ]
+    );
+}
+
+#[test]
+fn a_full_outbox_refuses_and_counts() {
+    let mut p = peer_with(settings());
+    for i in 0..OUTBOX_LEN {
+        p.publish(&format!("k{i}"), b"x", false).expect("room");
+    }
+    assert_eq!(p.publish_room(), 0);
+    assert_eq!(p.publish("k", b"x", false), Err(OutboxFull));
+    assert_eq!(p.stats().publish_overflow, 1);
+}
+
+#[test]
+fn nothing_is_published_while_the_command_link_is_down_and_lost_publishes_are_counted() {
+    let mut p = peer_with(settings());
+    p.publish("silences:1", b"\x01a", true).expect("room");
+    assert!(commands(&mut p, Link::Command).is_empty(), "not connected yet");
+    while p.poll_link().is_some() {}
+    p.handle_connected(Millis(0), T0, Link::Command);
+    let sent = commands(&mut p, Link::Command);
+    assert!(sent.iter().any(|c| matches!(c, Command::Publish { .. })), "{sent:?}");
+    p.handle_disconnected(Millis(10), unix(Millis(10)), Link::Command, "reset");
+    assert_eq!(RedisStats::of(&p.stats().publish_failed, MsgKind::Update), 1);
+}
+
+#[test]
+fn our_own_publishes_are_not_merged_again_and_others_are() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    p.publish("silences:1", b"\x01a", true).expect("room");
+    let Some(Command::Publish { payload, .. }) = p.poll_command(Link::Command) else {
+        panic!("a publish")
+    };
+    events(&mut p);
+    let now = Millis(1);
+    p.handle_value(now, unix(now), Link::Subscriber, message("g:silences:1", b"from p2"));
+    p.handle_value(now, unix(now), Link::Subscriber, message("g:silences:1", &payload));
+    p.handle_value(now, unix(now), Link::Subscriber, message("g:full_state", b"p2's state"));
+    assert_eq!(
+        events(&mut p),
+        [RedisEvent::Update(b"from p2".to_vec()), RedisEvent::FullState(b"p2's state".to_vec())]
+    );
+    assert_eq!(p.stats().echoes_skipped, 1);
+    assert_eq!(RedisStats::of(&p.stats().received, MsgKind::Update), 1);
+}
+
+#[test]
+fn requests_are_answered_at_most_once_a_second_and_ours_are_ignored() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    events(&mut p);
+    let mut wanted = 0;
+    let mut now = Millis(0);
+    while now.0 < 3_000 {
+        p.handle_value(now, unix(now), Link::Subscriber, message("g:full_state:request", b"p2"));
+        p.handle_value(now, unix(now), Link::Subscriber, message("g:full_state:request", b"p1"));
+        p.handle_timeout(now, unix(now));
+        for e in events(&mut p) {
+            if e == RedisEvent::FullStateWanted {
+                wanted += 1;
+                p.publish_full_state(vec![b"state".to_vec()]);
+            }
+        }
+        settle_commands(&mut p, now, &["g:p1"]);
+        now = Millis(now.0 + 10);
+    }
+    assert_eq!(wanted, 3, "answers at 0, 1 and 2 s for 300 requests");
+}
+
+#[test]
+fn settling_ends_with_a_request_for_full_states() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &["g:p1"]);
+    let mut now = Millis(0);
+    let mut ready_at = None;
+    let mut request = false;
+    while now.0 < 40_000 && !request {
+        now = p.poll_timeout().expect("timers").max(Millis(now.0 + 1));
+        p.handle_timeout(now, unix(now));
+        if events(&mut p).contains(&RedisEvent::Ready) {
+            ready_at = Some(now);
+        }
+        for cmd in settle_commands(&mut p, now, &["g:p1"]) {
+            if let Command::Publish { channel, payload } = cmd
+                && channel == "g:full_state:request"
+            {
+                assert_eq!(payload, b"p1", "the bare name");
+                request = true;
+            }
+        }
+    }
+    assert!(p.is_ready());
+    assert!(request, "ready at {ready_at:?} but no request");
+    assert!(ready_at.is_some_and(|t| t.0 >= 8_000), "three equal polls 2 s apart: {ready_at:?}");
+}
+
+#[test]
+fn full_states_travel_in_chunks_with_few_bytes_in_flight() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    let chunk = vec![0u8; 1 << 20];
+    p.publish_full_state(vec![chunk; 10]);
+    let sent = commands(&mut p, Link::Command);
+    assert_eq!(sent.len(), 4, "4 MiB in flight at most");
+    for _ in 0..2 {
+        p.handle_value(Millis(1), unix(Millis(1)), Link::Command, Value::Int(2));
+    }
+    assert_eq!(commands(&mut p, Link::Command).len(), 2, "two more once two are answered");
+    assert_eq!(RedisStats::of(&p.stats().sent, MsgKind::FullState), 2);
+}
+
+#[test]
+fn a_lost_link_is_retried_with_backoff_and_a_reconnect_exchanges_full_states() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    events(&mut p);
+    p.handle_disconnected(Millis(1_000), unix(Millis(1_000)), Link::Subscriber, "reset by peer");
+    let failure = events(&mut p);
+    assert!(
+        matches!(&failure[..], [RedisEvent::Failure { link: Link::Subscriber, what }] if what == "reset by peer"),
+        "{failure:?}"
+    );
+    let retry = p.poll_timeout().expect("a retry");
+    assert!((1_050..=1_100).contains(&retry.0), "first retry after 50–100 ms: {retry}");
+    p.handle_timeout(retry, unix(retry));
+    assert_eq!(p.poll_link(), Some(LinkAction::Open(Link::Subscriber)));
+    p.handle_connected(retry, unix(retry), Link::Subscriber);
+    assert!(
+        matches!(&commands(&mut p, Link::Subscriber)[..], [Command::Subscribe(ch)] if ch.len() == 3)
+    );
+    assert!(events(&mut p).contains(&RedisEvent::FullStateWanted), "push ours");
+    let sent = settle_commands(&mut p, retry, &[]);
+    assert!(
+        sent.iter().any(
+            |c| matches!(c, Command::Publish { channel, .. } if channel == "g:full_state:request")
+        ),
+        "ask for theirs: {sent:?}"
+    );
+}
+
+#[test]
+fn backoff_doubles_to_ten_seconds() {
+    let mut p = peer_with(settings());
+    let mut now = Millis(0);
+    let mut waits = Vec::new();
+    for _ in 0..10 {
+        while let Some(LinkAction::Open(_)) = p.poll_link() {}
+        p.handle_disconnected(now, unix(now), Link::Command, "refused");
+        let State::Down { retry_at } = p.link(Link::Command).state else { panic!("down") };
+        waits.push(retry_at.0 - now.0);
+        now = retry_at;
+        p.handle_timeout(now, unix(now));
+    }
+    assert!(waits[0] <= 100 && waits[1] <= 200 && waits[2] <= 400, "{waits:?}");
+    assert!(waits.iter().all(|w| *w <= 10_000), "{waits:?}");
+    assert!(waits[9] >= 5_000, "capped at 10 s with jitter down to half: {waits:?}");
+}
+
+#[test]
+fn a_silent_redis_closes_the_link() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    p.publish("silences:1", b"\x01a", true).expect("room");
+    assert!(!commands(&mut p, Link::Command).is_empty());
+    // No reply comes.
+    let at = p.poll_timeout().expect("a deadline");
+    assert!(at.0 <= REPLY_TIMEOUT.as_millis() as u64);
+    p.handle_timeout(Millis(10_000), unix(Millis(10_000)));
+    let actions: Vec<_> = std::iter::from_fn(|| p.poll_link()).collect();
+    assert!(actions.contains(&LinkAction::Close(Link::Command)), "{actions:?}");
+    assert!(!p.is_up(Link::Command));
+}
+
+#[test]
+fn a_refused_password_drops_the_link_and_says_why() {
+    let mut s = settings();
+    s.password = Some("wrong".into());
+    let mut p = peer_with(s);
+    while p.poll_link().is_some() {}
+    p.handle_connected(Millis(0), T0, Link::Command);
+    let _ = commands(&mut p, Link::Command);
+    p.handle_value(
+        Millis(1),
+        T0,
+        Link::Command,
+        server_error("WRONGPASS invalid username-password pair"),
+    );
+    let evs = events(&mut p);
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, RedisEvent::Failure { what, .. } if what.contains("WRONGPASS"))),
+        "{evs:?}"
+    );
+    assert_eq!(p.poll_link(), Some(LinkAction::Close(Link::Command)));
+    assert!(!p.is_up(Link::Command));
+}
+
+#[test]
+fn shutdown_sends_a_last_full_state_then_deletes_the_heartbeat() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    events(&mut p);
+    p.shutdown(Millis(10), unix(Millis(10)));
+    assert_eq!(events(&mut p), [RedisEvent::FullStateWanted]);
+    p.publish_full_state(vec![b"last".to_vec()]);
+    let sent = settle_commands(&mut p, Millis(11), &[]);
+    assert!(
+        matches!(&sent[..], [Command::Publish { channel, .. }, Command::Del(key)]
+        if channel == "g:full_state" && key == "g:p1"),
+        "{sent:?}"
+    );
+    assert_eq!(events(&mut p), [RedisEvent::Stopped]);
+}
+
+#[test]
+fn shutdown_gives_up_after_its_timeout() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    p.shutdown(Millis(10), unix(Millis(10)));
+    // The host never hands over the full state.
+    let t = Millis(10 + SHUTDOWN_TIMEOUT.as_millis() as u64);
+    p.handle_timeout(t, unix(t));
+    assert!(events(&mut p).contains(&RedisEvent::Stopped));
+}
+
+#[test]
+fn a_peer_registered_later_subscribes_its_channel() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    p.add_key("notificationlog:1");
+    p.add_key("notificationlog:1");
+    assert_eq!(
+        commands(&mut p, Link::Subscriber),
+        [Command::Subscribe(vec!["g:notificationlog:1".into()])]
+    );
+}
+
+#[test]
+fn unknown_values_are_counted_not_fatal() {
+    let mut p = peer_with(settings());
+    connected(&mut p, Millis(0));
+    settle_commands(&mut p, Millis(0), &[]);
+    p.handle_value(Millis(1), T0, Link::Command, Value::Int(1));
+    p.handle_value(Millis(1), T0, Link::Subscriber, message("other:x", b"?"));
+    p.handle_value(Millis(1), T0, Link::Subscriber, Value::Array(vec![Value::Int(3)]));
+    assert_eq!(p.stats().unexpected, 3);
+    assert!(p.is_up(Link::Command) && p.is_up(Link::Subscriber));
+}

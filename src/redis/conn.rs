@@ -1,0 +1,425 @@
+//! One non-blocking TCP connection to Redis, driven by the mio loop on readiness.
+//!
+//! The connection queues packed RESP commands ([`::redis::Cmd::get_packed_command`]) and writes
+//! them; it reads replies and pub/sub messages and decodes them with [`::redis::Parser`], whose
+//! combine decoder keeps its buffered bytes and partial state when the reader fails mid-value
+//! and resumes on the next call. So a `WouldBlock` from the socket is just "no more for now".
+//!
+//! Readiness is edge-triggered, so [`RespConn::drive`] writes until the queue is empty or the
+//! kernel refuses more, and reads until `WouldBlock`, or until the read budget is spent (then
+//! [`Drive::more`] asks the loop to call again without waiting for a new edge).
+//!
+//! Every buffer is bounded: a single value larger than [`Limits::max_value`] is an error, the
+//! read side stops at [`Limits::read_budget`] per call, and the caller bounds the out buffer
+//! by checking [`RespConn::unwritten`] before it queues.
+//!
+//! Server error replies (`-ERR ...`, RESP3 `!...`) are values, not failures: the parser
+//! returns them as [`::redis::Value::ServerError`], and they are passed up like any reply.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use ::redis::{Parser, Value};
+use mio::Interest;
+use mio::net::TcpStream;
+
+/// Largest single reply or message accepted by default: 64 MiB. Redis itself allows bulk
+/// strings up to 512 MiB (`proto-max-bulk-len`), but our largest payload, a full state, is far
+/// smaller; anything this big is a broken or hostile server. The parser buffers a whole bulk
+/// string before yielding it, so this also bounds the parser's memory.
+pub(crate) const MAX_VALUE_BYTES: usize = 64 << 20;
+/// Bytes read per [`RespConn::drive`] call by default before yielding to the other sockets.
+pub(crate) const READ_BUDGET: usize = 256 << 10;
+/// Out-buffer capacity kept after a burst has been written; more is given back.
+const OUT_KEEP_BYTES: usize = 64 << 10;
+/// Out-buffer capacity beyond which an emptied buffer is shrunk to [`OUT_KEEP_BYTES`]: big
+/// enough that ordinary traffic never reallocates, small enough that one burst is not kept.
+const OUT_SHRINK_ABOVE: usize = 1 << 20;
+
+/// The bounds of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// A value whose encoding needs more bytes than this is [`ConnError::TooLarge`]. Counted as
+    /// bytes read since the last complete value, so a value up to this size is always accepted
+    /// and one over it by more than a socket read (8 KiB, the parser's read size) never is.
+    pub(crate) max_value: usize,
+    /// Bytes read per [`RespConn::drive`] call; then [`Drive::more`] is set.
+    pub(crate) read_budget: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_value: MAX_VALUE_BYTES, read_budget: READ_BUDGET }
+    }
+}
+
+/// What one [`RespConn::drive`] call did, besides the values it pushed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Drive {
+    /// The non-blocking connect completed during this call (send the handshake now).
+    pub(crate) connected_now: bool,
+    /// The read budget ran out before the socket did: call again without waiting for
+    /// readiness, which edge-triggered polling will not report again.
+    pub(crate) more: bool,
+}
+
+/// What the connection counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnStats {
+    /// Bytes written to the socket.
+    pub(crate) bytes_written: u64,
+    /// Bytes read from the socket.
+    pub(crate) bytes_read: u64,
+    /// Complete values decoded.
+    pub(crate) values: u64,
+}
+
+/// Why the connection is unusable. After any of these, drop it (and reconnect if wanted): the
+/// values pushed before the error are complete and valid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ConnError {
+    /// The non-blocking connect failed (refused, unreachable, ...).
+    #[error("connecting to Redis: {0}")]
+    Connect(#[source] io::Error),
+    /// Reading or writing failed.
+    #[error("Redis connection: {0}")]
+    Io(#[source] io::Error),
+    /// The server closed the connection.
+    #[error("Redis closed the connection")]
+    Closed,
+    /// The server sent bytes that are not RESP.
+    #[error("Redis protocol error: {0}")]
+    Protocol(String),
+    /// A single value was larger than [`Limits::max_value`].
+    #[error("Redis reply larger than {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+/// The byte stream under the RESP codec. TLS fills the second slot: rustls'
+/// `ClientConnection` over the same `TcpStream` (plaintext in and out of the session, records
+/// on the socket), so that neither `RespConn` nor the loop changes. Another issue adds it.
+#[derive(Debug)]
+enum Link {
+    Plain(TcpStream),
+}
+
+impl Link {
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Self::Plain(sock) => sock,
+        }
+    }
+
+    fn socket_ref(&self) -> &TcpStream {
+        match self {
+            Self::Plain(sock) => sock,
+        }
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(sock) => sock.read(buf),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(sock) => sock.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(sock) => sock.flush(),
+        }
+    }
+}
+
+/// One TCP connection to Redis, moving packed commands out and decoded values in.
+pub(crate) struct RespConn {
+    link: Link,
+    connected: bool,
+    /// Queued bytes; `out[written..]` is still to be written.
+    out: Vec<u8>,
+    written: usize,
+    parser: Parser,
+    /// Bytes read since the parser last completed a value (see [`Limits::max_value`]).
+    since_value: usize,
+    limits: Limits,
+    stats: ConnStats,
+}
+
+// `redis::Parser` has no `Debug`; show everything else.
+impl std::fmt::Debug for RespConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RespConn")
+            .field("link", &self.link)
+            .field("connected", &self.connected)
+            .field("unwritten", &self.unwritten())
+            .field("since_value", &self.since_value)
+            .field("limits", &self.limits)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RespConn {
+    /// Start a non-blocking connect to `addr` with the default [`Limits`].
+    pub(crate) fn connect(addr: SocketAddr) -> io::Result<Self> {
+        Self::connect_with(addr, Limits::default())
+    }
+
+    /// Start a non-blocking connect to `addr`. TCP_NODELAY is on: commands are small and
+    /// latency-bound (a heartbeat, a publish), and we already coalesce what is queued into one
+    /// write. Limits of 0 are raised to 1, so the connection always makes progress.
+    pub(crate) fn connect_with(addr: SocketAddr, limits: Limits) -> io::Result<Self> {
+        let sock = TcpStream::connect(addr)?;
+        sock.set_nodelay(true)?;
+        let limits =
+            Limits { max_value: limits.max_value.max(1), read_budget: limits.read_budget.max(1) };
+        Ok(Self {
+            link: Link::Plain(sock),
+            connected: false,
+            out: Vec::new(),
+            written: 0,
+            parser: Parser::new(),
+            since_value: 0,
+            limits,
+            stats: ConnStats::default(),
+        })
+    }
+
+    /// The socket, to register, reregister and deregister with a mio `Registry`.
+    pub(crate) fn source(&mut self) -> &mut TcpStream {
+        self.link.socket()
+    }
+
+    /// The interest to register: always readable (replies, pushed messages, EOF); writable while
+    /// the connect is pending (that is how its completion is reported) or queued bytes remain.
+    /// Reregister when it changes after [`Self::queue`] or [`Self::drive`].
+    pub(crate) fn interest(&self) -> Interest {
+        if !self.connected || self.unwritten() > 0 {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Whether the connect has completed (as seen by the last [`Self::drive`]).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Append packed RESP command bytes. Nothing is written until [`Self::drive`]. The buffer
+    /// has no bound of its own: callers bound what they queue with [`Self::unwritten`].
+    pub(crate) fn queue(&mut self, packed: &[u8]) {
+        self.out.extend_from_slice(packed);
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn unwritten(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// Counters.
+    pub(crate) fn stats(&self) -> ConnStats {
+        self.stats
+    }
+
+    /// Drive after a readiness event, after queueing, or again after [`Drive::more`]: finish a
+    /// pending connect, write everything queued (as few `write` calls as the kernel allows),
+    /// then read until `WouldBlock` or the read budget, pushing every complete value to
+    /// `values` in arrival order. On an error, the values pushed so far are still valid.
+    pub(crate) fn drive(&mut self, values: &mut Vec<Value>) -> Result<Drive, ConnError> {
+        let mut drive = Drive::default();
+        if !self.connected {
+            if !self.finish_connect().map_err(ConnError::Connect)? {
+                return Ok(drive);
+            }
+            self.connected = true;
+            drive.connected_now = true;
+        }
+        self.flush().map_err(ConnError::Io)?;
+        // Read even when writes are stuck: a server blocked writing to us stops reading from
+        // us, and only our reading unblocks both sides.
+        drive.more = self.read_values(values)?;
+        Ok(drive)
+    }
+
+    /// A non-blocking connect has finished when the socket has a peer; a pending socket error
+    /// means it failed. (mio's documented way: `take_error`, then `peer_addr`.)
+    fn finish_connect(&mut self) -> io::Result<bool> {
+        let sock = self.link.socket_ref();
+        if let Some(e) = sock.take_error()? {
+            return Err(e);
+        }
+        match sock.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write the queue until it is empty or the kernel would block, then reclaim the buffer.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.written < self.out.len() {
+            match self.link.write(&self.out[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    self.stats.bytes_written += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.compact();
+        Ok(())
+    }
+
+    /// Keep the out buffer from growing forever: reuse it once written, give back a burst's
+    /// capacity, and drop a long written prefix so appends don't keep extending the buffer.
+    fn compact(&mut self) {
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+            if self.out.capacity() > OUT_SHRINK_ABOVE {
+                self.out.shrink_to(OUT_KEEP_BYTES);
+            }
+        } else if self.written >= OUT_KEEP_BYTES && self.written >= self.unwritten() {
+            // At least as many dead bytes as live ones: moving the live tail down costs no
+            // more than the writes that produced the dead prefix.
+            self.out.drain(..self.written);
+            self.written = 0;
+        }
+    }
+
+    /// Decode every complete value; `Ok(true)` when the read budget cut reading short.
+    fn read_values(&mut self, values: &mut Vec<Value>) -> Result<bool, ConnError> {
+        let mut feed = Feed {
+            link: &mut self.link,
+            since_value: self.since_value,
+            max_value: self.limits.max_value,
+            budget_left: self.limits.read_budget,
+            read: 0,
+            stop: None,
+        };
+        let outcome = loop {
+            // The parser reads only when its buffer holds no complete value, so every value
+            // already buffered comes out before `feed` is asked for (and refuses) more bytes.
+            match self.parser.parse_value(&mut feed) {
+                Ok(value) => {
+                    feed.since_value = 0;
+                    // An EOF seen while completing this value is seen again on the next read.
+                    feed.stop = None;
+                    self.stats.values += 1;
+                    values.push(value);
+                }
+                Err(err) => break classify(feed.stop.take(), &err, self.limits.max_value),
+            }
+        };
+        self.since_value = feed.since_value;
+        self.stats.bytes_read += feed.read as u64;
+        outcome
+    }
+}
+
+/// Turn the parser's error into what happened, using what the reader recorded: the parser
+/// wraps reader errors in a `RedisError`, and telling them apart by message would be fragile.
+fn classify(
+    stop: Option<Stop>,
+    err: &::redis::RedisError,
+    limit: usize,
+) -> Result<bool, ConnError> {
+    match stop {
+        Some(Stop::WouldBlock) => Ok(false),
+        Some(Stop::Budget) => Ok(true),
+        Some(Stop::TooLarge) => Err(ConnError::TooLarge { limit }),
+        // At EOF the parser reports the truncated value (or the empty stream) as an error.
+        Some(Stop::Eof) => Err(ConnError::Closed),
+        Some(Stop::Failed(e)) => Err(ConnError::Io(e)),
+        // The reader did not fail, so the parser did: the bytes are not RESP.
+        None => Err(ConnError::Protocol(err.to_string())),
+    }
+}
+
+/// Why the reader stopped handing the parser bytes.
+#[derive(Debug)]
+enum Stop {
+    /// The socket has nothing more for now.
+    WouldBlock,
+    /// This call's read budget is spent; the socket may have more.
+    Budget,
+    /// The value being decoded exceeds [`Limits::max_value`].
+    TooLarge,
+    /// The server closed its side.
+    Eof,
+    /// A real socket error.
+    Failed(io::Error),
+}
+
+/// The reader given to the parser: reads the socket within this call's budget and the value
+/// limit, and records why it stopped. Every stop but EOF is an error to the parser, which
+/// then returns, keeping its partial state for the next call.
+struct Feed<'a> {
+    link: &'a mut Link,
+    /// Bytes read since the last complete value. Bytes left in the parser's buffer after a
+    /// value are not counted again, which is why the limit is exact only to one read.
+    since_value: usize,
+    max_value: usize,
+    budget_left: usize,
+    /// Bytes read in this call.
+    read: usize,
+    stop: Option<Stop>,
+}
+
+impl Feed<'_> {
+    fn halt(&mut self, stop: Stop) -> io::Result<usize> {
+        self.stop = Some(stop);
+        // Any error makes the parser return; the kind is irrelevant, `stop` says what happened.
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl Read for Feed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The parser asks for more only with no complete value buffered, so everything counted
+        // belongs to the value in progress: over the limit means that value is too large.
+        if self.since_value > self.max_value {
+            return self.halt(Stop::TooLarge);
+        }
+        if self.budget_left == 0 {
+            return self.halt(Stop::Budget);
+        }
+        // Never read past limit + 1, so an oversized value is caught before it can complete.
+        let room = self.max_value - self.since_value + 1;
+        let len = buf.len().min(self.budget_left).min(room);
+        loop {
+            match self.link.read(&mut buf[..len]) {
+                // An empty `buf` reads 0 too, but the parser never offers one (it reserves
+                // before reading); so 0 here is the server's EOF.
+                Ok(0) => {
+                    self.stop = Some(Stop::Eof);
+                    return Ok(0);
+                }
+                Ok(n) => {
+                    self.since_value += n;
+                    self.budget_left -= n;
+                    self.read += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return self.halt(Stop::WouldBlock);
+                }
+                Err(e) => return self.halt(Stop::Failed(e)),
+            }
+        }
+    }
+}

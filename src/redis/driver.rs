@@ -1,0 +1,273 @@
+//! The mio loop of a Redis-mode node: moves bytes between two Redis connections and a
+//! [`RedisPeer`] core.
+//!
+//! One thread, one `Poll`: the command and subscriber connections and a [`Waker`]. Each turn
+//! sleeps until a connection is ready, the core's deadline or the caller's; drives every ready
+//! connection (reads until `WouldBlock` or a fairness budget, parses every reply); and writes
+//! everything the core queued — all of it packed into one buffer per connection, so a burst of
+//! publishes leaves in one write. It makes no protocol decisions: links open and close when
+//! the core says, every reply goes to the core.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::{Events, Poll, Token, Waker};
+
+use super::conn::RespConn;
+use super::pack::pack;
+use crate::core::Millis;
+use crate::core::peer::redis::{Link, LinkAction, RedisPeer};
+use crate::net::Clock;
+
+const WAKER: Token = Token(0);
+
+/// Bytes packed for a connection and not yet written; past it the core's commands wait (in
+/// the core, which bounds them) until the socket drains.
+const WRITE_BUFFER_BYTES: usize = 4 << 20;
+
+fn token(link: Link) -> Token {
+    Token(1 + link as usize)
+}
+
+/// Where Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// An address literal.
+    Addr(SocketAddr),
+    /// `host:port` with a name to resolve (off the loop: see [`RedisDriver::take_lookup`]).
+    Host(String),
+}
+
+/// The event loop around one Redis peer core.
+#[derive(Debug)]
+pub(crate) struct RedisDriver {
+    poll: Poll,
+    events: Events,
+    waker: Arc<Waker>,
+    clock: Clock,
+    target: Target,
+    /// The last resolution of a named target, until a connect to it fails.
+    resolved: Option<SocketAddr>,
+    /// Links waiting for a resolution, and whether one was asked for.
+    unresolved: Vec<Link>,
+    lookup_wanted: bool,
+    conns: [Option<RespConn>; 2],
+    /// A connection stopped reading at its budget: drive it again without waiting.
+    more: [bool; 2],
+    peer: RedisPeer,
+    values: Vec<::redis::Value>,
+    scratch: Vec<u8>,
+}
+
+impl RedisDriver {
+    /// A loop for `peer`, connecting to `target` when the core asks.
+    pub(crate) fn new(peer: RedisPeer, target: Target, clock: Clock) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok(Self {
+            poll,
+            events: Events::with_capacity(64),
+            waker,
+            clock,
+            target,
+            resolved: None,
+            unresolved: Vec::new(),
+            lookup_wanted: false,
+            conns: [None, None],
+            more: [false, false],
+            peer,
+            values: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Wakes [`Self::turn`] from another thread.
+    pub(crate) fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// The driver's clock reading.
+    pub(crate) fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// The core.
+    pub(crate) fn peer(&self) -> &RedisPeer {
+        &self.peer
+    }
+
+    /// The core, for host inputs. Call [`Self::flush`] afterwards.
+    pub(crate) fn peer_mut(&mut self) -> &mut RedisPeer {
+        &mut self.peer
+    }
+
+    /// One turn: sleep until a connection is ready, the core's deadline or `wake_at`, then
+    /// handle everything that is ready and write what the core queued.
+    pub(crate) fn turn(&mut self, wake_at: Option<Millis>) -> io::Result<()> {
+        let timeout = if self.more.iter().any(|m| *m) {
+            Some(Duration::ZERO)
+        } else {
+            [self.peer.poll_timeout(), wake_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|at| self.clock.until(at))
+        };
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let ready: Vec<Token> = self.events.iter().map(|e| e.token()).collect();
+        for link in Link::ALL {
+            if ready.contains(&token(link)) || self.more[link as usize] {
+                self.drive(link);
+            }
+        }
+        let now = self.clock.now();
+        if self.peer.poll_timeout().is_some_and(|at| at <= now) {
+            self.peer.handle_timeout(now, self.clock.unix());
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Carry out what the core asked: open and close links, write its commands.
+    pub(crate) fn flush(&mut self) {
+        while let Some(action) = self.peer.poll_link() {
+            match action {
+                LinkAction::Open(link) => self.open(link),
+                LinkAction::Close(link) => self.close(link),
+            }
+        }
+        for link in Link::ALL {
+            let Some(conn) = self.conns[link as usize].as_mut() else { continue };
+            let mut queued = false;
+            while conn.unwritten() < WRITE_BUFFER_BYTES {
+                let Some(cmd) = self.peer.poll_command(link) else { break };
+                self.scratch.clear();
+                pack(&cmd, &mut self.scratch);
+                conn.queue(&self.scratch);
+                queued = true;
+            }
+            if queued {
+                self.drive(link);
+            }
+        }
+    }
+
+    /// Whether a name needs resolving (once per request): the caller resolves it off the
+    /// loop and hands the outcome to [`Self::resolved`].
+    pub(crate) fn take_lookup(&mut self) -> Option<String> {
+        match (&self.target, std::mem::take(&mut self.lookup_wanted)) {
+            (Target::Host(host), true) => Some(host.clone()),
+            _ => None,
+        }
+    }
+
+    /// The outcome of a lookup asked for by [`Self::take_lookup`].
+    pub(crate) fn resolved(&mut self, addrs: Result<Vec<SocketAddr>, String>) {
+        let waiting = std::mem::take(&mut self.unresolved);
+        match addrs.map(|a| a.first().copied()) {
+            Ok(Some(addr)) => {
+                self.resolved = Some(addr);
+                for link in waiting {
+                    self.open(link);
+                }
+            }
+            Ok(None) => self.refused(&waiting, "the name resolves to no address"),
+            Err(e) => self.refused(&waiting, &e),
+        }
+        self.flush();
+    }
+
+    fn refused(&mut self, links: &[Link], why: &str) {
+        let now = self.clock.now();
+        for link in links {
+            self.peer.handle_disconnected(now, self.clock.unix(), *link, why);
+        }
+    }
+
+    fn open(&mut self, link: Link) {
+        self.close(link);
+        let addr = match (&self.target, self.resolved) {
+            (Target::Addr(addr), _) => *addr,
+            (Target::Host(_), Some(addr)) => addr,
+            (Target::Host(_), None) => {
+                if !self.unresolved.contains(&link) {
+                    self.unresolved.push(link);
+                }
+                self.lookup_wanted = true;
+                return;
+            }
+        };
+        let registered = RespConn::connect(addr).and_then(|mut conn| {
+            let interest = conn.interest();
+            self.poll.registry().register(conn.source(), token(link), interest)?;
+            Ok(conn)
+        });
+        match registered {
+            Ok(conn) => self.conns[link as usize] = Some(conn),
+            Err(e) => self.failed(link, &format!("connect to {addr}: {e}")),
+        }
+    }
+
+    fn close(&mut self, link: Link) {
+        self.more[link as usize] = false;
+        if let Some(mut conn) = self.conns[link as usize].take() {
+            let _ = self.poll.registry().deregister(conn.source());
+        }
+    }
+
+    /// The link broke: drop it, and a named target is resolved again before the next try.
+    fn failed(&mut self, link: Link, why: &str) {
+        self.close(link);
+        if matches!(self.target, Target::Host(_)) {
+            self.resolved = None;
+        }
+        let now = self.clock.now();
+        self.peer.handle_disconnected(now, self.clock.unix(), link, why);
+    }
+
+    /// Drive one connection: finish its connect, write, read, and hand every value to the core.
+    fn drive(&mut self, link: Link) {
+        let Some(conn) = self.conns[link as usize].as_mut() else { return };
+        self.values.clear();
+        let driven = conn.drive(&mut self.values);
+        let interest = conn.interest();
+        let now = self.clock.now();
+        let unix = self.clock.unix();
+        match driven {
+            Ok(d) => {
+                if d.connected_now {
+                    self.peer.handle_connected(now, unix, link);
+                }
+                for value in self.values.drain(..) {
+                    self.peer.handle_value(now, unix, link, value);
+                }
+                self.more[link as usize] = d.more;
+                if let Some(conn) = self.conns[link as usize].as_mut() {
+                    // Interest follows what is left to write.
+                    let _ = self.poll.registry().reregister(conn.source(), token(link), interest);
+                }
+            }
+            Err(e) => {
+                let addr = self.describe_target();
+                // Values parsed before the error still count.
+                for value in self.values.drain(..) {
+                    self.peer.handle_value(now, unix, link, value);
+                }
+                self.failed(link, &format!("{addr}: {e}"));
+            }
+        }
+    }
+
+    fn describe_target(&self) -> String {
+        match &self.target {
+            Target::Addr(a) => a.to_string(),
+            Target::Host(h) => h.clone(),
+        }
+    }
+}
