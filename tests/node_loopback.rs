@@ -220,6 +220,12 @@ fn a_long_hold_on_the_states_never_stalls_failure_detection() {
             ..Silence::default()
         };
         let id = b.set_silence("sil", silence, now).expect("valid");
+        // `a` sends over TCP while its states are held: each completion is an outcome for
+        // the states' counters, which must wait for the lock without the loop waiting.
+        for i in 0..20u8 {
+            a.send_reliable("b", vec![i]).expect("b is a member");
+        }
+        let turns = a.stats().turns;
         // Suspicion here lasts 2 × 200 ms: a stalled loop on `a` would be declared dead.
         let started = std::time::Instant::now();
         while started.elapsed() < Duration::from_millis(2500) {
@@ -230,6 +236,7 @@ fn a_long_hold_on_the_states_never_stalls_failure_detection() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        assert!(a.stats().turns > turns, "a's loop kept turning while its states were held");
         holder.join().expect("holder");
         wait_for("the silence that arrived during the hold", Duration::from_secs(5), || {
             a.with_cluster(|c| {

@@ -17,7 +17,7 @@ use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState, Silences,
     SilencesConfig,
 };
-use hearsay::node::{Node, StateError, States as _};
+use hearsay::node::{Node, NodeEvent, StateError, States as _};
 use util::{alive, fast_config, wait_for};
 
 const SPREAD: Duration = Duration::from_secs(10);
@@ -193,4 +193,95 @@ fn bad_calls_are_refused_and_change_nothing() {
     let err = plain.should_notify("nfl", &receiver(), "g", &flush).unwrap_err();
     assert!(matches!(err, StateError::NoCluster), "{err}");
     plain.shutdown();
+}
+
+#[test]
+fn expired_entries_are_collected_without_a_storage_directory() {
+    // No snapshots anywhere: maintenance (GC) must run anyway, every maintenance interval.
+    let mut cluster = Cluster::new();
+    let short = Duration::from_millis(200);
+    cluster.register("nfl", Nflog::new(short));
+    let config = SilencesConfig { retention: short, ..SilencesConfig::default() };
+    cluster.register("sil", Silences::new(config, 3));
+    let mut config = fast_config("gc", vec![]);
+    config.maintenance_interval = Duration::from_millis(100);
+    let n = Node::start_cluster(config, cluster, None).expect("starts");
+    let t = now();
+    let mut s = silence("alertname", "Gone", t);
+    s.ends_at = Timestamp::from(UnixMillis(t.0 + 100));
+    n.set_silence("sil", s, t).expect("valid");
+    let flush = Flush {
+        firing: &[1],
+        resolved: &[],
+        send_resolved: false,
+        repeat_interval: Duration::from_millis(50),
+        now: t,
+    };
+    assert!(
+        n.log_notification("nfl", &receiver(), "{}:{a=\"b\"}", &flush, &BTreeMap::new())
+            .expect("logged")
+    );
+    let sizes = || {
+        n.with_cluster(|c| {
+            let nflog = c.state::<Nflog>("nfl").expect("registered").len();
+            let silences = c.state::<Silences>("sil").expect("registered").len();
+            (nflog, silences)
+        })
+        .expect("states")
+    };
+    assert_eq!(sizes(), (1, 1));
+    wait_for("both collected", SPREAD, || sizes() == (0, 0));
+    let maintained =
+        n.events().try_iter().filter(|e| matches!(e, NodeEvent::Maintained(_))).count();
+    assert!(maintained > 0, "maintenance reported");
+}
+
+#[test]
+fn a_full_outbound_queue_refuses_writes_and_counts_them() {
+    // A node whose gossip leaves only every 10 s (no eager sends, a small core queue): its
+    // queue of 65,536 updates fills, and then every write is refused before it changes
+    // anything.
+    let b = node("b", vec![]);
+    let mut cluster = Cluster::new();
+    cluster.register("nfl", Nflog::new(Duration::from_secs(120 * 3600)));
+    let mut config = fast_config("full", vec![b.local_addr().to_string()]);
+    config.swim.gossip_interval = Duration::from_secs(10);
+    config.swim.broadcast_linger = None;
+    config.swim.user_queue_len = 64;
+    let a = Node::start_cluster(config, cluster, None).expect("starts");
+    wait_for("a sees b", SPREAD, || alive(&a).len() == 2);
+    let t = now();
+    let mut refused = 0;
+    let mut accepted = 0usize;
+    // The loop moves gossip into the core as fast as the core accepts; the core's own user
+    // queue is bounded too. Write until refusals come.
+    for i in 0..1_000_000u64 {
+        let flush = Flush {
+            firing: &[i],
+            resolved: &[],
+            send_resolved: false,
+            repeat_interval: Duration::from_secs(3600),
+            now: t,
+        };
+        match a.log_notification("nfl", &receiver(), &format!("g{i}"), &flush, &BTreeMap::new()) {
+            Ok(_) => accepted += 1,
+            Err(StateError::QueueFull) => {
+                refused += 1;
+                if refused > 100 {
+                    break;
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused > 100, "no refusal after {accepted} writes");
+    let logged = a.with_cluster(|c| c.state::<Nflog>("nfl").expect("nflog").len()).expect("states");
+    assert_eq!(logged, accepted, "a refused write changed nothing");
+    let text = a.metrics_text();
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "alertmanager_cluster_messages_publish_failures_total{msg_type=\"update\",reason=\"buffer_overflow\"}"
+        ) && !l.ends_with(" 0")),
+        "{text}"
+    );
 }

@@ -146,6 +146,12 @@ impl BroadcastQueue {
         Ok(())
     }
 
+    /// Whether [`Self::push`] would accept a message without a name now: below the bound, or
+    /// an already-sent message can be pruned.
+    pub fn has_room(&self) -> bool {
+        self.items.len() < self.max_len || self.order.last().is_some_and(|k| k.0 > 0)
+    }
+
     /// Fill a packet: hand messages to `emit` while they fit, as `fill` says. Returns the bytes
     /// used (messages plus per-message overhead).
     pub fn take(&mut self, fill: &Fill, emit: &mut dyn FnMut(&[u8])) -> usize {

@@ -125,6 +125,8 @@ pub(super) struct EventLoop {
     stopping: bool,
     stopped: bool,
     turns: u64,
+    /// A Redis update the core's outbox had no room for yet.
+    held: Option<PubSubUpdate>,
 }
 
 impl EventLoop {
@@ -155,6 +157,7 @@ impl EventLoop {
             stopping: false,
             stopped: false,
             turns: 0,
+            held: None,
         }
     }
 
@@ -165,8 +168,9 @@ impl EventLoop {
             self.shared.asleep.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let busy = !self.channels.commands.is_empty()
-                || !self.channels.broadcasts.is_empty()
-                || (!self.channels.outbound.is_empty() && self.publish_room() > 0);
+                || (!self.channels.broadcasts.is_empty() && self.broadcast_room())
+                || ((self.held.is_some() || !self.channels.outbound.is_empty())
+                    && self.publish_room() > 0);
             let wake_at = if busy { Some(Millis::ZERO) } else { wake_at };
             let turned = match &mut self.transport {
                 Transport::Gossip(d) => d.turn(wake_at),
@@ -199,6 +203,13 @@ impl EventLoop {
                     self.resolver.ask(Lookup::Redis(host));
                 }
             }
+        }
+    }
+
+    fn broadcast_room(&self) -> bool {
+        match &self.transport {
+            Transport::Gossip(d) => d.peer().swim().can_broadcast(),
+            Transport::Redis { .. } => false,
         }
     }
 
@@ -273,7 +284,13 @@ impl EventLoop {
     fn take_writes(&mut self) {
         match &mut self.transport {
             Transport::Gossip(d) => {
-                for msg in self.channels.broadcasts.try_iter().take(BATCH) {
+                // Only what the core has room for: the rest waits in the bounded channel,
+                // whose refusals the host sees (`Node::broadcast`).
+                for _ in 0..BATCH {
+                    if !d.peer().swim().can_broadcast() {
+                        break;
+                    }
+                    let Ok(msg) = self.channels.broadcasts.try_recv() else { break };
                     match d.peer_mut().broadcast(msg) {
                         Ok(()) => {}
                         Err(BroadcastError::QueueFull) => {
@@ -285,12 +302,19 @@ impl EventLoop {
             }
             Transport::Redis { driver, .. } => {
                 let peer = driver.peer_mut();
-                let mut moved = 0;
-                while moved < BATCH && peer.publish_room() > 0 {
-                    let Ok(update) = self.channels.outbound.try_recv() else { break };
-                    // Room was checked: the outbox accepts.
-                    let _ = peer.publish(&update.key, &update.data, update.delimited);
-                    moved += 1;
+                for _ in 0..BATCH {
+                    let Some(update) =
+                        self.held.take().or_else(|| self.channels.outbound.try_recv().ok())
+                    else {
+                        break;
+                    };
+                    if peer.publish(&update.key, &update.data, update.delimited).is_err() {
+                        // The outbox is full (Redis slow or down): this one waits here, the
+                        // rest in the bounded channel, and the host's writes are refused
+                        // once that is full.
+                        self.held = Some(update);
+                        break;
+                    }
                 }
             }
         }
@@ -503,6 +527,10 @@ impl EventLoop {
 
     fn publish_redis(&mut self) {
         let Transport::Redis { driver, .. } = &self.transport else { return };
+        {
+            let mut stats = self.shared.stats.lock();
+            (stats.redis_bytes_sent, stats.redis_bytes_received) = driver.bytes();
+        }
         let peer = driver.peer();
         let m = &self.metrics;
         let s = peer.stats();

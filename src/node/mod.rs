@@ -269,6 +269,10 @@ pub struct NodeStats {
     pub events_dropped: u64,
     /// Socket-level counters (gossip).
     pub driver: DriverStats,
+    /// Bytes written to Redis (Redis mode).
+    pub redis_bytes_sent: u64,
+    /// Bytes read from Redis (Redis mode).
+    pub redis_bytes_received: u64,
     /// Turns of the event loop so far.
     pub turns: u64,
 }

@@ -211,6 +211,7 @@ impl RespConn {
     }
 
     /// Whether the connect has completed (as seen by the last [`Self::drive`]).
+    #[cfg(test)]
     pub(crate) fn is_connected(&self) -> bool {
         self.connected
     }
@@ -253,7 +254,7 @@ impl RespConn {
 
     /// A non-blocking connect has finished when the socket has a peer; a pending socket error
     /// means it failed. (mio's documented way: `take_error`, then `peer_addr`.)
-    fn finish_connect(&mut self) -> io::Result<bool> {
+    fn finish_connect(&self) -> io::Result<bool> {
         let sock = self.link.socket_ref();
         if let Some(e) = sock.take_error()? {
             return Err(e);
@@ -421,5 +422,331 @@ impl Read for Feed<'_> {
                 Err(e) => return self.halt(Stop::Failed(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A `std` listener on loopback plays Redis, writing canned RESP; the client side is a real
+    //! `RespConn` on a mio `Poll`. Everything runs on the test's thread: the fake server is
+    //! blocking, the client never is, and the kernel moves the bytes between them.
+
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream as StdStream};
+    use std::time::Duration;
+
+    use ::redis::Value;
+    use mio::{Events, Interest, Poll, Token};
+
+    use super::{ConnError, Drive, Limits, RespConn};
+
+    const TOKEN: Token = Token(0);
+    /// How long one readiness wait may take before the test fails. Generous, so a loaded
+    /// machine never fails a test; nothing asserts on how long anything took.
+    const WAIT: Duration = Duration::from_secs(30);
+    /// Drive calls a test may make before it gives up (a loop that stopped making progress).
+    const MAX_STEPS: usize = 100_000;
+
+    /// The client side: a connection registered with its own `Poll`.
+    struct Client {
+        poll: Poll,
+        events: Events,
+        conn: RespConn,
+        interest: Interest,
+        /// The last drive asked to be called again without waiting.
+        more: bool,
+        steps: usize,
+    }
+
+    impl Client {
+        fn new(mut conn: RespConn) -> Self {
+            let poll = Poll::new().expect("a test needs a Poll");
+            let interest = conn.interest();
+            poll.registry().register(conn.source(), TOKEN, interest).expect("register");
+            Self { poll, events: Events::with_capacity(16), conn, interest, more: false, steps: 0 }
+        }
+
+        /// Wait for readiness (unless the last drive asked for more), drive once, and
+        /// reregister if the interest changed: what the node's loop does per event.
+        fn step(&mut self, values: &mut Vec<Value>) -> Result<Drive, ConnError> {
+            self.steps += 1;
+            assert!(self.steps < MAX_STEPS, "no progress after {MAX_STEPS} drive calls");
+            if !self.more {
+                self.wait();
+            }
+            let drive = self.conn.drive(values);
+            self.more = drive.as_ref().is_ok_and(|d| d.more);
+            self.update_interest();
+            drive
+        }
+
+        fn wait(&mut self) {
+            loop {
+                match self.poll.poll(&mut self.events, Some(WAIT)) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => panic!("poll: {e}"),
+                }
+            }
+            assert!(!self.events.is_empty(), "no readiness within {WAIT:?}");
+        }
+
+        fn queue(&mut self, packed: &[u8]) {
+            self.conn.queue(packed);
+            self.update_interest();
+        }
+
+        fn update_interest(&mut self) {
+            let interest = self.conn.interest();
+            if interest != self.interest {
+                let sock = self.conn.source();
+                self.poll.registry().reregister(sock, TOKEN, interest).expect("reregister");
+                self.interest = interest;
+            }
+        }
+
+        /// Step until `done(values)`; panics on a connection error.
+        fn until(&mut self, values: &mut Vec<Value>, done: impl Fn(&[Value]) -> bool) {
+            while !done(values) {
+                if let Err(e) = self.step(values) {
+                    panic!("connection failed: {e} (values so far: {values:?})");
+                }
+            }
+        }
+
+        /// Step until the connection fails, and return why.
+        fn until_error(&mut self, values: &mut Vec<Value>) -> ConnError {
+            loop {
+                if let Err(e) = self.step(values) {
+                    return e;
+                }
+            }
+        }
+
+        /// Step until the connect has completed.
+        fn connected(&mut self, values: &mut Vec<Value>) {
+            while !self.conn.is_connected() {
+                if let Err(e) = self.step(values) {
+                    panic!("connect failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// A fake Redis and a client connected to it.
+    fn pair(limits: Limits) -> (Client, StdStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let client = Client::new(RespConn::connect_with(addr, limits).expect("connect"));
+        // Blocks only until the kernel has completed the loopback handshake, which it does
+        // without the client's help.
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nodelay(true).expect("nodelay");
+        server.set_read_timeout(Some(WAIT)).expect("read timeout");
+        server.set_write_timeout(Some(WAIT)).expect("write timeout");
+        (client, server)
+    }
+
+    fn bulk(bytes: &[u8]) -> Value {
+        Value::BulkString(bytes.to_vec())
+    }
+
+    #[test]
+    fn ping_is_written_whole_and_pong_is_parsed() {
+        let (mut client, mut server) = pair(Limits::default());
+        assert!(!client.conn.is_connected());
+        let ping = ::redis::cmd("PING").get_packed_command();
+        // Queued before the connect completes: written as soon as it does.
+        client.queue(&ping);
+        let mut values = Vec::new();
+        let mut connected_now = 0;
+        while !client.conn.is_connected() {
+            connected_now += usize::from(client.step(&mut values).expect("connect").connected_now);
+        }
+        assert_eq!(connected_now, 1);
+        assert_eq!(client.conn.unwritten(), 0);
+        assert_eq!(client.conn.interest(), Interest::READABLE);
+
+        let mut got = vec![0; ping.len()];
+        server.read_exact(&mut got).expect("the packed PING");
+        assert_eq!(got, ping);
+        server.set_nonblocking(true).expect("nonblocking");
+        let extra = server.read(&mut [0; 16]);
+        assert!(extra.is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "only PING");
+
+        server.write_all(b"+PONG\r\n").expect("write PONG");
+        client.until(&mut values, |v| !v.is_empty());
+        assert_eq!(values, [Value::SimpleString("PONG".into())]);
+        let stats = client.conn.stats();
+        assert_eq!(
+            (stats.bytes_written, stats.bytes_read, stats.values),
+            (ping.len() as u64, 7, 1)
+        );
+    }
+
+    #[test]
+    fn a_written_burst_arrives_intact_and_gives_its_buffer_back() {
+        let (mut client, mut server) = pair(Limits::default());
+        let mut values = Vec::new();
+        client.connected(&mut values);
+        let payload: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let packed = ::redis::cmd("PUBLISH").arg("chan").arg(&payload).get_packed_command();
+        client.queue(&packed);
+        server.set_nonblocking(true).expect("nonblocking");
+        let mut got = Vec::with_capacity(packed.len());
+        let mut buf = vec![0; 64 << 10];
+        while client.conn.unwritten() > 0 {
+            // Drain the server first, so the client's wait for writable always ends.
+            loop {
+                match server.read(&mut buf) {
+                    Ok(0) => panic!("client closed"),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("server read: {e}"),
+                }
+            }
+            client.step(&mut values).expect("drive");
+        }
+        assert!(client.conn.out.capacity() <= super::OUT_KEEP_BYTES);
+        server.set_nonblocking(false).expect("blocking");
+        let mut rest = vec![0; packed.len() - got.len()];
+        server.read_exact(&mut rest).expect("the rest of the burst");
+        got.extend_from_slice(&rest);
+        assert!(got == packed, "the burst arrived altered");
+        assert_eq!(client.conn.stats().bytes_written, packed.len() as u64);
+    }
+
+    #[test]
+    fn values_arriving_one_byte_at_a_time_are_parsed_once_each_in_order() {
+        let (mut client, mut server) = pair(Limits::default());
+        let mut values = Vec::new();
+        client.connected(&mut values);
+        let message = b"*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n$5\r\nhello\r\n";
+        let stream = [&message[..], b":1\r\n"].concat();
+        // How many values were out after each byte. Each byte is written only once the
+        // previous one has been read, so every byte is decoded by a call of its own.
+        let mut after_byte = Vec::new();
+        for &b in &stream {
+            server.write_all(&[b]).expect("write a byte");
+            server.flush().expect("flush");
+            let before = client.conn.stats().bytes_read;
+            while client.conn.stats().bytes_read == before {
+                client.step(&mut values).expect("drive");
+            }
+            assert_eq!(client.conn.stats().bytes_read, before + 1);
+            after_byte.push(values.len());
+        }
+        let mut expected = vec![0; message.len() - 1];
+        expected.extend([1; 4]);
+        expected.push(2);
+        assert_eq!(after_byte, expected);
+        let array = Value::Array(vec![bulk(b"message"), bulk(b"chan"), bulk(b"hello")]);
+        assert_eq!(values, [array, Value::Int(1)]);
+    }
+
+    #[test]
+    fn pipelined_values_parse_in_order_across_calls_within_the_read_budget() {
+        const N: i64 = 10_000;
+        let budget = 4096;
+        let (mut client, mut server) = pair(Limits { read_budget: budget, ..Limits::default() });
+        let mut values = Vec::new();
+        client.connected(&mut values);
+        let replies: Vec<u8> = (0..N).flat_map(|n| format!(":{n}\r\n").into_bytes()).collect();
+        // Written without blocking, interleaved with the client's reads, so the test never
+        // depends on the kernel buffering all of it.
+        server.set_nonblocking(true).expect("nonblocking");
+        let (mut sent, mut cut_short) = (0, 0);
+        while values.len() < N as usize {
+            while sent < replies.len() {
+                match server.write(&replies[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("server write: {e}"),
+                }
+            }
+            let before = client.conn.stats().bytes_read;
+            let drive = client.step(&mut values).expect("drive");
+            let read = client.conn.stats().bytes_read - before;
+            assert!(read <= budget as u64, "read {read} bytes, budget {budget}");
+            // `more` exactly when the budget, not the socket, ended reading.
+            assert_eq!(drive.more, read == budget as u64);
+            cut_short += usize::from(drive.more);
+        }
+        assert!(cut_short > 0, "the budget never cut reading short");
+        assert_eq!(values, (0..N).map(Value::Int).collect::<Vec<_>>());
+        assert_eq!(client.conn.stats().bytes_read, replies.len() as u64);
+    }
+
+    #[test]
+    fn a_value_over_the_limit_is_too_large() {
+        let limit = 1024;
+        let (mut client, mut server) = pair(Limits { max_value: limit, ..Limits::default() });
+        let mut values = Vec::new();
+        client.connected(&mut values);
+        // A value just under the limit passes; the next, four times over, does not.
+        let small = [b'x'; 1000];
+        let big = [b'y'; 4 * 1024];
+        for payload in [&small[..], &big[..]] {
+            server.write_all(format!("${}\r\n", payload.len()).as_bytes()).expect("header");
+            server.write_all(payload).expect("payload");
+            server.write_all(b"\r\n").expect("crlf");
+        }
+        let err = client.until_error(&mut values);
+        assert!(matches!(err, ConnError::TooLarge { limit: 1024 }), "{err:?}");
+        assert_eq!(values, [bulk(&small)]);
+    }
+
+    #[test]
+    fn server_close_is_closed() {
+        let (mut client, mut server) = pair(Limits::default());
+        let mut values = Vec::new();
+        client.connected(&mut values);
+        server.write_all(b":1\r\n").expect("write");
+        drop(server);
+        let err = client.until_error(&mut values);
+        assert!(matches!(err, ConnError::Closed), "{err:?}");
+        assert_eq!(values, [Value::Int(1)]);
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error() {
+        // The server stays open: the error comes from the bytes, not from EOF.
+        let (mut client, mut server) = pair(Limits::default());
+        let mut values = Vec::new();
+        client.connected(&mut values);
+        server.write_all(b"?bogus\r\n").expect("write");
+        let err = client.until_error(&mut values);
+        assert!(matches!(&err, ConnError::Protocol(msg) if !msg.is_empty()), "{err:?}");
+        assert!(values.is_empty());
+    }
+
+    #[test]
+    fn a_server_error_reply_is_a_value() {
+        let (mut client, mut server) = pair(Limits::default());
+        let mut values = Vec::new();
+        client.connected(&mut values);
+        server.write_all(b"-ERR wrong password\r\n+OK\r\n").expect("write");
+        client.until(&mut values, |v| v.len() == 2);
+        match &values[0] {
+            Value::ServerError(e) => {
+                assert_eq!((e.code(), e.details()), ("ERR", Some("wrong password")))
+            }
+            other => panic!("expected a server error, got {other:?}"),
+        }
+        assert_eq!(values[1], Value::Okay);
+    }
+
+    #[test]
+    fn connect_to_a_closed_port_is_a_connect_error() {
+        // Bind, note the port, close: nothing listens there now.
+        let addr = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind");
+        let mut client = Client::new(RespConn::connect(addr).expect("connect starts"));
+        let mut values = Vec::new();
+        let err = client.until_error(&mut values);
+        assert!(
+            matches!(&err, ConnError::Connect(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "{err:?}"
+        );
+        assert!(!client.conn.is_connected());
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct RedisDriver {
     peer: RedisPeer,
     values: Vec<::redis::Value>,
     scratch: Vec<u8>,
+    /// Bytes written and read on connections already closed.
+    closed_bytes: (u64, u64),
 }
 
 impl RedisDriver {
@@ -80,6 +82,7 @@ impl RedisDriver {
             peer,
             values: Vec::new(),
             scratch: Vec::new(),
+            closed_bytes: (0, 0),
         })
     }
 
@@ -218,7 +221,18 @@ impl RedisDriver {
         self.more[link as usize] = false;
         if let Some(mut conn) = self.conns[link as usize].take() {
             let _ = self.poll.registry().deregister(conn.source());
+            let s = conn.stats();
+            self.closed_bytes.0 += s.bytes_written;
+            self.closed_bytes.1 += s.bytes_read;
         }
+    }
+
+    /// Bytes written to and read from Redis so far, every connection counted.
+    pub(crate) fn bytes(&self) -> (u64, u64) {
+        self.conns.iter().flatten().fold(self.closed_bytes, |(w, r), c| {
+            let s = c.stats();
+            (w + s.bytes_written, r + s.bytes_read)
+        })
     }
 
     /// The link broke: drop it, and a named target is resolved again before the next try.

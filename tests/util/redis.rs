@@ -10,23 +10,43 @@ pub struct RedisServer {
     child: Child,
 }
 
+fn spawn(port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is required (Debian package redis-server; make deps)")
+}
+
 impl RedisServer {
     pub fn start() -> Self {
         let port = super::alertmanager::free_port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is required (Debian package redis-server; make deps)");
-        let server = Self { port, child };
+        let server = Self { port, child: spawn(port) };
+        server.wait_up();
+        server
+    }
+
+    fn wait_up(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while server.connection().is_none() {
-            assert!(Instant::now() < deadline, "redis-server did not answer on port {port}");
+        while self.connection().is_none() {
+            assert!(Instant::now() < deadline, "redis-server did not answer on port {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+    }
+
+    /// Kill the server (its data is gone: it keeps nothing on disk).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.port);
+        self.wait_up();
     }
 
     pub fn url(&self) -> String {

@@ -633,8 +633,26 @@ fn split_delimited(data: &[u8], budget: usize) -> Vec<std::ops::Range<usize>> {
 /// queue, oversized messages as reliable streams to every other live member. Call after every
 /// input to the core and after every host write. (The cluster is passed beside the core, not
 /// as its delegate, so a host may keep it behind its own lock.)
+///
+/// When the core's gossip queue is full the rest wait here — the host's writes are refused
+/// once this queue is full too ([`Cluster::outgoing_room`]), so nothing is dropped unseen. With
+/// no other member there is nobody to send to: updates are discarded (the push/pull of whoever
+/// joins carries the whole state).
 pub fn pump<D: Delegate>(swim: &mut Swim<D>, cluster: &mut Cluster, now: Millis) {
-    while let Some((key, part)) = cluster.outgoing.pop_front() {
+    let me = swim.config().name.clone();
+    let peers: Vec<_> = swim
+        .members()
+        .filter(|m| m.name != me && matches!(m.state, MemberState::Alive | MemberState::Suspect))
+        .map(|m| m.addr)
+        .collect();
+    if peers.is_empty() {
+        cluster.outgoing.clear();
+        cluster.oversize.clear();
+        cluster.direct.clear();
+        return;
+    }
+    while swim.can_broadcast() {
+        let Some((key, part)) = cluster.outgoing.pop_front() else { break };
         if let Err(BroadcastError::QueueFull | BroadcastError::TooLarge { .. }) =
             swim.broadcast(part)
         {
@@ -644,12 +662,6 @@ pub fn pump<D: Delegate>(swim: &mut Swim<D>, cluster: &mut Cluster, now: Millis)
     if cluster.oversize.is_empty() && cluster.direct.is_empty() {
         return;
     }
-    let me = swim.config().name.clone();
-    let peers: Vec<_> = swim
-        .members()
-        .filter(|m| m.name != me && matches!(m.state, MemberState::Alive | MemberState::Suspect))
-        .map(|m| m.addr)
-        .collect();
     for direct in [false, true] {
         loop {
             let queue = if direct { &mut cluster.direct } else { &mut cluster.oversize };

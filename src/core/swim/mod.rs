@@ -381,6 +381,11 @@ impl<D: Delegate> Swim<D> {
         Ok(())
     }
 
+    /// Whether [`Self::broadcast`] would queue a message that fits a packet now.
+    pub fn can_broadcast(&self) -> bool {
+        self.user_queue.has_room()
+    }
+
     /// Send a user message to one address over UDP, once (memberlist `SendBestEffort`).
     pub fn send_best_effort(&mut self, now: Millis, to: SocketAddr, msg: &[u8]) {
         self.advance(now);

@@ -56,6 +56,8 @@ use link::{CONNECT_TIMEOUT, LinkState, Sent, State};
 pub const MESSAGE_BYTES: usize = 64 << 10;
 /// Update messages waiting to be sent; [`RedisPeer::publish`] refuses beyond it.
 pub const OUTBOX_LEN: usize = 4096;
+/// Bytes of updates waiting to be sent (Redis down for a while); refused beyond it.
+pub const OUTBOX_BYTES: usize = 16 << 20;
 /// Commands sent and not yet answered on the command link; beyond it nothing more is sent
 /// until replies come (the driver's write buffer stays small, a dead Redis is noticed).
 pub const MAX_IN_FLIGHT: usize = 8192;
@@ -236,8 +238,6 @@ pub struct RedisStats {
     pub received_bytes: [u64; 3],
     /// Publishes Redis refused or that were lost with their link (`reason="redis_issue"`).
     pub publish_failed: [u64; 3],
-    /// Updates refused because the outbox was full (`reason="buffer_overflow"`).
-    pub publish_overflow: u64,
     /// Our own publishes that came back and were skipped.
     pub echoes_skipped: u64,
     /// Messages on no channel of ours, or of a shape Redis does not send.
@@ -306,6 +306,7 @@ pub struct RedisPeer {
     /// [`RedisEvent::FullStateWanted`] was emitted and not answered yet.
     full_state_wanted: bool,
     outbox: VecDeque<Outgoing>,
+    outbox_bytes: usize,
     chunks: VecDeque<Vec<u8>>,
     full_state_in_flight: usize,
     echoes: Echoes,
@@ -350,6 +351,7 @@ impl RedisPeer {
             request_due: false,
             full_state_wanted: false,
             outbox: VecDeque::new(),
+            outbox_bytes: 0,
             chunks: VecDeque::new(),
             full_state_in_flight: 0,
             echoes: Echoes::default(),
@@ -472,13 +474,20 @@ impl RedisPeer {
 
     /// Room for updates ([`Self::publish`] calls that will not be refused).
     pub fn publish_room(&self) -> usize {
-        OUTBOX_LEN - self.outbox.len()
+        if self.outbox_bytes >= OUTBOX_BYTES { 0 } else { OUTBOX_LEN - self.outbox.len() }
     }
 
     /// Send an update of the state under `key`. `delimited` says its data is a sequence of
     /// length-delimited entries (the notification log, silences), so that consecutive updates
-    /// may travel as one message. Refused (and counted) when [`OUTBOX_LEN`] messages wait.
+    /// may travel as one message. Refused when [`OUTBOX_LEN`] messages or [`OUTBOX_BYTES`]
+    /// wait: the caller keeps the update until there is room.
     pub fn publish(&mut self, key: &str, data: &[u8], delimited: bool) -> Result<(), OutboxFull> {
+        if self.outbox_bytes + data.len() > OUTBOX_BYTES && !self.outbox.is_empty() {
+            // Not counted as an overflow: the caller keeps the update and retries when room
+            // comes; a loss is counted where one happens.
+            return Err(OutboxFull);
+        }
+        self.outbox_bytes += data.len();
         if let Some(last) = self.outbox.back_mut()
             && delimited
             && last.delimited
@@ -489,7 +498,7 @@ impl RedisPeer {
             return Ok(());
         }
         if self.outbox.len() >= OUTBOX_LEN {
-            self.stats.publish_overflow += 1;
+            self.outbox_bytes -= data.len();
             return Err(OutboxFull);
         }
         self.outbox.push_back(Outgoing { key: key.to_owned(), data: data.to_vec(), delimited });
@@ -737,6 +746,7 @@ impl RedisPeer {
             return None;
         }
         let out = self.outbox.pop_front()?;
+        self.outbox_bytes -= out.data.len();
         let channel = self.layout.state_channel(&out.key);
         let payload = Part { key: out.key, data: out.data }.encode_to_vec();
         Some(Command::Publish { channel, payload })
