@@ -184,9 +184,12 @@ impl EventLoop {
             }
             self.drain_commands();
             self.take_writes();
+            self.handle_events();
             self.pump_states();
             self.flush();
             self.handle_events();
+            // What arrived after the pump waits for the next one: come back soon for it.
+            self.states_busy |= self.transport.inbox().has_pending();
             if self.stopping && matches!(self.transport, Transport::Gossip(_)) {
                 break;
             }

@@ -61,6 +61,11 @@ impl Inbox {
         }
     }
 
+    /// Whether something waits for the states' lock.
+    pub(super) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Whether the node carries replicated states.
     pub(super) fn has_states(&self) -> bool {
         self.cluster.is_some()
