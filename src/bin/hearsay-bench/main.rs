@@ -27,14 +27,22 @@
 //!   next to Debian's Alertmanager 0.25 loading the same snapshot files. Always measured in a
 //!   fresh child process (this binary re-executed with `HEARSAY_BENCH_CHILD=memory`), so
 //!   what earlier scenarios freed cannot make it look smaller.
-//! * `redis` (on request; needs `redis-server` on PATH) — time until a silence written on one
-//!   of five Redis-mode peers is on all five (p50, p99), next to one bare PUBLISH reaching a
-//!   subscriber through the same server.
+//! * `redis` (on request; needs `redis-server`, and `redis-benchmark` from redis-tools) — on
+//!   a private server: time until a silence written on one of five Redis-mode peers is on all
+//!   five (p50, p99), next to one bare PUBLISH reaching a subscriber through the same server.
+//!   Then three peers on Grafana's `notificationlog:1`, peer 0 logging notifications:
+//!   updates/s reaching both others when it writes as fast as it can (with the accepted,
+//!   refused and delivered counts), next to `redis-benchmark`'s pipelined PUBLISH rate with
+//!   one client (`-c 1 -P 32`, an update's size) to one subscriber; p50/p99 time until an
+//!   update is on both others at 10,000/s, next to the bare PUBLISH; delivered ÷ accepted at
+//!   10,000, 50,000 and 100,000/s paced and flat out. Each load phase waits (30 s at most)
+//!   for its updates; what had not arrived counts as lost, and stderr says so.
 
 mod broadcast;
 mod child;
 mod codec;
 mod redis;
+mod redis_load;
 mod report;
 mod state;
 

@@ -1,8 +1,11 @@
-//! `redis` (on request): Redis mode on a private `redis-server` — how long a silence written
+//! `redis` (on request): Redis mode on a private `redis-server`. How long a silence written
 //! on one of five peers takes to be on all of them, next to one bare PUBLISH reaching a
-//! subscriber through the same server, measured the same way in the same run.
+//! subscriber through the same server, measured the same way in the same run; the server's
+//! pipelined PUBLISH rate as the ceiling for the update load that [`crate::redis_load`]
+//! drives through three more peers.
 
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hearsay::core::UnixMillis;
@@ -15,6 +18,7 @@ use hearsay::node::States as _;
 use hearsay::node::redis::{RedisConfig, RedisPeer};
 
 use crate::Args;
+use crate::redis_load::{self, Ceiling};
 use crate::report::Figure;
 
 const PEERS: usize = 5;
@@ -97,9 +101,32 @@ fn publish_round_trips(url: &str) -> Result<Vec<f64>, String> {
     Ok(times)
 }
 
-pub(crate) fn redis(_args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
+pub(crate) fn redis(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
     let server = start_server()?;
     let url = format!("redis://127.0.0.1:{}/0", server.1);
+    let publish_ms = silence_latency(&url, out)?;
+    // The load peers settle while the ceiling is measured (a dozen small messages on their
+    // own channels next to its hundreds of thousands), not during the silence figures.
+    let load = redis_load::start_peers(&url)?;
+    let size = redis_load::update_len()?;
+    // About a second or two of publishing at this VM's rate.
+    let n = (100_000.0 * args.seconds).max(10_000.0) as u64;
+    let ceiling = Ceiling {
+        name: format!("pipelined PUBLISH of {size} B to 1 subscriber, 1 client (-c 1 -P 32)"),
+        per_s: publish_ceiling(&server, &url, size, n)?,
+    };
+    out.push(Figure::new("redis", "publish_ceiling_c1_p32", ceiling.per_s, "msg/s"));
+    let result = redis_load::run(args, &url, &load, &ceiling, publish_ms, out);
+    // The server goes first: a peer shutting down publishes its full state (millions of
+    // entries by now) for the others to merge, seconds that nothing measures; with the server
+    // gone that publish fails at once.
+    drop(server);
+    load.shut_down();
+    result
+}
+
+/// The silence figures; returns the anchor's (p50, p99) in ms for the load phases.
+fn silence_latency(url: &str, out: &mut Vec<Figure>) -> Result<(f64, f64), String> {
     let mut peers = Vec::with_capacity(PEERS);
     for i in 0..PEERS {
         let mut cluster = Cluster::new();
@@ -108,7 +135,7 @@ pub(crate) fn redis(_args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
             name: Some(format!("bench-{i}")),
             settle_timeout: Duration::from_secs(1),
             push_pull_interval: Duration::from_secs(3600),
-            ..RedisConfig::grafana(&url, "bench")
+            ..RedisConfig::grafana(url, "bench")
         };
         peers.push(RedisPeer::start(config, cluster).map_err(|e| e.to_string())?);
     }
@@ -119,34 +146,11 @@ pub(crate) fn redis(_args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut times = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
-        let origin = &peers[round % PEERS];
-        let t = now();
-        let silence = Silence {
-            starts_at: Timestamp::from(t),
-            ends_at: Timestamp::from(UnixMillis(t.0 + 3_600_000)),
-            created_by: "bench".into(),
-            matcher_sets: vec![MatcherSet {
-                matchers: vec![Matcher::new(MatcherType::Equal, "round", round.to_string())],
-            }],
-            ..Silence::default()
-        };
-        let started = Instant::now();
-        let id = origin.set_silence(KEY, silence, t).map_err(|e| e.to_string())?;
-        let query = Query { ids: vec![id.as_str().to_owned()], ..Query::default() };
-        while !peers
-            .iter()
-            .all(|p| p.query_silences(KEY, &query, now()).is_ok_and(|found| found.len() == 1))
-        {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err(format!("silence {round} did not reach every Redis peer in 30 s"));
-            }
-            std::hint::spin_loop();
-        }
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    let (anchor_p50, anchor_p99) = percentiles(publish_round_trips(&url)?);
+    let times = (0..ROUNDS).map(|round| silence_round(&peers, round)).collect::<Result<_, _>>()?;
+    // The silence peers are idle from here; their threads would only compete with what
+    // follows.
+    drop(peers);
+    let (anchor_p50, anchor_p99) = percentiles(publish_round_trips(url)?);
     let (p50, p99) = percentiles(times);
     let anchor = |q: &str, v| Some((format!("one PUBLISH to a subscriber, {q}"), v));
     out.push(Figure {
@@ -157,7 +161,95 @@ pub(crate) fn redis(_args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
         anchor: anchor("p99", anchor_p99),
         ..Figure::new("redis", "silence_everywhere_p99_5_peers", p99, "ms")
     });
-    drop(peers);
-    drop(server);
-    Ok(())
+    Ok((anchor_p50, anchor_p99))
+}
+
+/// Set one silence on a peer; ms until every peer holds it.
+fn silence_round(peers: &[RedisPeer], round: usize) -> Result<f64, String> {
+    let origin = &peers[round % PEERS];
+    let t = now();
+    let silence = Silence {
+        starts_at: Timestamp::from(t),
+        ends_at: Timestamp::from(UnixMillis(t.0 + 3_600_000)),
+        created_by: "bench".into(),
+        matcher_sets: vec![MatcherSet {
+            matchers: vec![Matcher::new(MatcherType::Equal, "round", round.to_string())],
+        }],
+        ..Silence::default()
+    };
+    let started = Instant::now();
+    let id = origin.set_silence(KEY, silence, t).map_err(|e| e.to_string())?;
+    let query = Query { ids: vec![id.as_str().to_owned()], ..Query::default() };
+    while !peers
+        .iter()
+        .all(|p| p.query_silences(KEY, &query, now()).is_ok_and(|found| found.len() == 1))
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(format!("silence {round} did not reach every Redis peer in 30 s"));
+        }
+        std::hint::spin_loop();
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// A subscriber thread counting messages on `channel` until `n` arrived or none came for
+/// 5 s; returns once the server confirmed the subscription.
+fn count_messages(url: &str, channel: &str, n: u64) -> Result<JoinHandle<u64>, String> {
+    let mut conn =
+        redis::Client::open(url).and_then(|c| c.get_connection()).map_err(|e| e.to_string())?;
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let channel = channel.to_owned();
+    let counter = std::thread::spawn(move || {
+        let mut sub = conn.as_pubsub();
+        if sub.subscribe(&channel).is_err()
+            || sub.set_read_timeout(Some(Duration::from_secs(5))).is_err()
+            || tx.send(()).is_err()
+        {
+            return 0;
+        }
+        let mut got = 0;
+        while got < n && sub.get_message().is_ok() {
+            got += 1;
+        }
+        got
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the ceiling's subscriber did not subscribe")?;
+    Ok(counter)
+}
+
+/// `redis-benchmark`'s pipelined PUBLISH rate (one client, 32 in flight) of `n` `size`-byte
+/// messages to one subscriber on `server`, which must receive every one.
+fn publish_ceiling(server: &Server, url: &str, size: usize, n: u64) -> Result<f64, String> {
+    let channel = "bench-ceiling";
+    let counter = count_messages(url, channel, n)?;
+    let output = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &server.1.to_string(), "-P", "32", "-c", "1"])
+        .args(["-n", &n.to_string(), "-q", "PUBLISH", channel, &"x".repeat(size)])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "redis-benchmark is needed for the PUBLISH ceiling: apt-get install redis-tools"
+                    .to_owned()
+            }
+            _ => format!("redis-benchmark: {e}"),
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("redis-benchmark failed ({}): {err}{text}", output.status));
+    }
+    // Progress lines end in \r; the summary reads "PUBLISH …: 347947.09 requests per second, …".
+    let rate = text
+        .split(['\r', '\n'])
+        .filter_map(|l| l.split_once(" requests per second")?.0.split_whitespace().next_back())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .next_back()
+        .ok_or(format!("no \"requests per second\" in redis-benchmark's output: {text}"))?;
+    let got = counter.join().map_err(|_| "the ceiling's subscriber panicked")?;
+    if got != n {
+        return Err(format!("the ceiling's subscriber received {got} of {n} messages"));
+    }
+    Ok(rate)
 }
