@@ -231,11 +231,16 @@ struct Delivery {
     complete: bool,
 }
 
-/// Poll the receivers' counts every millisecond from the phase's start; once `done` is set
-/// (with `accepted` final), wait until each holds `accepted` new entries, or nothing arrived
-/// for [`STALL`], or [`WAIT_CAP`] passed.
-fn watch(receivers: &[Peer], start: Instant, accepted: &AtomicU64, done: &AtomicBool) -> Delivery {
-    let baseline: Vec<usize> = receivers.iter().map(held).collect();
+/// Poll the receivers' counts (entries beyond `baseline`) every millisecond from the phase's
+/// start; once `done` is set (with `accepted` final), wait until each holds `accepted` new
+/// entries, or nothing arrived for [`STALL`], or [`WAIT_CAP`] passed.
+fn watch(
+    receivers: &[Peer],
+    baseline: &[usize],
+    start: Instant,
+    accepted: &AtomicU64,
+    done: &AtomicBool,
+) -> Delivery {
     let mut gained = vec![0u64; receivers.len()];
     let mut grew = vec![start; receivers.len()];
     let mut ended = None;
@@ -328,9 +333,11 @@ fn phase(
     let (accepted, done, give_up) =
         (AtomicU64::new(0), AtomicBool::new(false), AtomicBool::new(false));
     let (probe_tx, probe_rx) = unbounded::<Probe>();
+    // Counted here, not in the watcher: its thread may start after the first write arrived.
+    let baseline: Vec<usize> = receivers.iter().map(held).collect();
     let start = Instant::now();
     let (written, delivery, (probe_ms, lost_probes)) = std::thread::scope(|s| {
-        let watcher = s.spawn(|| watch(receivers, start, &accepted, &done));
+        let watcher = s.spawn(|| watch(receivers, &baseline, start, &accepted, &done));
         let prober = probe.then(|| s.spawn(|| time_probes(receivers, &probe_rx, &give_up)));
         let written = write_for(writer, rate, seconds, probe.then_some(&probe_tx));
         accepted.store(writer.accepted - accepted0, Ordering::Release);
