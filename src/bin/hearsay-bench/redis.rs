@@ -109,11 +109,18 @@ pub(crate) fn redis(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
     // own channels next to its hundreds of thousands), not during the silence figures.
     let load = redis_load::start_peers(&url)?;
     let size = redis_load::update_len()?;
-    // About a second or two of publishing at this VM's rate.
-    let n = (100_000.0 * args.seconds).max(10_000.0) as u64;
+    // The better of two runs of about a second each: other work on the VM can take the core
+    // redis-benchmark needs, and a ceiling is what the server can do.
+    // A multiple of the pipeline depth: redis-benchmark sends whole pipelines, so it would
+    // publish more than asked.
+    let n = ((50_000.0 * args.seconds).max(10_000.0) as u64).div_ceil(32) * 32;
+    let mut best: f64 = 0.0;
+    for _ in 0..2 {
+        best = best.max(publish_ceiling(&server, size, n)?);
+    }
     let ceiling = Ceiling {
         name: format!("pipelined PUBLISH of {size} B to 1 subscriber, 1 client (-c 1 -P 32)"),
-        per_s: publish_ceiling(&server, size, n)?,
+        per_s: best,
     };
     out.push(Figure::new("redis", "publish_ceiling_c1_p32", ceiling.per_s, "msg/s"));
     let result = redis_load::run(args, &url, &load, &ceiling, publish_ms, out);
@@ -269,5 +276,6 @@ fn publish_ceiling(server: &Server, size: usize, n: u64) -> Result<f64, String> 
     if got != n {
         return Err(format!("the ceiling's subscriber received {got} of {n} messages"));
     }
+    eprintln!("[bench] redis: redis-benchmark PUBLISH {rate:.0}/s, all {n} to the subscriber");
     Ok(rate)
 }
