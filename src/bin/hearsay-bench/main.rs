@@ -24,14 +24,25 @@
 //! * `converge` — time until a silence created on one node is on every node of a 10-node
 //!   loopback cluster (p50, p99).
 //! * `memory` (on request) — resident memory for 1,000,000 nflog entries and 10,000 silences,
-//!   next to Debian's Alertmanager 0.25 loading the same snapshot files.
-//! * `redis` (on request; needs `redis-server` on PATH) — time until a silence written on one
-//!   of five Redis-mode peers is on all five (p50, p99), next to one bare PUBLISH reaching a
-//!   subscriber through the same server.
+//!   next to Debian's Alertmanager 0.25 loading the same snapshot files. Always measured in a
+//!   fresh child process (this binary re-executed with `HEARSAY_BENCH_CHILD=memory`), so
+//!   what earlier scenarios freed cannot make it look smaller.
+//! * `redis` (on request; needs `redis-server`, and `redis-benchmark` from redis-tools) — on
+//!   a private server: time until a silence written on one of five Redis-mode peers is on all
+//!   five (p50, p99), next to one bare PUBLISH reaching a subscriber through the same server.
+//!   Then three peers on Grafana's `notificationlog:1`, peer 0 logging notifications:
+//!   updates/s reaching both others when it writes as fast as it can (with the accepted,
+//!   refused and delivered counts), next to `redis-benchmark`'s pipelined PUBLISH rate with
+//!   one client (`-c 1 -P 32`, an update's size) to one subscriber; p50/p99 time until an
+//!   update is on both others at 10,000/s, next to the bare PUBLISH; delivered ÷ accepted at
+//!   10,000, 50,000 and 100,000/s paced and flat out. Each load phase waits (30 s at most)
+//!   for its updates; what had not arrived counts as lost, and stderr says so.
 
 mod broadcast;
+mod child;
 mod codec;
 mod redis;
+mod redis_load;
 mod report;
 mod state;
 
@@ -77,7 +88,9 @@ fn main() -> ExitCode {
             "silences" => state::silences(&args, &mut figures),
             "dedup" => state::dedup(&args, &mut figures),
             "converge" => state::converge(&args, &mut figures),
-            "memory" => state::memory(&args, &mut figures),
+            // A fresh process: what earlier scenarios freed must not count in its RSS.
+            "memory" if child::is_child("memory") => state::memory(&args, &mut figures),
+            "memory" => child::run("memory", &mut figures),
             "redis" => redis::redis(&args, &mut figures),
             other => Err(format!("unknown scenario {other}")),
         };
