@@ -33,10 +33,14 @@ use crate::redis::driver::RedisDriver;
 const BATCH: usize = 4096;
 /// How soon the loop comes back when the states were busy.
 const STATES_RETRY: Duration = Duration::from_millis(1);
+/// The longest the loop waits for the states' lock in one turn: far below any protocol
+/// timer (a probe waits 500 ms), and long enough for any host call to finish.
+const STATES_PATIENCE: Duration = Duration::from_micros(100);
 /// The same kind of trouble is logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The transport a loop drives.
+#[allow(clippy::large_enum_variant, reason = "one per node, for its whole life")]
 pub(super) enum Transport {
     /// memberlist gossip: the inbox is the gossip core's delegate.
     Gossip(Driver<Inbox>),
@@ -331,7 +335,9 @@ impl EventLoop {
             return;
         }
         let Some(cluster) = self.shared.cluster.clone() else { return };
-        let Some(mut c) = cluster.try_lock() else {
+        // Host calls hold the lock for microseconds; a GC or a full state for up to seconds.
+        // A bounded wait rides out the first without a retry turn, and never the second.
+        let Some(mut c) = cluster.try_lock_for(STATES_PATIENCE) else {
             self.states_busy = true;
             return;
         };

@@ -139,8 +139,7 @@ fn silence_latency(url: &str, out: &mut Vec<Figure>) -> Result<(f64, f64), Strin
         let mut cluster = Cluster::new();
         cluster.register(KEY, Silences::new(SilencesConfig::default(), i as u64));
         let name = format!("bench-{i}");
-        let mut config =
-            NodeConfig::grafana_redis(Some(&name), RedisConfig::grafana(url, "bench"));
+        let mut config = NodeConfig::grafana_redis(Some(&name), RedisConfig::grafana(url, "bench"));
         config.settle_timeout = Duration::from_secs(1);
         config.swim.push_pull_interval = Duration::from_secs(3600);
         peers.push(Node::start_cluster(config, cluster, None).map_err(|e| e.to_string())?);

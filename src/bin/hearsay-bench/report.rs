@@ -58,7 +58,7 @@ pub(crate) fn print(figures: &[Figure], json: bool) {
     }
 }
 
-/// One line of [`print`]'s JSON read back into a figure (how a child process hands over its
+/// One line of [`print()`]'s JSON read back into a figure (how a child process hands over its
 /// figures). `ratio` is not read: it follows from the value and the anchor. The scenario and
 /// unit are leaked to fit `Figure`'s `&'static str`: a few short strings per child, once.
 pub(crate) fn parse_json(line: &str) -> Result<Figure, String> {

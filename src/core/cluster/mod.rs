@@ -612,7 +612,7 @@ impl Delegate for Cluster {
 /// the receiver judges it, as it would the whole.
 fn split_delimited(data: &[u8], budget: usize) -> Vec<std::ops::Range<usize>> {
     let Ok(entries) = super::state::delimited::split(data) else {
-        return vec![0..data.len()];
+        return std::iter::once(0..data.len()).collect();
     };
     let ends = entries.iter().skip(1).map(|(offset, _)| *offset).chain([data.len()]);
     let (mut ranges, mut start, mut end) = (Vec::new(), 0, 0);

@@ -27,7 +27,7 @@
 //!
 //! Improvements over Grafana that stock peers cannot tell apart: the first heartbeat at
 //! connect, one subscriber connection for every channel, the request also after a settle
-//! timeout, no re-merge of our own publishes ([`echo`]), coalesced updates.
+//! timeout, no re-merge of our own publishes (see `echo.rs`), coalesced updates.
 
 mod echo;
 mod layout;
