@@ -304,3 +304,58 @@ fn with_redis_gone_writes_are_refused_once_the_queue_is_full() {
         "{text}"
     );
 }
+
+#[test]
+fn a_wrong_password_is_an_error_line_naming_the_address() {
+    util::logs::capture();
+    let server = RedisServer::start_with(&["--requirepass", "right"]);
+    let url = format!("redis://:wrong@127.0.0.1:{}/0", server.port);
+    let mut cluster = Cluster::new();
+    cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
+    let config = NodeConfig::grafana_redis(Some("peer-w"), RedisConfig::grafana(&url, "grafana"));
+    let a = Node::start_cluster(config, cluster, None).expect("a wrong password is no start error");
+    let address = format!("127.0.0.1:{}", server.port);
+    wait_for("an error line naming the address", SPREAD, || {
+        util::logs::matching(&address)
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains("WRONGPASS"))
+    });
+    assert!(a.position().blind, "it sees no members");
+    // Retries go on with backoff, but the line is not repeated within the minute.
+    std::thread::sleep(Duration::from_secs(2));
+    let lines = util::logs::matching(&address);
+    assert_eq!(lines.iter().filter(|l| l.contains("command connection")).count(), 1, "{lines:?}");
+}
+
+#[test]
+fn undecodable_payloads_are_counted_and_logged() {
+    util::logs::capture();
+    let server = RedisServer::start();
+    let a = peer(&server, "peer-a");
+    let mut client = server.client();
+    wait_for("a subscribed", SPREAD, || {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("grafana:silences:1")
+            .query(&mut client)
+            .expect("PUBSUB NUMSUB");
+        n >= 1
+    });
+    // Not a Part at all, then a Part whose silence data is garbage.
+    let bad_part = Part { key: SILENCES.into(), data: vec![0xff; 8] }.encode_to_vec();
+    for payload in [vec![0xff, 0xff, 0xff], bad_part] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("grafana:silences:1")
+            .arg(payload)
+            .query(&mut client)
+            .expect("PUBLISH");
+    }
+    wait_for("both counted", SPREAD, || {
+        let text = a.metrics_text();
+        text.contains("hearsay_cluster_decode_errors_total 1\n")
+            && text.contains("hearsay_cluster_merge_errors_total{key=\"silences:1\"} 1")
+    });
+    wait_for("a log line", SPREAD, || {
+        !util::logs::matching("could not be decoded or merged").is_empty()
+    });
+}

@@ -451,7 +451,8 @@ impl EventLoop {
                         crate::core::peer::redis::Link::Subscriber => "redis-subscriber",
                     };
                     if self.throttle.allow(kind) {
-                        log::error!("redis ({} connection): {what}", link.as_str());
+                        let target = driver.describe_target();
+                        log::error!("redis {target} ({} connection): {what}", link.as_str());
                     }
                 }
                 RedisEvent::Stopped => self.stopped = true,

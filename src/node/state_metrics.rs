@@ -220,7 +220,26 @@ impl StateMetrics {
                     Value::Counter(v),
                 ));
             }
+            out.push((
+                "hearsay_cluster_merge_errors".into(),
+                "Payloads from peers for this state that failed to decode or merge",
+                vec![("key", key.to_owned())],
+                Value::Counter(stats.merge_errors),
+            ));
         }
+        let global = cluster.global_stats();
+        out.push((
+            "hearsay_cluster_decode_errors".into(),
+            "Messages from peers that were no Part or FullState",
+            Vec::new(),
+            Value::Counter(global.decode_errors),
+        ));
+        out.push((
+            "hearsay_cluster_unknown_keys".into(),
+            "Parts from peers for a state key nobody registered here",
+            Vec::new(),
+            Value::Counter(global.unknown_keys),
+        ));
         out
     }
 }
@@ -238,14 +257,27 @@ impl Collector for StateMetrics {
                 _ => ConstGauge::new(0i64).metric_type(),
             };
             let mut family = encoder.encode_descriptor(&name, help, None, metric_type)?;
+            if let [(labels, value)] = series.as_slice()
+                && labels.is_empty()
+            {
+                // One unlabelled series: `name 3`, as Alertmanager writes it, not `name{} 3`.
+                encode_value(value, family)?;
+                continue;
+            }
             for (labels, value) in series {
-                let metric = family.encode_family(&labels)?;
-                match value {
-                    Value::Counter(v) => ConstCounter::new(v).encode(metric)?,
-                    Value::Gauge(v) => ConstGauge::new(v).encode(metric)?,
-                }
+                encode_value(&value, family.encode_family(&labels)?)?;
             }
         }
         Ok(())
+    }
+}
+
+fn encode_value(
+    value: &Value,
+    metric: prometheus_client::encoding::MetricEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    match value {
+        Value::Counter(v) => ConstCounter::new(*v).encode(metric),
+        Value::Gauge(v) => ConstGauge::new(*v).encode(metric),
     }
 }

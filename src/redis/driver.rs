@@ -213,7 +213,7 @@ impl RedisDriver {
         });
         match registered {
             Ok(conn) => self.conns[link as usize] = Some(conn),
-            Err(e) => self.failed(link, &format!("connect to {addr}: {e}")),
+            Err(e) => self.failed(link, &format!("connect: {e}")),
         }
     }
 
@@ -268,17 +268,17 @@ impl RedisDriver {
                 }
             }
             Err(e) => {
-                let addr = self.describe_target();
                 // Values parsed before the error still count.
                 for value in self.values.drain(..) {
                     self.peer.handle_value(now, unix, link, value);
                 }
-                self.failed(link, &format!("{addr}: {e}"));
+                self.failed(link, &e.to_string());
             }
         }
     }
 
-    fn describe_target(&self) -> String {
+    /// Where Redis is, for log lines.
+    pub(crate) fn describe_target(&self) -> String {
         match &self.target {
             Target::Addr(a) => a.to_string(),
             Target::Host(h) => h.clone(),

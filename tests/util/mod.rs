@@ -4,6 +4,7 @@
 
 pub mod alertmanager;
 pub mod golang;
+pub mod logs;
 pub mod redis;
 pub mod sim;
 

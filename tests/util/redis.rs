@@ -10,10 +10,11 @@ pub struct RedisServer {
     child: Child,
 }
 
-fn spawn(port: u16) -> Child {
+fn spawn(port: u16, extra: &[&str]) -> Child {
     Command::new("redis-server")
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -22,15 +23,32 @@ fn spawn(port: u16) -> Child {
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra `redis-server` arguments (e.g. `--requirepass`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = super::alertmanager::free_port();
-        let server = Self { port, child: spawn(port) };
+        let server = Self { port, child: spawn(port, extra) };
         server.wait_up();
         server
     }
 
+    /// Until a `PING` gets any reply (`+PONG`, or `-NOAUTH` from a server with a password).
     fn wait_up(&self) {
+        use std::io::{Read, Write};
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.connection().is_none() {
+        loop {
+            let replied =
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok_and(|mut s| {
+                    let mut buf = [0u8; 1];
+                    s.set_read_timeout(Some(Duration::from_secs(1))).is_ok()
+                        && s.write_all(b"PING\r\n").is_ok()
+                        && s.read(&mut buf).is_ok_and(|n| n == 1)
+                });
+            if replied {
+                return;
+            }
             assert!(Instant::now() < deadline, "redis-server did not answer on port {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -45,7 +63,7 @@ impl RedisServer {
     /// Start it again, empty, on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(self.port);
+        self.child = spawn(self.port, &[]);
         self.wait_up();
     }
 
