@@ -359,3 +359,55 @@ fn undecodable_payloads_are_counted_and_logged() {
         !util::logs::matching("could not be decoded or merged").is_empty()
     });
 }
+
+#[test]
+fn a_full_state_larger_than_the_pubsub_buffer_limit_arrives_whole() {
+    // 520,000 entries marshal to about 36 MB, past Redis' default 32 MB hard limit on a
+    // subscriber's output buffer: sent as one message, it would cut every subscriber off.
+    const ENTRIES: u64 = 520_000;
+    let server = RedisServer::start();
+    let a = peer(&server, "peer-a");
+    let receiver = Receiver::new("team", "webhook", 0);
+    let t = now();
+    let size = a
+        .with_cluster(|c| {
+            let log = c.state_mut::<Nflog>(NFLOG).expect("nflog");
+            for i in 0..ENTRIES {
+                log.log(
+                    &receiver,
+                    &format!("{{}}:{{g=\"{i}\"}}"),
+                    &[i],
+                    &[],
+                    &Default::default(),
+                    None,
+                    t,
+                )
+                .expect("logged");
+            }
+            // Written straight into the state: nothing is queued for publishing.
+            c.marshal(NFLOG).map_or(0, |b| b.len())
+        })
+        .expect("states");
+    assert!(size > 32 << 20, "{size} bytes");
+    // b starts, settles, asks for full states; a answers in chunks of at most 1 MiB.
+    let b = peer(&server, "peer-b");
+    let held = |n: &Node| {
+        n.with_cluster(|c| c.state::<Nflog>(NFLOG).map_or(0, Nflog::len)).expect("states")
+    };
+    wait_for("b holds every entry", Duration::from_secs(120), || held(&b) as u64 == ENTRIES);
+    let sent = a
+        .metrics_text()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("alertmanager_cluster_messages_sent_total{msg_type=\"full_state\"} ")
+        })
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("full states counted");
+    assert!(sent >= 32, "{sent} full-state messages for {size} bytes");
+    let mut client = server.client();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut client).expect("CLIENT LIST");
+    assert!(
+        clients.lines().filter(|l| l.contains("cmd=subscribe") || l.contains("sub=")).count() >= 2,
+        "{clients}"
+    );
+}
