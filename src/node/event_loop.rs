@@ -33,6 +33,8 @@ use crate::redis::driver::RedisDriver;
 const BATCH: usize = 4096;
 /// How soon the loop comes back when the states were busy.
 const STATES_RETRY: Duration = Duration::from_millis(1);
+/// How long the loop stays awake for the next host write after a turn that moved some.
+const LINGER: Duration = Duration::from_micros(50);
 /// The longest the loop waits for the states' lock in one turn: far below any protocol
 /// timer (a probe waits 500 ms), and long enough for any host call to finish.
 const STATES_PATIENCE: Duration = Duration::from_micros(100);
@@ -131,6 +133,8 @@ pub(super) struct EventLoop {
     turns: u64,
     /// A Redis update the core's outbox had no room for yet.
     held: Option<PubSubUpdate>,
+    /// Host writes moved into the core in the last turn.
+    moved: usize,
 }
 
 impl EventLoop {
@@ -162,6 +166,7 @@ impl EventLoop {
             stopped: false,
             turns: 0,
             held: None,
+            moved: 0,
         }
     }
 
@@ -169,6 +174,12 @@ impl EventLoop {
         while !self.stopped {
             self.publish();
             let wake_at = self.states_busy.then(|| self.transport.now() + STATES_RETRY);
+            if self.moved > 0 {
+                // In a burst of host writes: the next one is microseconds away. Waiting for
+                // it here, awake, saves the writer a wake-up syscall and this thread a sleep
+                // and a context switch per write.
+                self.linger();
+            }
             self.shared.asleep.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let busy = !self.channels.commands.is_empty()
@@ -199,6 +210,17 @@ impl EventLoop {
             }
         }
         self.publish();
+    }
+
+    /// Spin up to [`LINGER`] for more host writes.
+    fn linger(&self) {
+        let until = Instant::now() + LINGER;
+        while Instant::now() < until {
+            if !self.channels.outbound.is_empty() || !self.channels.broadcasts.is_empty() {
+                return;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     fn flush(&mut self) {
@@ -289,6 +311,7 @@ impl EventLoop {
     /// Move the host's writes into the core: raw broadcasts on gossip, updates on Redis (as
     /// many as the core has room for; the rest wait in the bounded channel).
     fn take_writes(&mut self) {
+        self.moved = 0;
         match &mut self.transport {
             Transport::Gossip(d) => {
                 // Only what the core has room for: the rest waits in the bounded channel,
@@ -298,6 +321,7 @@ impl EventLoop {
                         break;
                     }
                     let Ok(msg) = self.channels.broadcasts.try_recv() else { break };
+                    self.moved += 1;
                     match d.peer_mut().broadcast(msg) {
                         Ok(()) => {}
                         Err(BroadcastError::QueueFull) => {
@@ -322,6 +346,7 @@ impl EventLoop {
                         self.held = Some(update);
                         break;
                     }
+                    self.moved += 1;
                 }
             }
         }
