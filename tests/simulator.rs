@@ -1,7 +1,9 @@
-//! Deterministic simulation of SWIM clusters under loss, delay, reordering, duplication,
-//! a partition that heals, a crash and a restart, with per-node clock skew.
+//! Deterministic simulation of the production peer cores under faults, with per-node clock
+//! offset, drift and wall-clock skew. Every scenario runs for many seeds; a seed replays a run
+//! exactly.
 //!
-//! Each seed runs one scenario and checks these invariants:
+//! **Gossip** ([`util::sim`]): `GossipPeer` cores (SWIM plus Alertmanager's upkeep) under
+//! loss, delay, reordering, duplication, a partition that heals, a crash and a restart.
 //!
 //! 1. **Convergence.** After the cold start, after the partition heals, and after the crashed
 //!    node restarts, every live node's member list (alive + suspect) is exactly the set of live
@@ -11,18 +13,25 @@
 //!    longest suspicion timeout for `n` nodes, and `DISSEMINATION_MS` to gossip the verdict.
 //! 3. **Accuracy.** Outside partitions, a live node is never held dead by a majority of the
 //!    other live nodes.
-//! 4. No panic, and every packet and stream frame a core produces is decodable by the others.
+//! 4. **Silences converge.** Silences written while connected, on both sides of a partition
+//!    and while a node is down end up identical on every live node.
+//! 5. **GC.** With no storage anywhere, a silence that ended is collected on every live node
+//!    within expiry + retention + one maintenance interval, and never comes back; every node
+//!    reports `Ready` within the settle timeout.
+//! 6. No panic, every core always has a next timer, and every packet and stream frame a core
+//!    produces is decodable by the others.
 //!
-//! `SIM_SEEDS=N` runs seeds 0..N (default 200); `SIM_SEED=s` replays one seed. A failure
-//! prints its seed and the command that replays it.
+//! `SIM_SEEDS=N` runs seeds 0..N (default 200); `SIM_SEED=s` replays one seed; `SIM_VERBOSE`
+//! prints per-seed timings. A failure prints its seed and the command that replays it.
 
 mod util;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
+use hearsay::core::state::silences::SilencesConfig;
 use hearsay::core::swim::MemberState;
-use util::sim::{Faults, Sim};
+use util::sim::{Faults, Options, Sim};
 
 const FAULTS: Faults = Faults { loss: 0.10, duplicate: 0.01, delay_ms: (1, 25) };
 
@@ -32,8 +41,10 @@ const FAULTS: Faults = Faults { loss: 0.10, duplicate: 0.01, delay_ms: (1, 25) }
 /// the first push/pull comes after a random stagger of up to one interval (60 s, the
 /// Alertmanager setting), the next one interval later, plus slack for a lost exchange.
 const CONVERGE_MS: u64 = 125_000;
-/// After a heal: up to 15 s until Alertmanager's refresh loop re-joins a missing configured
-/// peer, then refutations of the partition-time verdicts spread (a few gossip rounds), plus
+/// After a heal: up to 15 s until the peer core's refresh (Alertmanager's loop, every 15 s from
+/// the core's construction, so the first comes within one interval of the heal) re-joins a
+/// missing configured peer — its reconnect of members it saw fail, every 10 s, usually comes
+/// first — then refutations of the partition-time verdicts spread (a few gossip rounds), plus
 /// slack for a lost join under 10 % loss (the next refresh, 15 s later).
 const HEAL_MS: u64 = 45_000;
 /// Restart of a crashed node: its join's push/pull tells it it was declared dead; it refutes.
@@ -53,31 +64,32 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn five_nodes() {
-    run_seeds(5);
+    check_seeds("five_nodes", "5-node scenario", |seed| scenario(seed, 5));
 }
 
 #[test]
 fn twenty_nodes() {
-    run_seeds(20);
+    check_seeds("twenty_nodes", "20-node scenario", |seed| scenario(seed, 20));
 }
 
-fn run_seeds(n: usize) {
+/// Run `scenario` for every seed; on the first failure, panic with the seed and the command
+/// that replays it (`test` is the test function's name).
+fn check_seeds(test: &str, label: &str, scenario: impl Fn(u64) -> Result<(), String>) {
     let started = std::time::Instant::now();
     let seeds = seeds();
     for &seed in &seeds {
-        let outcome = catch_unwind(AssertUnwindSafe(|| scenario(seed, n)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| scenario(seed)));
         let failure = match outcome {
             Ok(Ok(())) => continue,
             Ok(Err(msg)) => msg,
             Err(panic) => format!("panic: {}", panic_message(&panic)),
         };
         panic!(
-            "{n}-node scenario failed with seed {seed}: {failure}\n\
-             replay: SIM_SEED={seed} cargo test --release --test simulator {}",
-            if n == 5 { "five_nodes" } else { "twenty_nodes" }
+            "{label} failed with seed {seed}: {failure}\n\
+             replay: SIM_SEED={seed} cargo test --release --test simulator {test}"
         );
     }
-    eprintln!("{n}-node scenario: {} seeds passed in {:.1?}", seeds.len(), started.elapsed());
+    eprintln!("{label}: {} seeds passed in {:.1?}", seeds.len(), started.elapsed());
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -237,21 +249,7 @@ const STATE_CONVERGE_MS: u64 = 130_000;
 
 #[test]
 fn silences_converge() {
-    let started = std::time::Instant::now();
-    let seeds = seeds();
-    for &seed in &seeds {
-        let outcome = catch_unwind(AssertUnwindSafe(|| state_scenario(seed, 5)));
-        let failure = match outcome {
-            Ok(Ok(())) => continue,
-            Ok(Err(msg)) => msg,
-            Err(panic) => format!("panic: {}", panic_message(&panic)),
-        };
-        panic!(
-            "silence scenario failed with seed {seed}: {failure}\n\
-             replay: SIM_SEED={seed} cargo test --release --test simulator silences_converge"
-        );
-    }
-    eprintln!("silence scenario: {} seeds passed in {:.1?}", seeds.len(), started.elapsed());
+    check_seeds("silences_converge", "silence scenario", |seed| state_scenario(seed, 5));
 }
 
 /// Silences written on random nodes — while connected, on both sides of a partition, and while
@@ -335,5 +333,149 @@ fn state_scenario(seed: u64, n: usize) -> Result<(), String> {
             ));
         }
         sim.run_until(sim.now + 500, &mut |_| {});
+    }
+}
+
+// ---- GC on gossip ----
+
+/// Silence retention in the GC scenarios: an ended silence is kept (and gossiped) this long.
+const GC_RETENTION: Duration = Duration::from_secs(10);
+/// How often the peer cores ask for maintenance in the GC scenarios.
+const GC_MAINTENANCE: Duration = Duration::from_secs(3);
+/// Slack on the GC bound: wall clocks differ by up to 200 ms between the writer (who sets
+/// `ends_at`) and a collector; a 0.1 % drift stretches one maintenance interval by 3 ms; the
+/// simulator steps 5 ms.
+const GC_SLACK_MS: u64 = 500;
+/// A silence ending `e` after its write is gone from every live node by `e + GC_RETENTION +
+/// GC_MAINTENANCE + GC_SLACK_MS`: each node collects at its first maintenance after
+/// `expires_at = ends_at + retention` by its own wall clock, and nothing brings it back — a
+/// merge drops elements already expired on arrival, and a node that had not collected yet
+/// only sends it before its `expires_at`.
+fn gc_bound_ms(lasts: Duration) -> u64 {
+    ms(lasts + GC_RETENTION + GC_MAINTENANCE) + GC_SLACK_MS
+}
+/// Gossip spread of a local write to every member: the writer sends it straight to each
+/// member over TCP (one delay, 25 ms at most) besides gossiping it.
+const GOSSIP_SPREAD_MS: u64 = 1_000;
+/// How long after its start a gossip peer reports `Ready`: at Alertmanager's settle timeout
+/// (60 s) at the latest, plus one settle poll (10 × 200 ms gossip interval) of lateness.
+const GOSSIP_READY_MS: u64 = 62_000;
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).expect("fits")
+}
+
+#[test]
+fn expired_entries_are_collected_gossip() {
+    check_seeds("expired_entries_are_collected_gossip", "gossip GC scenario", gossip_gc_scenario);
+}
+
+/// A short silence expiring while another lives on: where it went, and when it must be gone.
+struct Expiring {
+    id: String,
+    written: u64,
+    lasts: Duration,
+}
+
+impl Expiring {
+    fn gone_by(&self) -> u64 {
+        self.written + gc_bound_ms(self.lasts)
+    }
+}
+
+/// 3–5 nodes, no storage anywhere, retention 10 s, maintenance every 3 s. Short silences
+/// written on random nodes (one node crashes before and restarts during their retention) must
+/// first reach every live node, then be collected on every live node within [`gc_bound_ms`]
+/// and never come back; a one-hour silence is never collected; every node reports `Ready`
+/// within [`GOSSIP_READY_MS`] of its start.
+fn gossip_gc_scenario(seed: u64) -> Result<(), String> {
+    use rand::rngs::SmallRng;
+    use rand::{RngExt, SeedableRng};
+
+    let n = 3 + (seed % 3) as usize;
+    let silences = SilencesConfig { retention: GC_RETENTION, ..SilencesConfig::default() };
+    let options = Options { silences, maintenance: GC_MAINTENANCE };
+    let mut sim = Sim::with_options(seed, n, FAULTS, options);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x6c);
+    let mut starts = vec![0; n];
+    for (i, start) in starts.iter_mut().enumerate() {
+        *start = sim.now;
+        sim.start(i);
+        sim.run_until(sim.now + 10, &mut |_| {});
+    }
+    let mut acc = Accuracy { active_from: None, violation: None };
+    let deadline = sim.now + CONVERGE_MS;
+    converge(&mut sim, deadline, &mut acc, "cold start")?;
+    let keeper = sim.set_silence(rng.random_range(0..n), "keeper");
+    let victim = rng.random_range(0..n);
+    sim.crash(victim);
+    let mut expiring = Vec::new();
+    for k in 0..3 {
+        let live = sim.live();
+        let writer = live[rng.random_range(0..live.len())];
+        let lasts = Duration::from_millis(rng.random_range(2_000..8_000));
+        let id = sim.set_silence_for(writer, &format!("short-{k}"), lasts);
+        expiring.push(Expiring { id, written: sim.now, lasts });
+        gc_spread(&mut sim, &expiring[k])?;
+    }
+    // Back during the retention of the first: it learns the ended silences by push/pull.
+    sim.run_until(expiring[0].written + ms(expiring[0].lasts) + 1_000, &mut |_| {});
+    starts[victim] = sim.now;
+    sim.start(victim);
+    let end = expiring.iter().map(Expiring::gone_by).max().expect("three") + 70_000;
+    while sim.now < end {
+        sim.run_until(sim.now + 100, &mut |_| {});
+        for e in expiring.iter().filter(|e| sim.now >= e.gone_by()) {
+            if let Some(&i) = sim.live().iter().find(|&&i| sim.holds_silence(i, &e.id)) {
+                return Err(format!(
+                    "at {} ms {} still holds silence {} (written at {} ms, lasting {:?}): \
+                     it should be gone by {} ms",
+                    sim.now,
+                    sim.name(i),
+                    e.id,
+                    e.written,
+                    e.lasts,
+                    e.gone_by()
+                ));
+            }
+        }
+    }
+    for i in sim.live() {
+        // GC did the removing (a node that was down collects what it learned meanwhile).
+        if i != victim && sim.collected(i) < expiring.len() {
+            return Err(format!("{} collected {} silences", sim.name(i), sim.collected(i)));
+        }
+        if sim.silence_count(i) != 1 || !sim.holds_silence(i, &keeper) {
+            return Err(format!(
+                "{} holds {} silences, not just the keeper",
+                sim.name(i),
+                sim.silence_count(i)
+            ));
+        }
+        match sim.ready_at(i) {
+            Some(t) if t <= starts[i] + GOSSIP_READY_MS => {}
+            other => {
+                return Err(format!(
+                    "{} ready at {other:?}, started at {}",
+                    sim.name(i),
+                    starts[i]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A fresh write reaches every live node within [`GOSSIP_SPREAD_MS`] (else the GC check would
+/// be vacuous).
+fn gc_spread(sim: &mut Sim, e: &Expiring) -> Result<(), String> {
+    sim.run_until(sim.now + GOSSIP_SPREAD_MS, &mut |_| {});
+    match sim.live().into_iter().find(|&i| !sim.holds_silence(i, &e.id)) {
+        Some(i) => Err(format!(
+            "silence {} missing on {} {GOSSIP_SPREAD_MS} ms after its write",
+            e.id,
+            sim.name(i)
+        )),
+        None => Ok(()),
     }
 }
