@@ -5,6 +5,7 @@
 pub mod alertmanager;
 pub mod golang;
 pub mod redis;
+pub mod redis_sim;
 pub mod sim;
 
 use std::net::SocketAddr;
