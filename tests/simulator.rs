@@ -21,6 +21,27 @@
 //! 6. No panic, every core always has a next timer, and every packet and stream frame a core
 //!    produces is decodable by the others.
 //!
+//! **Redis** ([`util::redis_sim`]): five `RedisPeer` cores, each with its own states, around
+//! one modelled Redis, through a subscriber connection dropped (killed or silently
+//! black-holed, sometimes with another node's command connection black-holed too), Redis
+//! going away (mostly restarting empty after 5–90 s, sometimes a blip that keeps the data;
+//! sometimes with a node restarting meanwhile), a slow phase (replies and pushes up to 8 s
+//! late), and a crash and restart with empty states; writes on random nodes in every phase.
+//!
+//! 7. **Positions.** By [`POSITIONS_MS`] after the start and the restart, and
+//!    [`POSITIONS_AFTER_RETURN_MS`] after Redis returns, and from then on until the next
+//!    fault, every live peer's members are exactly the sorted heartbeat keys of the live
+//!    peers, and their positions are 0..n-1, distinct and not blind.
+//! 8. **Acknowledged writes arrive.** Every silence and notification log entry that
+//!    `peer.publish` accepted is on every live peer [`WRITE_ARRIVAL_MS`] (two full-state
+//!    intervals) after the write, the peer's (re)start, or the end of a Redis outage that
+//!    began before that, whichever is latest; no write is ever refused (a host error).
+//! 9. **GC.** With no storage anywhere, short silences and notifications reach every peer,
+//!    then are collected on every live peer within their expiry + one maintenance interval,
+//!    also while Redis is away, and never come back through the full states exchanged after.
+//! 10. Every peer reports `Ready` within Grafana's settle timeout; no panic; every core always
+//!     has a next timer.
+//!
 //! `SIM_SEEDS=N` runs seeds 0..N (default 200); `SIM_SEED=s` replays one seed; `SIM_VERBOSE`
 //! prints per-seed timings. A failure prints its seed and the command that replays it.
 

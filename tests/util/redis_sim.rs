@@ -25,9 +25,11 @@
 //!
 //! **Faults** ([`RedisSim`]'s methods, scheduled by the scenarios): Redis down — every
 //! connection closed, connects refused — and back empty (a restart without persistence: the
-//! heartbeat keys are gone); slow phases (large reply delays, below the peers' reply timeout);
-//! a node's subscriber connection killed by Redis or silently black-holed (what is published
-//! meanwhile is lost to it); a node crash and a restart with empty states.
+//! heartbeat keys are gone) or with its data (a network blip); slow phases (large reply and
+//! push delays; connects stay fast, they are the kernel's); a node's connection killed by
+//! Redis, or silently black-holed (what is published meanwhile is lost to it, its commands go
+//! unanswered); a node crash and a restart with empty states. Each node has its own clock
+//! offset and drift (±0.1 %) and its wall clock is skewed by up to ±100 ms.
 //!
 //! The simulator plays the node's drivers only: it opens and closes connections when the core
 //! says, writes its commands, hands back every value, and applies the core's events to the
@@ -232,7 +234,7 @@ pub struct Server {
     scan_page: usize,
     /// Probability that a SCAN page also returns a key of an earlier page.
     scan_repeat: f64,
-    /// Commands executed, messages pushed to subscribers (for reports).
+    /// Commands executed (for reports).
     pub commands: u64,
     /// Messages pushed to subscribers.
     pub pushed: u64,
