@@ -388,10 +388,11 @@ fn scan(db: &Db, cursor: u64, pattern: &str, page: usize, repeat: bool) -> Value
             keys.push(bulk(key.as_bytes()));
         }
     }
-    if repeat && let Some((_, key)) = db.by_slot.range(..cursor).next_back() {
-        if key.starts_with(prefix) {
-            keys.push(bulk(key.as_bytes()));
-        }
+    if repeat
+        && let Some((_, key)) = db.by_slot.range(..cursor).next_back()
+        && key.starts_with(prefix)
+    {
+        keys.push(bulk(key.as_bytes()));
     }
     Value::Array(vec![bulk(next.to_string().as_bytes()), Value::Array(keys)])
 }
@@ -548,7 +549,7 @@ impl RedisSim {
         let clients: Vec<ConnId> = self.server.clients.keys().copied().collect();
         self.server.clients.clear();
         for c in clients {
-            self.to_client(c, ToClient::Closed);
+            self.send_to_client(c, ToClient::Closed);
         }
     }
 
@@ -582,7 +583,7 @@ impl RedisSim {
                 conn.blackholed = true;
             }
         } else if self.server.clients.remove(&c).is_some() {
-            self.to_client(c, ToClient::Closed);
+            self.send_to_client(c, ToClient::Closed);
         }
     }
 
@@ -643,7 +644,7 @@ impl RedisSim {
     }
 
     /// Send towards Redis on `c`, behind whatever `c` carried that way before.
-    fn to_server(&mut self, c: ConnId, what: ToServer) {
+    fn send_to_server(&mut self, c: ConnId, what: ToServer) {
         let delay = self.delay(self.latency.request_ms);
         let now = self.now;
         let Some(conn) = self.conns.get_mut(&c) else { return };
@@ -657,7 +658,7 @@ impl RedisSim {
 
     /// Send towards the client on `c`, behind whatever Redis wrote on `c` before. The outcome
     /// of a connect is the kernel's, not Redis' (a slow Redis accepts at LAN speed).
-    fn to_client(&mut self, c: ConnId, what: ToClient) {
+    fn send_to_client(&mut self, c: ConnId, what: ToClient) {
         let range = match what {
             ToClient::Connected | ToClient::Refused => LAN.reply_ms,
             _ => self.latency.reply_ms,
@@ -704,7 +705,7 @@ impl RedisSim {
                 }
                 let out = self.server.execute(self.now, c, cmd, &mut self.rng);
                 for (to, value) in out {
-                    self.to_client(to, ToClient::Value(value));
+                    self.send_to_client(to, ToClient::Value(value));
                 }
             }
         }
@@ -743,16 +744,16 @@ impl RedisSim {
         self.nodes[i].links[link as usize] = Some(c);
         if self.server.up {
             self.server.clients.insert(c, Client::default());
-            self.to_client(c, ToClient::Connected);
+            self.send_to_client(c, ToClient::Connected);
         } else {
-            self.to_client(c, ToClient::Refused);
+            self.send_to_client(c, ToClient::Refused);
         }
     }
 
     /// The driver drops `link`'s connection: Redis sees the close after what was written.
     fn close_link(&mut self, i: usize, link: Link) {
         if let Some(c) = self.nodes[i].links[link as usize].take() {
-            self.to_server(c, ToServer::Close);
+            self.send_to_server(c, ToServer::Close);
         }
     }
 }
@@ -780,7 +781,7 @@ impl RedisSim {
                 while let Some(cmd) = self.run_mut(i).peer.poll_command(link) {
                     busy = true;
                     self.trace(i, &format!("{link:?} -> {}", describe_command(&cmd)));
-                    self.to_server(c, ToServer::Command(cmd));
+                    self.send_to_server(c, ToServer::Command(cmd));
                 }
             }
             while let Some(event) = self.run_mut(i).peer.poll_event() {
@@ -983,5 +984,8 @@ fn describe_event(event: &RedisEvent) -> String {
 }
 
 fn short(s: &str) -> String {
-    if s.len() <= 160 { s.to_owned() } else { format!("{}…", &s[..s.floor_char_boundary(160)]) }
+    match s.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
 }
