@@ -6,6 +6,7 @@ pub mod alertmanager;
 pub mod golang;
 pub mod logs;
 pub mod redis;
+pub mod redis_sim;
 pub mod sim;
 
 use std::net::SocketAddr;

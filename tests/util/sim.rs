@@ -1,35 +1,47 @@
-//! A deterministic network simulator for SWIM cores.
+//! A deterministic network simulator for gossip peers.
 //!
-//! N [`Swim`] cores run on one thread against a virtual network and virtual clocks. A single
-//! seeded RNG decides loss, duplication, delay (and so reordering), and every core is seeded
-//! from it, so a seed replays a run exactly. The simulator plays the part of the mio driver —
-//! it only moves bytes, delimits stream frames with the core's own codec, and reports stream
-//! outcomes — plus the part of Alertmanager's peer loop that re-joins failed and missing peers
-//! (every 10 s and 15 s respectively), which is what heals a cluster after a long partition.
+//! N production peer cores — [`GossipPeer`]`<`[`Cluster`]`>`: a SWIM core plus Alertmanager's
+//! peer upkeep (re-joining failed members every 10 s, re-resolving the configured peers every
+//! 15 s, settle, maintenance) — run on one thread against a virtual network and virtual clocks.
+//! A single seeded RNG decides loss, duplication, delay (and so reordering), and every core is
+//! seeded from it, so a seed replays a run exactly.
+//!
+//! The simulator plays the part of the node's drivers and nothing more: it moves datagrams,
+//! delimits stream frames with the core's own codec and reports stream outcomes (the mio
+//! driver); it pumps the cluster layer after every input, answers `Resolve` with the
+//! configured peer addresses (the resolver thread, with a DNS that always answers), runs GC of
+//! every state on `Maintain` and records `Ready` (the event loop and its worker). Every
+//! protocol decision — when to probe, re-join, refresh, settle, maintain — is the core's.
 //!
 //! Each node has its own clock: a random offset and a drift of up to ±0.1 %, so no two cores
 //! agree on what time it is, as on real machines; wall clocks are skewed by up to ±100 ms.
 //!
-//! Every core carries Alertmanager's cluster layer with a silences state, pumped after every
-//! input as the node driver does, so replicated state converges (or not) under the same faults.
+//! Every core carries Alertmanager's cluster layer with a silences state (no storage: GC does
+//! not depend on snapshots), so replicated state converges — and expires — under the same
+//! faults. Every datagram and stream frame a core produces must decode at its receiver.
 
-/// The core under simulation.
-pub type Swim = hearsay::core::swim::Swim<Cluster>;
+/// The core under simulation: the production gossip peer around a SWIM core.
+pub type Peer = GossipPeer<Cluster>;
 
 /// Wall-clock time at simulation start (2026-11-23), in Unix ms.
 const WALL_ORIGIN_MS: i64 = 1_795_400_000_000;
 
+/// The key the silences are registered under (Alertmanager's).
+const SILENCES: &str = "sil";
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use hearsay::core::UnixMillis;
 use hearsay::core::cluster::{self, Cluster};
 use hearsay::core::config::SwimConfig;
+use hearsay::core::peer::gossip::{GossipEvent, GossipPeer, Upkeep};
 use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Silence, Silences, SilencesConfig,
 };
-use hearsay::core::swim::{Event, MemberChange, MemberState, StreamFailure, StreamId};
+use hearsay::core::swim::{MemberState, StreamFailure, StreamId, Swim};
 use hearsay::core::wire::StreamFrame;
 use hearsay::core::{Millis, NodeName};
 use rand::rngs::SmallRng;
@@ -50,27 +62,43 @@ pub struct Faults {
     pub delay_ms: (u64, u64),
 }
 
+/// What the nodes run with besides the network.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The silences' settings (retention, chiefly).
+    pub silences: SilencesConfig,
+    /// How often the peer core asks for maintenance (Alertmanager's 15 min is longer than
+    /// most scenarios; they pick their own so GC runs).
+    pub maintenance: Duration,
+}
+
+impl Default for Options {
+    /// Alertmanager's silences; maintenance every 30 s, so the path runs in every scenario
+    /// (with the default 120 h retention it collects nothing).
+    fn default() -> Self {
+        Self { silences: SilencesConfig::default(), maintenance: Duration::from_secs(30) }
+    }
+}
+
 /// Global simulation time step in ms.
 const STEP_MS: u64 = 5;
-/// Alertmanager re-joins peers it saw fail every 10 s (`reconnectInterval`).
-const RECONNECT_MS: u64 = 10_000;
-/// Alertmanager re-joins configured peers missing from the member list every 15 s.
-const REFRESH_MS: u64 = 15_000;
 
 struct Node {
     name: NodeName,
     addr: SocketAddr,
-    swim: Option<Swim>,
+    peer: Option<Peer>,
     epoch: u64,
     clock_offset_ms: u64,
     drift_ppm: i64,
     wall_skew_ms: i64,
+    /// The configured `--cluster.peer` addresses: what our "DNS" resolves them to.
     peers: Vec<SocketAddr>,
-    failed: BTreeMap<NodeName, SocketAddr>,
-    next_reconnect: u64,
-    next_refresh: u64,
     deadline: u64,
     group: u8,
+    /// Global time of the core's `Ready`, since the last (re)start.
+    ready_at: Option<u64>,
+    /// Elements GC collected since the last (re)start.
+    collected: usize,
 }
 
 enum Delivery {
@@ -115,31 +143,36 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     faults: Faults,
+    options: Options,
     /// Datagrams sent, for reporting.
     pub packets: u64,
 }
 
 impl Sim {
-    /// `n` nodes, not yet started. Every node is configured with nodes 0 and 1 as its
-    /// `--cluster.peer`s (minus itself).
+    /// `n` nodes, not yet started, with the default [`Options`]. Every node is configured
+    /// with nodes 0 and 1 as its `--cluster.peer`s (minus itself).
     pub fn new(seed: u64, n: usize, faults: Faults) -> Self {
+        Self::with_options(seed, n, faults, Options::default())
+    }
+
+    /// `n` nodes, not yet started, running with `options`.
+    pub fn with_options(seed: u64, n: usize, faults: Faults, options: Options) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let seeds: Vec<SocketAddr> = (0..n.min(2)).map(addr_of).collect();
         let nodes: Vec<Node> = (0..n)
             .map(|i| Node {
                 name: NodeName::from(format!("node-{i:02}")),
                 addr: addr_of(i),
-                swim: None,
+                peer: None,
                 epoch: 0,
                 clock_offset_ms: rng.random_range(0..1_000_000),
                 drift_ppm: rng.random_range(-1000..=1000),
                 wall_skew_ms: rng.random_range(-100..=100),
                 peers: seeds.iter().copied().filter(|a| *a != addr_of(i)).collect(),
-                failed: BTreeMap::new(),
-                next_reconnect: 0,
-                next_refresh: 0,
                 deadline: 0,
                 group: 0,
+                ready_at: None,
+                collected: 0,
             })
             .collect();
         let by_addr = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
@@ -152,6 +185,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             seq: 0,
             faults,
+            options,
             packets: 0,
         }
     }
@@ -166,32 +200,34 @@ impl Sim {
         &self.nodes[i].name
     }
 
-    /// Start (or restart) node `i` and join its configured peers.
+    /// Start (or restart, empty) node `i`: the peer core joins its configured peers itself.
     pub fn start(&mut self, i: usize) {
         let now = self.local_now(i);
+        let seed = self.rng.random();
         let node = &mut self.nodes[i];
         let config = SwimConfig::alertmanager(node.name.clone(), node.addr, node.peers.len());
-        let seed = self.rng.random();
         let mut states = Cluster::new();
-        states.register("sil", Silences::new(SilencesConfig::default(), seed));
-        let mut swim = Swim::new(config, states, seed, now).expect("valid config");
-        swim.join(now, &node.peers);
-        node.swim = Some(swim);
+        states.register(SILENCES, Silences::new(self.options.silences.clone(), seed));
+        let swim = Swim::new(config, states, seed, now).expect("valid config");
+        let upkeep = Upkeep {
+            maintenance_interval: self.options.maintenance,
+            ..Upkeep::alertmanager(!node.peers.is_empty())
+        };
+        node.peer = Some(GossipPeer::new(swim, upkeep, now, &node.peers));
         node.epoch += 1;
-        node.failed.clear();
-        node.next_reconnect = self.now + RECONNECT_MS;
-        node.next_refresh = self.now + REFRESH_MS;
+        node.ready_at = None;
+        node.collected = 0;
         self.drain(i);
     }
 
     /// Kill node `i` without a word: its state is lost, packets to it vanish.
     pub fn crash(&mut self, i: usize) {
-        self.nodes[i].swim = None;
+        self.nodes[i].peer = None;
     }
 
     /// Whether node `i` is running.
     pub fn is_up(&self, i: usize) -> bool {
-        self.nodes[i].swim.is_some()
+        self.nodes[i].peer.is_some()
     }
 
     /// Indices of running nodes.
@@ -220,13 +256,23 @@ impl Sim {
 
     /// Node `i`'s view: every member it knows and its state.
     pub fn view(&self, i: usize) -> BTreeMap<NodeName, MemberState> {
-        let swim = self.nodes[i].swim.as_ref().expect("view of a live node");
+        let swim = self.peer(i).expect("view of a live node").swim();
         swim.members().map(|m| (m.name.clone(), m.state)).collect()
     }
 
-    /// Node `i`'s core.
-    pub fn swim(&self, i: usize) -> Option<&Swim> {
-        self.nodes[i].swim.as_ref()
+    /// Node `i`'s peer core.
+    pub fn peer(&self, i: usize) -> Option<&Peer> {
+        self.nodes[i].peer.as_ref()
+    }
+
+    /// When node `i`'s core reported `Ready` (global time), since its last (re)start.
+    pub fn ready_at(&self, i: usize) -> Option<u64> {
+        self.nodes[i].ready_at
+    }
+
+    /// Elements node `i`'s maintenance collected since its last (re)start.
+    pub fn collected(&self, i: usize) -> usize {
+        self.nodes[i].collected
     }
 
     /// Run until global time `end`, calling `check` after every step.
@@ -247,41 +293,29 @@ impl Sim {
         Millis(node.clock_offset_ms + u64::try_from(skewed).expect("time is positive"))
     }
 
+    /// The driver's timer: call the core when its deadline has passed.
     fn tick(&mut self, i: usize) {
-        if self.nodes[i].swim.is_none() {
+        if self.nodes[i].peer.is_none() {
             return;
         }
         let now = self.local_now(i);
         if now.0 >= self.nodes[i].deadline {
-            self.swim_mut(i).handle_timeout(now);
-            self.drain(i);
-        }
-        self.peer_loops(i, now);
-    }
-
-    /// Alertmanager's reconnect and refresh loops (cluster.go `runPeriodicTask`).
-    fn peer_loops(&mut self, i: usize, now: Millis) {
-        let node = &mut self.nodes[i];
-        let mut join = Vec::new();
-        if self.now >= node.next_reconnect {
-            node.next_reconnect = self.now + RECONNECT_MS;
-            join.extend(node.failed.values().copied());
-        }
-        if self.now >= node.next_refresh {
-            node.next_refresh = self.now + REFRESH_MS;
-            let swim = node.swim.as_ref().expect("tick of a live node");
-            let known: Vec<SocketAddr> =
-                swim.members().filter(|m| !m.state.is_gone()).map(|m| m.addr).collect();
-            join.extend(node.peers.iter().copied().filter(|p| !known.contains(p)));
-        }
-        if !join.is_empty() {
-            self.swim_mut(i).join(now, &join);
+            self.peer_mut(i).handle_timeout(now);
             self.drain(i);
         }
     }
 
-    fn swim_mut(&mut self, i: usize) -> &mut Swim {
-        self.nodes[i].swim.as_mut().expect("node is live")
+    fn peer_mut(&mut self, i: usize) -> &mut Peer {
+        self.nodes[i].peer.as_mut().expect("node is live")
+    }
+
+    fn states_mut(&mut self, i: usize) -> &mut Cluster {
+        self.peer_mut(i).swim_mut().delegate_mut()
+    }
+
+    fn silences_of(&self, i: usize) -> &Silences {
+        let peer = self.peer(i).expect("live node");
+        peer.swim().delegate().state::<Silences>(SILENCES).expect("registered")
     }
 
     /// Node `i`'s wall clock.
@@ -293,24 +327,31 @@ impl Sim {
 
     /// Create a silence on node `i` (`name="value"`, one hour) and publish it; its ID.
     pub fn set_silence(&mut self, i: usize, value: &str) -> String {
+        self.set_silence_for(i, value, Duration::from_secs(3600))
+    }
+
+    /// Create a silence on node `i` (`name="value"`) that ends `lasts` from now by node `i`'s
+    /// wall clock, and publish it; its ID.
+    pub fn set_silence_for(&mut self, i: usize, value: &str, lasts: Duration) -> String {
         let wall = self.wall(i);
+        let lasts_ms = i64::try_from(lasts.as_millis()).expect("fits");
         let silence = Silence {
             starts_at: wall.into(),
-            ends_at: UnixMillis(wall.0 + 3_600_000).into(),
+            ends_at: UnixMillis(wall.0 + lasts_ms).into(),
             created_by: "sim".into(),
             matcher_sets: vec![MatcherSet {
                 matchers: vec![Matcher::new(MatcherType::Equal, "name", value)],
             }],
             ..Silence::default()
         };
-        let states = self.swim_mut(i).delegate_mut();
+        let states = self.states_mut(i);
         let out = states
-            .state_mut::<Silences>("sil")
+            .state_mut::<Silences>(SILENCES)
             .expect("registered")
             .set(silence, wall)
             .expect("valid silence");
         for bytes in [out.expired_previous, out.broadcast].into_iter().flatten() {
-            states.publish("sil", bytes);
+            states.publish(SILENCES, bytes);
         }
         self.drain(i);
         out.id.as_str().to_owned()
@@ -319,22 +360,20 @@ impl Sim {
     /// Expire a silence on node `i`.
     pub fn expire_silence(&mut self, i: usize, id: &str) {
         let wall = self.wall(i);
-        let states = self.swim_mut(i).delegate_mut();
+        let states = self.states_mut(i);
         if let Ok(Some(bytes)) =
-            states.state_mut::<Silences>("sil").expect("registered").expire(id, wall)
+            states.state_mut::<Silences>(SILENCES).expect("registered").expire(id, wall)
         {
-            states.publish("sil", bytes);
+            states.publish(SILENCES, bytes);
         }
         self.drain(i);
     }
 
     /// Node `i`'s silences, sorted.
     pub fn silences(&self, i: usize) -> Vec<SilenceVersion> {
-        let swim = self.nodes[i].swim.as_ref().expect("live node");
-        let s = swim.delegate().state::<Silences>("sil").expect("registered");
-        let wall = self.wall(i);
-        let mut out: Vec<_> = s
-            .query(&Default::default(), wall)
+        let mut out: Vec<_> = self
+            .silences_of(i)
+            .query(&Default::default(), self.wall(i))
             .into_iter()
             .map(|x| {
                 (
@@ -348,24 +387,58 @@ impl Sim {
         out
     }
 
-    /// Collect everything node `i` wants done.
+    /// Whether node `i` holds silence `id` in any state (expired ones until GC drops them).
+    pub fn holds_silence(&self, i: usize, id: &str) -> bool {
+        self.silences_of(i).get(id).is_some()
+    }
+
+    /// Silences node `i` holds, expired ones included.
+    pub fn silence_count(&self, i: usize) -> usize {
+        self.silences_of(i).len()
+    }
+
+    /// Collect everything node `i` wants done, as the node's drivers do after every input:
+    /// pump the cluster layer, send what the core produced, act on its events — until the
+    /// events stop (answering one may produce more).
     fn drain(&mut self, i: usize) {
-        // What the node driver does after every input: wall clock, then the cluster layer's
-        // outgoing messages into the core.
         let now = self.local_now(i);
         let wall = self.wall(i);
-        let swim = self.swim_mut(i);
+        loop {
+            self.pump(i, now, wall);
+            self.send_outputs(i);
+            let events: Vec<GossipEvent> =
+                std::iter::from_fn(|| self.peer_mut(i).poll_event()).collect();
+            if events.is_empty() {
+                break;
+            }
+            for event in events {
+                self.on_event(i, now, wall, event);
+            }
+        }
+        // Round trips are metrics; the node observes them and so forgets them.
+        while self.peer_mut(i).poll_rtt().is_some() {}
+        let deadline = self.peer_mut(i).poll_timeout().expect("a core always has a next timer");
+        self.nodes[i].deadline = deadline.0;
+    }
+
+    /// The wall clock, then the cluster layer's outgoing messages into the core.
+    fn pump(&mut self, i: usize, now: Millis, wall: UnixMillis) {
+        let swim = self.peer_mut(i).swim_mut();
         let mut states = std::mem::take(swim.delegate_mut());
         states.set_wall_clock(now, wall);
         cluster::pump(swim, &mut states, now);
         *swim.delegate_mut() = states;
+    }
+
+    /// The datagrams and streams the core wants sent.
+    fn send_outputs(&mut self, i: usize) {
         let from = self.nodes[i].addr;
         let epoch = self.nodes[i].epoch;
-        while let Some(t) = self.swim_mut(i).poll_transmit() {
+        while let Some(t) = self.peer_mut(i).poll_transmit() {
             self.packets += 1;
             self.send_packet(from, t.to, t.bytes);
         }
-        while let Some(req) = self.swim_mut(i).poll_stream() {
+        while let Some(req) = self.peer_mut(i).poll_stream() {
             let delay = self.delay();
             if let Some(&to) = self.by_addr.get(&req.to) {
                 let delivery = Delivery::Stream {
@@ -378,22 +451,35 @@ impl Sim {
                 self.enqueue(delay, to, delivery);
             }
         }
-        while let Some(event) = self.swim_mut(i).poll_event() {
-            let node = &mut self.nodes[i];
-            if let Event::Member { change, member } = event {
-                match change {
-                    MemberChange::Failed => {
-                        node.failed.insert(member.name, member.addr);
-                    }
-                    MemberChange::Joined | MemberChange::Left => {
-                        node.failed.remove(&member.name);
-                    }
-                    MemberChange::Updated => {}
-                }
+    }
+
+    /// What the event loop and its worker do with the core's events.
+    fn on_event(&mut self, i: usize, now: Millis, wall: UnixMillis, event: GossipEvent) {
+        match event {
+            GossipEvent::Reliable { id, result } => {
+                self.states_mut(i).on_reliable(id, &result, now);
             }
+            GossipEvent::Ready => self.nodes[i].ready_at = Some(self.now),
+            GossipEvent::Maintain => {
+                let states = self.states_mut(i);
+                let keys: Vec<String> = states.keys().map(str::to_owned).collect();
+                let mut collected = 0;
+                for key in keys {
+                    if let Some(Ok(n)) = states.gc(&key, wall) {
+                        collected += n;
+                    }
+                }
+                self.nodes[i].collected += collected;
+            }
+            GossipEvent::Resolve => {
+                // The resolver: the configured peers always resolve to their addresses.
+                let peers = self.nodes[i].peers.clone();
+                self.peer_mut(i).handle_resolved(now, &peers);
+            }
+            // Membership news, conflicts, joins and leaves are for the host's log and
+            // callers; the core has already acted on them.
+            _ => {}
         }
-        let deadline = self.swim_mut(i).poll_timeout().expect("a core always has a next timer");
-        self.nodes[i].deadline = deadline.0;
     }
 
     fn send_packet(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
@@ -434,14 +520,14 @@ impl Sim {
         match delivery {
             Delivery::Packet { from, bytes } => {
                 let from_node = self.by_addr[&from];
-                if self.nodes[to].swim.is_none() || !self.connected(from_node, to) {
+                if self.nodes[to].peer.is_none() || !self.connected(from_node, to) {
                     return;
                 }
                 let now = self.local_now(to);
-                // Peer garbage is counted, not fatal; our own packets must always decode.
-                self.swim_mut(to)
-                    .handle_packet(now, from, &bytes)
-                    .expect("a core's packet decodes");
+                let before = garbage(self.peer_mut(to).swim());
+                self.peer_mut(to).handle_packet(now, from, &bytes);
+                // The core counts peer garbage; our own cores' packets must always decode.
+                assert_eq!(garbage(self.peer_mut(to).swim()), before, "a core's packet decodes");
                 self.drain(to);
             }
             Delivery::Stream { from_node, from_epoch, id, bytes, expect_reply } => {
@@ -455,7 +541,7 @@ impl Sim {
                 self.enqueue(delay, from_node, Delivery::Reply { epoch: from_epoch, id, result });
             }
             Delivery::Reply { epoch, id, result } => {
-                if self.nodes[to].swim.is_none() || self.nodes[to].epoch != epoch {
+                if self.nodes[to].peer.is_none() || self.nodes[to].epoch != epoch {
                     return;
                 }
                 let now = self.local_now(to);
@@ -463,11 +549,11 @@ impl Sim {
                     if bytes.is_empty() {
                         return bytes;
                     }
-                    let swim = self.nodes[to].swim.as_ref().expect("checked above");
+                    let swim = self.peer(to).expect("checked above").swim();
                     let len = frame_len(swim, &bytes, false);
                     bytes[..len].to_vec()
                 });
-                self.swim_mut(to).handle_stream_reply(
+                self.peer_mut(to).handle_stream_reply(
                     now,
                     id,
                     frame.as_deref().map_err(Clone::clone),
@@ -485,14 +571,14 @@ impl Sim {
         to: usize,
         bytes: &[u8],
     ) -> Result<Option<Vec<u8>>, StreamFailure> {
-        if self.nodes[to].swim.is_none() || !self.connected(from_node, to) {
+        if self.nodes[to].peer.is_none() || !self.connected(from_node, to) {
             return Err(StreamFailure::Connect);
         }
         let from = self.nodes[from_node].addr;
         let now = self.local_now(to);
-        let len = frame_len(self.nodes[to].swim.as_ref().expect("checked above"), bytes, true);
+        let len = frame_len(self.peer(to).expect("checked above").swim(), bytes, true);
         let reply = self
-            .swim_mut(to)
+            .peer_mut(to)
             .handle_stream(now, from, &bytes[..len])
             .expect("a core's stream decodes");
         self.drain(to);
@@ -500,8 +586,14 @@ impl Sim {
     }
 }
 
+/// Datagrams and messages a core rejected as undecodable.
+fn garbage(swim: &Swim<Cluster>) -> (u64, u64) {
+    let stats = swim.stats();
+    (stats.packets_rejected, stats.messages_malformed)
+}
+
 /// The codec must delimit exactly one frame, and it must be the whole write.
-fn frame_len(swim: &Swim, bytes: &[u8], inbound: bool) -> usize {
+fn frame_len(swim: &Swim<Cluster>, bytes: &[u8], inbound: bool) -> usize {
     for cut in [1, bytes.len() / 2] {
         if cut > 0 && cut < bytes.len() {
             match swim.codec().stream_frame(&bytes[..cut], inbound) {
