@@ -174,10 +174,11 @@ impl EventLoop {
         while !self.stopped {
             self.publish();
             let wake_at = self.states_busy.then(|| self.transport.now() + STATES_RETRY);
-            if self.moved > 0 {
-                // In a burst of host writes: the next one is microseconds away. Waiting for
-                // it here, awake, saves the writer a wake-up syscall and this thread a sleep
-                // and a context switch per write.
+            if self.moved > 1 && matches!(self.transport, Transport::Redis { .. }) {
+                // In a burst of host writes (more than one arrived during the last turn): the
+                // next one is microseconds away. Waiting for it here, awake, saves the writer
+                // a wake-up syscall and this thread a sleep and a context switch per write.
+                // A paced writer (one write a turn) is not worth a spinning core.
                 self.linger();
             }
             self.shared.asleep.store(true, Ordering::SeqCst);
@@ -212,11 +213,12 @@ impl EventLoop {
         self.publish();
     }
 
-    /// Spin up to [`LINGER`] for more host writes.
+    /// Spin up to [`LINGER`] for more host writes (Redis: gossip sends eagerly on its own
+    /// 1 ms linger, and three gossip nodes on two cores have no core to spare for spinning).
     fn linger(&self) {
         let until = Instant::now() + LINGER;
         while Instant::now() < until {
-            if !self.channels.outbound.is_empty() || !self.channels.broadcasts.is_empty() {
+            if !self.channels.outbound.is_empty() {
                 return;
             }
             std::hint::spin_loop();
