@@ -41,7 +41,7 @@ enum hs_result
   HS_RESULT_IO = 5,
   // A snapshot file is corrupt; it was left untouched and nothing started.
   HS_RESULT_CORRUPT_SNAPSHOT = 6,
-  // A bounded queue is full; nothing was queued.
+  // A bounded queue is full; nothing was queued, and a refused state write changed nothing.
   HS_RESULT_QUEUE_FULL = 7,
   // The message exceeds the gossip limit; nothing was queued.
   HS_RESULT_MESSAGE_TOO_LARGE = 8,
@@ -389,8 +389,8 @@ hs_result hs_node_set_state(const struct hs_node *node,
                             size_t len);
 
 // Send an update of `key` to every member: gossip (plus a direct copy to each member) when
-// small, reliably over TCP when over 700 bytes. `HS_RESULT_QUEUE_FULL` when a bound dropped
-// it.
+// small, reliably over TCP when over 700 bytes (on Redis: one publish). `HS_RESULT_QUEUE_FULL`
+// when the outbound queue has no room: nothing was sent or noted.
 hs_result hs_node_broadcast_state(const struct hs_node *node,
                                   struct hs_str key,
                                   const uint8_t *data,
@@ -442,7 +442,8 @@ hs_result hs_node_should_notify(const struct hs_node *node,
 // Alertmanager's SetNotifies stage: record that `flush` was delivered and send the entry to
 // every peer. The entry lives twice the repeat interval (or the retention if shorter).
 // Writes `false` to `*written_out`, changing nothing, when the stored entry is newer than
-// `now_ms` (this node's clock is behind a peer's).
+// `now_ms` (this node's clock is behind a peer's). `HS_RESULT_QUEUE_FULL`, changing nothing,
+// when the transport's outbound queue has no room (Redis down or slow, gossip saturated).
 hs_result hs_node_log_notification(const struct hs_node *node,
                                    const struct hs_flush *flush,
                                    bool *written_out);
@@ -451,7 +452,8 @@ hs_result hs_node_log_notification(const struct hs_node *node,
 // and send it to every peer. Copies the silence's ID into `id_buf` (at least
 // `HS_SILENCE_ID_LEN` bytes for a new one): a new ID when the update had to replace the
 // silence. A refused silence gives `HS_RESULT_INVALID_SILENCE` or `HS_RESULT_SILENCE_LIMIT`
-// with the reason in `hs_last_error_message`.
+// with the reason in `hs_last_error_message`; a full outbound queue `HS_RESULT_QUEUE_FULL`,
+// changing nothing.
 hs_result hs_node_set_silence(const struct hs_node *node,
                               const struct hs_silence *silence,
                               int64_t now_ms,
@@ -460,7 +462,8 @@ hs_result hs_node_set_silence(const struct hs_node *node,
                               size_t *id_len_out);
 
 // Expire the silence `id` at `now_ms` and send the change to every peer. Expiring an expired
-// silence succeeds and changes nothing; an unknown ID is `HS_RESULT_SILENCE_NOT_FOUND`.
+// silence succeeds and changes nothing; an unknown ID is `HS_RESULT_SILENCE_NOT_FOUND`; a full
+// outbound queue `HS_RESULT_QUEUE_FULL`, changing nothing.
 hs_result hs_node_expire_silence(const struct hs_node *node, struct hs_str id, int64_t now_ms);
 
 // How many active silences mute the alert with these labels at `now_ms` (0: not muted),

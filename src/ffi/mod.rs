@@ -55,7 +55,7 @@ pub enum hs_result {
     Io = 5,
     /// A snapshot file is corrupt; it was left untouched and nothing started.
     CorruptSnapshot = 6,
-    /// A bounded queue is full; nothing was queued.
+    /// A bounded queue is full; nothing was queued, and a refused state write changed nothing.
     QueueFull = 7,
     /// The message exceeds the gossip limit; nothing was queued.
     MessageTooLarge = 8,

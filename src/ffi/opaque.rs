@@ -45,8 +45,8 @@ pub extern "C" fn hs_node_set_state(
 }
 
 /// Send an update of `key` to every member: gossip (plus a direct copy to each member) when
-/// small, reliably over TCP when over 700 bytes. `HS_RESULT_QUEUE_FULL` when a bound dropped
-/// it.
+/// small, reliably over TCP when over 700 bytes (on Redis: one publish). `HS_RESULT_QUEUE_FULL`
+/// when the outbound queue has no room: nothing was sent or noted.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_broadcast_state(
     node: *const hs_node,

@@ -248,7 +248,8 @@ pub extern "C" fn hs_node_should_notify(
 /// Alertmanager's SetNotifies stage: record that `flush` was delivered and send the entry to
 /// every peer. The entry lives twice the repeat interval (or the retention if shorter).
 /// Writes `false` to `*written_out`, changing nothing, when the stored entry is newer than
-/// `now_ms` (this node's clock is behind a peer's).
+/// `now_ms` (this node's clock is behind a peer's). `HS_RESULT_QUEUE_FULL`, changing nothing,
+/// when the transport's outbound queue has no room (Redis down or slow, gossip saturated).
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_log_notification(
     node: *const hs_node,
@@ -286,7 +287,8 @@ fn matcher(m: &hs_matcher) -> FfiResult<Matcher> {
 /// and send it to every peer. Copies the silence's ID into `id_buf` (at least
 /// `HS_SILENCE_ID_LEN` bytes for a new one): a new ID when the update had to replace the
 /// silence. A refused silence gives `HS_RESULT_INVALID_SILENCE` or `HS_RESULT_SILENCE_LIMIT`
-/// with the reason in `hs_last_error_message`.
+/// with the reason in `hs_last_error_message`; a full outbound queue `HS_RESULT_QUEUE_FULL`,
+/// changing nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_set_silence(
     node: *const hs_node,
@@ -328,7 +330,8 @@ pub extern "C" fn hs_node_set_silence(
 }
 
 /// Expire the silence `id` at `now_ms` and send the change to every peer. Expiring an expired
-/// silence succeeds and changes nothing; an unknown ID is `HS_RESULT_SILENCE_NOT_FOUND`.
+/// silence succeeds and changes nothing; an unknown ID is `HS_RESULT_SILENCE_NOT_FOUND`; a full
+/// outbound queue `HS_RESULT_QUEUE_FULL`, changing nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_expire_silence(
     node: *const hs_node,
