@@ -6,7 +6,7 @@
 //! HA core as a library that speaks the real protocols, so a hearsay node can join a cluster of
 //! stock Alertmanagers.
 //!
-//! The layering (see `STYLE.md`):
+//! The layering (more in `docs/design.md`):
 //!
 //! ```text
 //!   src/core   sans-IO: never reads a clock, an RNG or a socket

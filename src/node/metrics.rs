@@ -1,5 +1,5 @@
-//! Membership metrics under Alertmanager's names, labels and help texts (spec
-//! `alertmanager-ha.md` §3.1–3.2), so existing dashboards and alerts keep working.
+//! Membership metrics under Alertmanager's names, labels and help texts (its
+//! `cluster/cluster.go` and `cluster/delegate.go`), so existing dashboards and alerts keep working.
 //!
 //! `alertmanager_cluster_messages_publish_failures_total` and
 //! `alertmanager_cluster_pings_failures_total` exist upstream only in Grafana's Redis mode; in

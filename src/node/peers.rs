@@ -1,5 +1,5 @@
-//! Configured peers, resolved as Alertmanager's `cluster.Peer` does it (spec
-//! `alertmanager-ha.md` §1.4–1.5): a DNS name can expand to many addresses, as a Kubernetes
+//! Configured peers, resolved as Alertmanager's `cluster.Peer` does it (`cluster/cluster.go`):
+//! a DNS name can expand to many addresses, as a Kubernetes
 //! headless service does. The gossip core decides when to re-resolve (its refresh schedule)
 //! and who to re-join.
 

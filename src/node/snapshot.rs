@@ -1,5 +1,5 @@
-//! State snapshots on disk, in Alertmanager's file format and way (spec `alertmanager-ha.md`
-//! §7): `<dir>/nflog` and `<dir>/silences` hold exactly what a push/pull carries for that
+//! State snapshots on disk, in Alertmanager's file format and way (its `Maintenance` loops):
+//! `<dir>/nflog` and `<dir>/silences` hold exactly what a push/pull carries for that
 //! state. Writes are atomic — a temp file beside the target, fsync, rename, then an fsync of
 //! the directory so the rename itself survives a crash (Alertmanager skips that last step).
 

@@ -1,5 +1,5 @@
-//! Metrics of the replicated states under Alertmanager's names (spec `alertmanager-ha.md`
-//! §3.3, §3.5, §3.6), read from the states at scrape time.
+//! Metrics of the replicated states under Alertmanager's names (its `nflog` and `silence`
+//! packages), read from the states at scrape time.
 //!
 //! Alertmanager's `nfl` and `sil` states export unlabelled series, as upstream; any other key
 //! (Grafana's per-organisation states) gets a `key` label. Durations are not read here (the

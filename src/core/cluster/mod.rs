@@ -1,5 +1,5 @@
 //! Alertmanager's cluster layer above memberlist: named states, their envelopes, and how their
-//! updates travel (spec `alertmanager-ha.md` §1.6–§1.9, §2).
+//! updates travel (Alertmanager's `cluster/channel.go`, `cluster/delegate.go`).
 //!
 //! States are registered under keys before joining (Alertmanager: `nfl`, `sil`; Grafana:
 //! `notificationlog:<org>`, `silences:<org>`, …). An update travels as `Part{key, data}`; a

@@ -1,4 +1,4 @@
-//! Alertmanager's `clusterpb` envelopes (spec `alertmanager-ha.md` §2.1).
+//! Alertmanager's `clusterpb` envelopes (`cluster/clusterpb/cluster.proto`).
 
 /// One state's update or full state: `key` routes it, `data` is the state's own payload.
 #[derive(Clone, PartialEq, Eq, prost::Message)]

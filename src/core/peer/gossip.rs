@@ -1,5 +1,5 @@
 //! A peer on memberlist gossip: the SWIM core plus what Alertmanager's `cluster.Peer` decides
-//! around it (spec `alertmanager-ha.md` §1.4–1.6).
+//! around it (Alertmanager's `cluster/cluster.go`).
 //!
 //! Around [`Swim`] it keeps the peer upkeep — members that failed or left are re-joined every
 //! reconnect interval until they return or the reconnect timeout passes; the configured peers

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::core::Millis;
 use crate::core::swim::{Member, MemberState};
 
-/// Alertmanager's settle (spec `alertmanager-ha.md` §1.6): poll the member count every
+/// Alertmanager's settle (`Peer.Settle` in `cluster/cluster.go`): poll the member count every
 /// `interval` (10 × gossip interval); ready once it was unchanged for 3 polls in a row, checked
 /// at the start of the next poll — so 5 polls (10 s) at the earliest — or when `timeout` passes.
 /// One-shot: once ready, always ready.

@@ -6,7 +6,7 @@
 //! keeps the bytes it arrived in, so fields a newer Alertmanager added survive a round trip
 //! through us as they do through a 0.25 node.
 //!
-//! Spec: `alertmanager-ha.md` §2, §4–§7.
+//! Upstream: Alertmanager's `nflog/nflog.go`, `silence/silence.go` and their protobufs.
 
 pub mod delimited;
 pub mod labels;

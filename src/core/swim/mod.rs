@@ -21,7 +21,7 @@
 //!
 //! The rules follow memberlist 0.5 (`state.go`) closely — incarnation comparisons, refutation,
 //! suspicion confirmations, push/pull merge, reaping — because a hearsay node must reach the
-//! same conclusions as the Go nodes it shares a cluster with. Spec: `memberlist-wire.md` §8.
+//! same conclusions as the Go nodes it shares a cluster with.
 
 mod gossip;
 mod member;

@@ -1,7 +1,7 @@
 //! The memberlist codec: every byte hashicorp/memberlist puts on UDP and TCP port 9094.
 //!
-//! Reference: `../shared/specs/memberlist-wire.md` (byte layouts, hex vectors produced by the
-//! real Go code, and the interop pitfalls). The layers, outermost first:
+//! Reference: memberlist's `net.go`, `util.go` and `security.go`; the golden vectors in the
+//! tests were produced by the real Go code. The layers, outermost first:
 //!
 //! ```text
 //! UDP packet:  label (F4) → [encryption slot] → CRC (0C) → compress (09) → compound (07) → messages

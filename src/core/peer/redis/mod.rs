@@ -1,4 +1,4 @@
-//! A peer on Redis, as Grafana's Redis HA peer behaves (spec `grafana-ha.md` §4), sans-IO:
+//! A peer on Redis, as Grafana's Redis HA peer behaves (`pkg/services/ngalert/notifier/redis_peer.go`), sans-IO:
 //! the decisions only. The driver opens and closes the two [`Link`]s when told
 //! ([`RedisPeer::poll_link`]), writes the [`Command`]s it polls, and feeds back every reply and
 //! pub/sub message as a [`redis::Value`]; the host merges the payloads it is handed
