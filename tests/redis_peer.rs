@@ -411,3 +411,17 @@ fn a_full_state_larger_than_the_pubsub_buffer_limit_arrives_whole() {
         "{clients}"
     );
 }
+
+#[test]
+fn a_redis_host_name_is_resolved_off_the_loop() {
+    let server = RedisServer::start();
+    let url = format!("redis://localhost:{}/0", server.port);
+    let mut cluster = Cluster::new();
+    cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
+    let config = NodeConfig::grafana_redis(Some("peer-n"), RedisConfig::grafana(&url, "grafana"));
+    let a = Node::start_cluster(config, cluster, None).expect("starts");
+    wait_for("a sees its own heartbeat through a named Redis", SPREAD, || {
+        members(&a) == ["grafana:peer-n"]
+    });
+    assert!(!a.position().blind);
+}

@@ -48,8 +48,9 @@ pub(crate) struct RedisDriver {
     waker: Arc<Waker>,
     clock: Clock,
     target: Target,
-    /// The last resolution of a named target, until a connect to it fails.
-    resolved: Option<SocketAddr>,
+    /// The addresses of a named target still to try (the first is in use); a failed connect
+    /// moves to the next, and past the last the name is resolved again.
+    resolved: Vec<SocketAddr>,
     /// Links waiting for a resolution, and whether one was asked for.
     unresolved: Vec<Link>,
     lookup_wanted: bool,
@@ -74,7 +75,7 @@ impl RedisDriver {
             waker,
             clock,
             target,
-            resolved: None,
+            resolved: Vec::new(),
             unresolved: Vec::new(),
             lookup_wanted: false,
             conns: [None, None],
@@ -173,14 +174,14 @@ impl RedisDriver {
     /// The outcome of a lookup asked for by [`Self::take_lookup`].
     pub(crate) fn resolved(&mut self, addrs: Result<Vec<SocketAddr>, String>) {
         let waiting = std::mem::take(&mut self.unresolved);
-        match addrs.map(|a| a.first().copied()) {
-            Ok(Some(addr)) => {
-                self.resolved = Some(addr);
+        match addrs {
+            Ok(addrs) if !addrs.is_empty() => {
+                self.resolved = addrs;
                 for link in waiting {
                     self.open(link);
                 }
             }
-            Ok(None) => self.refused(&waiting, "the name resolves to no address"),
+            Ok(_) => self.refused(&waiting, "the name resolves to no address"),
             Err(e) => self.refused(&waiting, &e),
         }
         self.flush();
@@ -195,9 +196,9 @@ impl RedisDriver {
 
     fn open(&mut self, link: Link) {
         self.close(link);
-        let addr = match (&self.target, self.resolved) {
+        let addr = match (&self.target, self.resolved.first()) {
             (Target::Addr(addr), _) => *addr,
-            (Target::Host(_), Some(addr)) => addr,
+            (Target::Host(_), Some(addr)) => *addr,
             (Target::Host(_), None) => {
                 if !self.unresolved.contains(&link) {
                     self.unresolved.push(link);
@@ -235,11 +236,12 @@ impl RedisDriver {
         })
     }
 
-    /// The link broke: drop it, and a named target is resolved again before the next try.
+    /// The link broke: drop it; a named target's next address is tried next time (the name
+    /// is resolved again once every address failed).
     fn failed(&mut self, link: Link, why: &str) {
         self.close(link);
-        if matches!(self.target, Target::Host(_)) {
-            self.resolved = None;
+        if matches!(self.target, Target::Host(_)) && !self.resolved.is_empty() {
+            self.resolved.remove(0);
         }
         let now = self.clock.now();
         self.peer.handle_disconnected(now, self.clock.unix(), link, why);
