@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use mio::Waker;
 
 use super::inbox::Inbox;
@@ -135,6 +135,8 @@ pub(super) struct EventLoop {
     held: Option<PubSubUpdate>,
     /// Host writes moved into the core in the last turn.
     moved: usize,
+    /// A full-state job the worker's queue had no room for.
+    job_backlog: Option<Job>,
 }
 
 impl EventLoop {
@@ -167,13 +169,15 @@ impl EventLoop {
             turns: 0,
             held: None,
             moved: 0,
+            job_backlog: None,
         }
     }
 
     pub(super) fn run(mut self) {
         while !self.stopped {
             self.publish();
-            let wake_at = self.states_busy.then(|| self.transport.now() + STATES_RETRY);
+            let retry = self.states_busy || self.job_backlog.is_some();
+            let wake_at = retry.then(|| self.transport.now() + STATES_RETRY);
             if self.moved > 1 && matches!(self.transport, Transport::Redis { .. }) {
                 // In a burst of host writes (more than one arrived during the last turn): the
                 // next one is microseconds away. Waiting for it here, awake, saves the writer
@@ -200,6 +204,7 @@ impl EventLoop {
             }
             self.drain_commands();
             self.take_writes();
+            self.retry_worker();
             self.handle_events();
             self.pump_states();
             self.flush();
@@ -488,13 +493,29 @@ impl EventLoop {
     }
 
     fn ask_worker(&mut self, job: Job) {
-        // A full queue skips the job: the core schedules it again.
-        if let Some(worker) = &self.worker {
-            let _ = worker.try_send(job);
-        } else if let (Job::FullState(_), Transport::Redis { driver, .. }) =
-            (&job, &mut self.transport)
-        {
-            driver.peer_mut().publish_full_state(Vec::new());
+        let Some(worker) = &self.worker else {
+            if let (Job::FullState(_), Transport::Redis { driver, .. }) =
+                (&job, &mut self.transport)
+            {
+                driver.peer_mut().publish_full_state(Vec::new());
+            }
+            return;
+        };
+        match worker.try_send(job) {
+            Ok(()) => {}
+            // The core asks for a full state once and waits for it: keep the job until the
+            // worker takes it. A skipped maintenance comes back at the next interval.
+            Err(TrySendError::Full(Job::FullState(n))) => {
+                self.job_backlog = Some(Job::FullState(n))
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Hand the worker a full-state job it had no room for.
+    fn retry_worker(&mut self) {
+        if let Some(job) = self.job_backlog.take() {
+            self.ask_worker(job);
         }
     }
 
