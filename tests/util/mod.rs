@@ -8,6 +8,7 @@ pub mod logs;
 pub mod redis;
 pub mod redis_sim;
 pub mod sim;
+pub mod timeline;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

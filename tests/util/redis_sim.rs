@@ -39,8 +39,7 @@
 //! `cluster.publish`, then every `take_pubsub` update into `peer.publish` (a refusal is a host
 //! error, counted). It decides nothing about the protocol.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use hearsay::core::cluster::{Cluster, Fanout};
@@ -121,30 +120,6 @@ enum ToClient {
 enum Hop {
     ToServer(ToServer),
     ToClient(ToClient),
-}
-
-struct InFlight {
-    at: u64,
-    seq: u64,
-    conn: ConnId,
-    hop: Hop,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 /// A connection as the network knows it.
@@ -440,8 +415,7 @@ pub struct RedisSim {
     pub server: Server,
     conns: BTreeMap<ConnId, Conn>,
     next_conn: ConnId,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
+    queue: super::timeline::Timeline<(ConnId, Hop)>,
     latency: Latency,
     options: RedisOptions,
     /// Updates `peer.publish` refused: a host error (it must not happen here).
@@ -480,8 +454,7 @@ impl RedisSim {
             server,
             conns: BTreeMap::new(),
             next_conn: 0,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: super::timeline::Timeline::new(),
             latency: LAN,
             options,
             host_errors: 0,
@@ -675,20 +648,18 @@ impl RedisSim {
     }
 
     fn enqueue(&mut self, at: u64, conn: ConnId, hop: Hop) {
-        self.seq += 1;
-        self.queue.push(Reverse(InFlight { at, seq: self.seq, conn, hop }));
+        self.queue.push(at, (conn, hop));
     }
 
     fn deliver_due(&mut self) {
-        while self.queue.peek().is_some_and(|Reverse(f)| f.at <= self.now) {
-            let Some(Reverse(f)) = self.queue.pop() else { break };
+        while let Some((conn, hop)) = self.queue.pop_due(self.now) {
             // A path that died meanwhile loses what was on it.
-            if self.conns.get(&f.conn).is_none_or(|c| c.blackholed) {
+            if self.conns.get(&conn).is_none_or(|c| c.blackholed) {
                 continue;
             }
-            match f.hop {
-                Hop::ToServer(what) => self.at_server(f.conn, what),
-                Hop::ToClient(what) => self.at_client(f.conn, what),
+            match hop {
+                Hop::ToServer(what) => self.at_server(conn, what),
+                Hop::ToClient(what) => self.at_client(conn, what),
             }
         }
     }

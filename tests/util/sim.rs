@@ -29,8 +29,7 @@ const WALL_ORIGIN_MS: i64 = 1_795_400_000_000;
 /// The key the silences are registered under (Alertmanager's).
 const SILENCES: &str = "sil";
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -107,30 +106,6 @@ enum Delivery {
     Reply { epoch: u64, id: StreamId, result: Result<Vec<u8>, StreamFailure> },
 }
 
-struct InFlight {
-    at: u64,
-    seq: u64,
-    to: usize,
-    delivery: Delivery,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// The simulated cluster.
 pub struct Sim {
     /// The seed this run replays from.
@@ -140,8 +115,7 @@ pub struct Sim {
     pub now: u64,
     nodes: Vec<Node>,
     by_addr: BTreeMap<SocketAddr, usize>,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
+    queue: super::timeline::Timeline<(usize, Delivery)>,
     faults: Faults,
     options: Options,
     /// Datagrams sent, for reporting.
@@ -182,8 +156,7 @@ impl Sim {
             now: 0,
             nodes,
             by_addr,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: super::timeline::Timeline::new(),
             faults,
             options,
             packets: 0,
@@ -503,16 +476,12 @@ impl Sim {
     }
 
     fn enqueue(&mut self, delay: u64, to: usize, delivery: Delivery) {
-        self.seq += 1;
-        self.queue.push(Reverse(InFlight { at: self.now + delay, seq: self.seq, to, delivery }));
+        self.queue.push(self.now + delay, (to, delivery));
     }
 
     fn deliver_due(&mut self) {
-        while self.queue.peek().is_some_and(|Reverse(f)| f.at <= self.now) {
-            let Some(Reverse(f)) = self.queue.pop() else {
-                break;
-            };
-            self.deliver(f.to, f.delivery);
+        while let Some((to, delivery)) = self.queue.pop_due(self.now) {
+            self.deliver(to, delivery);
         }
     }
 
