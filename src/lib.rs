@@ -25,3 +25,4 @@ pub mod ffi;
 pub mod net;
 pub mod node;
 pub(crate) mod redis;
+pub mod tls;
