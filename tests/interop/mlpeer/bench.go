@@ -94,12 +94,17 @@ func (r *recorder) setOpen(open bool) {
 	r.mu.Unlock()
 }
 
+// tlsTransport builds Alertmanager's TLS transport from a --cluster.tls-config
+// file, bound to host on a free port; nil unless built with the amtls tag.
+var tlsTransport func(configFile, host string) (memberlist.Transport, int, error)
+
 // benchNode is one in-process member and its delegates.
 type benchNode struct {
 	idx   int
 	ml    *memberlist.Memberlist
 	live  atomic.Pointer[memberlist.Memberlist] // ml, for delegates running during Create
-	tr    *countingTransport
+	tr    memberlist.Transport
+	count *countingTransport // tr when it is memberlist's NetTransport; nil over TLS
 	queue *memberlist.TransmitLimitedQueue
 	rec   *recorder
 }
@@ -128,9 +133,14 @@ func runBench(args []string) int {
 	queueMax := fs.Int("queue", 4096, "enqueue only while node 0's broadcast queue holds fewer messages")
 	drain := fs.Duration("drain", 2*time.Second, "wait after the broadcast phase for in-flight messages")
 	rate := fs.Float64("rate", 0, "messages per second to offer (0 = as fast as the queue accepts)")
+	tlsConfig := fs.String("tls-config", "", "run every node on Alertmanager's TLS transport with this --cluster.tls-config file (mlpeer-amtls only); bytes are not counted")
 	converge := fs.Duration("converge-timeout", 30*time.Second, "how long to wait for every node to see every other")
 	verbose := fs.Bool("v", false, "include memberlist's [DEBUG] log lines on stderr")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *tlsConfig != "" && tlsTransport == nil {
+		fmt.Fprintln(os.Stderr, "mlpeer bench: -tls-config needs the mlpeer-amtls build (build.sh)")
 		return 2
 	}
 	if *nodes < 2 || *size < headerLen || *seconds <= 0 || *queueMax < 1 || *rate < 0 {
@@ -139,6 +149,9 @@ func runBench(args []string) int {
 	}
 	version := memberlistVersion()
 	impl := "go-memberlist-" + version
+	if *tlsConfig != "" {
+		impl = "alertmanager-tls-transport"
+	}
 	logs := &lineFilter{w: os.Stderr, verbose: *verbose}
 	progress := log.New(os.Stderr, "[bench] ", log.LstdFlags|log.Lmicroseconds)
 
@@ -151,7 +164,7 @@ func runBench(args []string) int {
 	}
 	defer shutdown()
 	for i := 0; i < *nodes; i++ {
-		n, err := startBenchNode(i, &t, rec, logs)
+		n, err := startBenchNode(i, &t, rec, logs, *tlsConfig)
 		if err != nil {
 			progress.Printf("starting node %d: %v", i, err)
 			return 1
@@ -247,15 +260,26 @@ func runBench(args []string) int {
 	return 0
 }
 
-func startBenchNode(i int, t *tuning, rec *recorder, logs *lineFilter) (*benchNode, error) {
+func startBenchNode(i int, t *tuning, rec *recorder, logs *lineFilter, tlsConfig string) (*benchNode, error) {
 	name := fmt.Sprintf("bench-%d", i)
 	logger := log.New(logs, "["+name+"] ", log.LstdFlags|log.Lmicroseconds)
-	nt, err := listen("127.0.0.1", 0, logger)
-	if err != nil {
-		return nil, err
+	n := &benchNode{idx: i, rec: rec}
+	var port int
+	if tlsConfig != "" {
+		tr, p, err := tlsTransport(tlsConfig, "127.0.0.1")
+		if err != nil {
+			return nil, err
+		}
+		n.tr, port = tr, p
+	} else {
+		nt, err := listen("127.0.0.1", 0, logger)
+		if err != nil {
+			return nil, err
+		}
+		port = nt.GetAutoBindPort()
+		n.count = newCountingTransport(nt)
+		n.tr = n.count
 	}
-	port := nt.GetAutoBindPort()
-	n := &benchNode{idx: i, tr: newCountingTransport(nt), rec: rec}
 	n.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes: func() int {
 			if ml := n.live.Load(); ml != nil {
@@ -308,7 +332,9 @@ func waitConverged(all []*benchNode, timeout time.Duration) error {
 func totalWritten(all []*benchNode) int64 {
 	var sum int64
 	for _, n := range all {
-		sum += n.tr.written.Load()
+		if n.count != nil {
+			sum += n.count.written.Load()
+		}
 	}
 	return sum
 }

@@ -28,3 +28,9 @@ build() { # modfile binary-name
 
 build go.mod mlpeer-v0.7.0
 build go.v050.mod mlpeer-v0.5.0
+# Alertmanager's TLS transport under the bench (tag amtls): the anchor for `hearsay-bench broadcast --tls`.
+if ! go build -modfile=go.mod -tags amtls -o "$out/mlpeer-amtls" .; then
+    echo "mlpeer build: building mlpeer-amtls failed" >&2
+    exit 1
+fi
+echo "built $out/mlpeer-amtls"
