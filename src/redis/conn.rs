@@ -975,8 +975,8 @@ mod tests {
             dir
         }
 
-        /// A TLS server answering one `PING` with `+PONG`; it returns what it read, or why the
-        /// handshake failed.
+        /// A TLS server answering one `PING` with `+PONG` and staying open until the client
+        /// closes; it returns what it read, or why the handshake failed.
         fn pong_server(ca: &TestCa) -> (std::net::SocketAddr, JoinHandle<Result<Vec<u8>, String>>) {
             let leaf = ca.server("redis", &[]);
             let config =
@@ -994,6 +994,8 @@ mod tests {
                 stream.read_exact(&mut got).map_err(|e| e.to_string())?;
                 stream.write_all(b"+PONG\r\n").map_err(|e| e.to_string())?;
                 stream.flush().map_err(|e| e.to_string())?;
+                // Stay open until the client is done (its close ends this read).
+                let _ = stream.read(&mut [0; 1]);
                 Ok(got)
             });
             (addr, server)
@@ -1021,8 +1023,9 @@ mod tests {
             let mut values = Vec::new();
             client.until(&mut values, |v| !v.is_empty());
             assert_eq!(values, [Value::SimpleString("PONG".into())]);
-            assert_eq!(server.join().expect("server thread"), Ok(ping));
             assert!(client.conn.is_connected());
+            drop(client);
+            assert_eq!(server.join().expect("server thread"), Ok(ping));
         }
 
         #[test]
