@@ -484,7 +484,8 @@ fn peers_replicate_over_tls() {
     // The server has no plain port: every connection it lists is a TLS one, ours among them.
     let tls = server.tls().expect("a TLS server");
     let clients = server.cli_tls(tls, &tls.leaf, &["CLIENT", "LIST"]).expect("CLIENT LIST");
-    assert!(clients.lines().filter(|l| l.contains("cmd=subscribe")).count() >= 2, "{clients}");
+    // Both peers' subscriber connections (`flags=P`), besides their command connections.
+    assert!(clients.lines().filter(|l| l.contains(" flags=P ")).count() >= 2, "{clients}");
 }
 
 #[test]
@@ -614,4 +615,24 @@ fn an_acl_user_with_its_password_works_and_a_wrong_one_is_retried() {
     wait_for("the wrong password is retried", SPREAD, || connection_errors(&x, "auth") >= 4);
     assert!(x.position().blind);
     assert_eq!(members(&a), want, "x never got in");
+}
+
+#[test]
+fn unusable_tls_or_database_settings_fail_the_start() {
+    let missing = std::path::PathBuf::from("/nonexistent/hearsay-ca.pem");
+    let url = "rediss://127.0.0.1:1/0";
+    let tls = RedisConfig {
+        tls: Some(TlsClient { ca_file: Some(missing), ..TlsClient::default() }),
+        ..RedisConfig::grafana(url, "grafana")
+    };
+    let db = RedisConfig { db: Some(-1), ..RedisConfig::grafana(url, "grafana") };
+    for (redis, want) in [(tls, "/nonexistent/hearsay-ca.pem"), (db, "negative")] {
+        let mut cluster = Cluster::new();
+        cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
+        let config = NodeConfig::grafana_redis(Some("peer-bad"), redis);
+        match Node::start_cluster(config, cluster, None) {
+            Err(e) => assert!(e.to_string().contains(want), "{e}"),
+            Ok(_) => panic!("started with an unusable setting ({want})"),
+        }
+    }
 }
