@@ -329,6 +329,44 @@ hs_result hs_config_set_settle_timeout_ms(struct hs_config *config, uint64_t ms)
 // push/pull interval, settle timeout, storage dir, retention and maintenance interval apply.
 hs_result hs_config_set_redis(struct hs_config *config, struct hs_str url, struct hs_str prefix);
 
+// The Redis ACL user and password to `AUTH` with (`ha_redis_username`, `ha_redis_password`),
+// over any in the URL. An empty `username` sends `AUTH password` (Redis' `default` user); an
+// empty `password` sends no `AUTH` at all. Order-independent of `hs_config_set_redis`.
+// A wrong password is no start error: the node logs it, counts it
+// (`hearsay_redis_connection_errors_total{reason="auth"}`) and retries with backoff.
+hs_result hs_config_set_redis_auth(struct hs_config *config,
+                                   struct hs_str username,
+                                   struct hs_str password);
+
+// The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
+// `HS_RESULT_INVALID_ARGUMENT` when negative.
+hs_result hs_config_set_redis_db(struct hs_config *config, int64_t db);
+
+// Turn TLS to Redis on (`ha_redis_tls_enabled`), also for a `redis://` URL, with these
+// settings; empty strings mean unset. `ca_file` (`ha_redis_tls_ca_path`): PEM bundle the
+// server's certificate must chain to, else the system roots. `cert_file` and `key_file`
+// (`ha_redis_tls_cert_path`, `ha_redis_tls_key_path`): our certificate for mutual TLS, both
+// or neither. `server_name` (`ha_redis_tls_server_name`): the name to verify and send as
+// SNI, else the URL's host. `insecure_skip_verify` (`ha_redis_tls_insecure_skip_verify`):
+// accept any server certificate. The files are read by `hs_node_start`, which fails with
+// `HS_RESULT_INVALID_CONFIG` naming the file when one is unusable; a server that refuses the
+// handshake is no start error (logged, counted as `reason="tls"`, retried).
+hs_result hs_config_set_redis_tls(struct hs_config *config,
+                                  struct hs_str ca_file,
+                                  struct hs_str cert_file,
+                                  struct hs_str key_file,
+                                  struct hs_str server_name,
+                                  bool insecure_skip_verify);
+
+// The TLS versions and TLS 1.2 cipher suites offered to Redis, used once TLS is on
+// (`hs_config_set_redis_tls` or a `rediss://` URL). `min_version` (`ha_redis_tls_min_version`):
+// `VersionTLS12` or `VersionTLS13`, empty for TLS 1.2 (`VersionTLS10`/`11` are refused:
+// rustls implements neither). `cipher_suites` (`ha_redis_tls_cipher_suites`): comma-separated
+// IANA names, empty for the defaults. `HS_RESULT_INVALID_ARGUMENT` naming what is unknown.
+hs_result hs_config_set_redis_tls_options(struct hs_config *config,
+                                          struct hs_str min_version,
+                                          struct hs_str cipher_suites);
+
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with
 // `hs_node_free`. `config` is only read. A corrupt snapshot file gives

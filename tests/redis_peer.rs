@@ -1,6 +1,6 @@
 //! hearsay peers on a real `redis-server`, in Grafana's Redis HA layout: heartbeat keys and
 //! positions, updates on each state's channel, the full-state request a starting peer sends,
-//! and the heartbeat deleted at shutdown.
+//! and the heartbeat deleted at shutdown; TLS (server-verified and mutual), and ACL users.
 
 mod util;
 
@@ -15,8 +15,10 @@ use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, MeshSilence, Query, Silence, Silences, SilencesConfig,
 };
 use hearsay::node::{Node, NodeConfig, RedisConfig, Snapshots, States as _};
+use hearsay::tls::TlsClient;
 use prost::Message;
-use util::redis::RedisServer;
+use util::certs::TestCa;
+use util::redis::{RedisServer, ServerTls};
 use util::wait_for;
 
 /// Grafana's keys for org 1's silences and notification log.
@@ -35,10 +37,46 @@ fn config(server: &RedisServer, name: &str) -> NodeConfig {
 }
 
 fn peer(server: &RedisServer, name: &str) -> Node {
+    start(config(server, name))
+}
+
+fn start(config: NodeConfig) -> Node {
     let mut cluster = Cluster::new();
     cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
     cluster.register(NFLOG, Nflog::new(Duration::from_secs(120 * 3600)));
-    Node::start_cluster(config(server, name), cluster, None).expect("starts")
+    Node::start_cluster(config, cluster, None).expect("starts")
+}
+
+/// `config` with the Redis settings changed by `f`.
+fn with_redis(mut config: NodeConfig, f: impl FnOnce(&mut RedisConfig)) -> NodeConfig {
+    f(config.redis.as_mut().expect("a Redis config"));
+    config
+}
+
+/// The value of the counter line starting with `series`, 0 when absent.
+fn counter(node: &Node, series: &str) -> u64 {
+    let text = node.metrics_text();
+    let line = text.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '));
+    line.and_then(|l| l.rsplit(' ').next()).map_or(0, |v| v.parse().expect("a count"))
+}
+
+fn connection_errors(node: &Node, reason: &str) -> u64 {
+    counter(node, &format!("hearsay_redis_connection_errors_total{{reason=\"{reason}\"}}"))
+}
+
+/// A TLS-only Redis (no plain port) with a CA of its own, which also signs client
+/// certificates; `auth_clients` is its `--tls-auth-clients`.
+fn tls_server(name: &str, auth_clients: &'static str) -> (RedisServer, TestCa) {
+    let dir = util::alertmanager::scratch(name);
+    let ca = TestCa::new(&dir, name);
+    let leaf = ca.server("redis", &[]);
+    let tls = ServerTls { leaf, ca: ca.file.clone(), auth_clients };
+    (RedisServer::start_tls(tls, &[]), ca)
+}
+
+/// Trust `ca` only.
+fn trusting(ca: &TestCa) -> TlsClient {
+    TlsClient { ca_file: Some(ca.file.clone()), ..TlsClient::default() }
 }
 
 /// The live members' heartbeat keys, sorted.
@@ -424,4 +462,177 @@ fn a_redis_host_name_is_resolved_off_the_loop() {
         members(&a) == ["grafana:peer-n"]
     });
     assert!(!a.position().blind);
+}
+
+#[test]
+fn peers_replicate_over_tls() {
+    let (server, ca) = tls_server("redis-tls", "no");
+    // A `rediss://` URL: TLS because of the scheme, trusting the test's CA.
+    assert!(server.url().starts_with("rediss://"));
+    let tls = |c: &mut RedisConfig| c.tls = Some(trusting(&ca));
+    let a = start(with_redis(config(&server, "peer-a"), tls));
+    let b = start(with_redis(config(&server, "peer-b"), tls));
+    let want = ["grafana:peer-a", "grafana:peer-b"];
+    wait_for("a and b see each other over TLS", SPREAD, || {
+        members(&a) == want && members(&b) == want
+    });
+    let id = set_silence(&a, "over tls");
+    wait_for("b holds a's silence", SPREAD, || has(&b, &id));
+    let id = set_silence(&b, "and back");
+    wait_for("a holds b's silence", SPREAD, || has(&a, &id));
+    assert_eq!(connection_errors(&a, "tls") + connection_errors(&b, "tls"), 0);
+    // The server has no plain port: every connection it lists is a TLS one, ours among them.
+    let tls = server.tls().expect("a TLS server");
+    let clients = server.cli_tls(tls, &tls.leaf, &["CLIENT", "LIST"]).expect("CLIENT LIST");
+    // Both peers' subscriber connections (`flags=P`), besides their command connections.
+    assert!(clients.lines().filter(|l| l.contains(" flags=P ")).count() >= 2, "{clients}");
+}
+
+#[test]
+fn peers_replicate_over_mutual_tls() {
+    let (server, ca) = tls_server("redis-mtls", "yes");
+    // A `redis://` URL with TLS turned on by the settings (Grafana's `ha_redis_tls_enabled`).
+    let url = format!("redis://127.0.0.1:{}/0", server.port);
+    let mutual = |name: &str, server_name: Option<&str>| {
+        let leaf = ca.client(name);
+        let tls = TlsClient {
+            cert_file: Some(leaf.cert),
+            key_file: Some(leaf.key),
+            server_name: server_name.map(str::to_owned),
+            ..trusting(&ca)
+        };
+        let config = with_redis(config(&server, name), |c| {
+            c.url.clone_from(&url);
+            c.tls = Some(tls);
+        });
+        start(config)
+    };
+    // a verifies the URL's IP address, b the name `localhost`: both are in the certificate.
+    let a = mutual("peer-a", None);
+    let b = mutual("peer-b", Some("localhost"));
+    let want = ["grafana:peer-a", "grafana:peer-b"];
+    wait_for("a and b see each other over mutual TLS", SPREAD, || {
+        members(&a) == want && members(&b) == want
+    });
+    let id = set_silence(&b, "over mutual tls");
+    wait_for("a holds b's silence", SPREAD, || has(&a, &id));
+    assert_eq!(connection_errors(&a, "tls") + connection_errors(&b, "tls"), 0);
+}
+
+#[test]
+fn refused_tls_handshakes_are_logged_counted_and_retried() {
+    util::logs::capture();
+    let (server, ca) = tls_server("redis-tls-refused", "yes");
+    let other = TestCa::new(&util::alertmanager::scratch("redis-tls-other"), "other");
+    let leaf = ca.client("peer-ok");
+    let own_cert = TlsClient {
+        cert_file: Some(leaf.cert.clone()),
+        key_file: Some(leaf.key.clone()),
+        ..trusting(&ca)
+    };
+    let cases = [
+        // Redis wants a client certificate and gets none.
+        ("peer-nocert", trusting(&ca), "CertificateRequired"),
+        // We do not trust the server's CA.
+        (
+            "peer-otherca",
+            TlsClient { ca_file: Some(other.file.clone()), ..own_cert.clone() },
+            "UnknownIssuer",
+        ),
+        // The server's certificate is not for this name.
+        (
+            "peer-badname",
+            TlsClient { server_name: Some("wrong.example".into()), ..own_cert },
+            "not valid for name",
+        ),
+    ];
+    let nodes: Vec<(Node, &str)> = cases
+        .into_iter()
+        .map(|(name, tls, why)| {
+            (start(with_redis(config(&server, name), |c| c.tls = Some(tls))), why)
+        })
+        .collect();
+    let address = format!("127.0.0.1:{}", server.port);
+    for (node, why) in &nodes {
+        wait_for(&format!("a TLS error line saying {why}"), SPREAD, || {
+            util::logs::matching(&address)
+                .iter()
+                .any(|l| l.starts_with("ERROR") && l.contains("TLS") && l.contains(why))
+        });
+        // Retried with backoff, each failure counted: the count keeps growing.
+        wait_for(&format!("retries after {why}"), SPREAD, || connection_errors(node, "tls") >= 6);
+        assert!(node.position().blind, "{why}: it sees no members");
+    }
+    // Still running and still retrying, with backoff: two links, each waiting up to 10 s
+    // between tries, fail a handful of times where a hot loop would fail thousands of times.
+    for (node, why) in &nodes {
+        let before = connection_errors(node, "tls");
+        wait_for(&format!("{why}: more retries"), SPREAD, || {
+            connection_errors(node, "tls") > before
+        });
+        assert!(connection_errors(node, "tls") < 200, "{why}: {}", node.metrics_text());
+        assert_eq!(connection_errors(node, "io") + connection_errors(node, "closed"), 0, "{why}");
+    }
+}
+
+#[test]
+fn an_acl_user_with_its_password_works_and_a_wrong_one_is_retried() {
+    util::logs::capture();
+    // The default user's password is another: only alice's credentials get in.
+    let acl = ["--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all"];
+    let server = RedisServer::start_with(&[&["--requirepass", "admin-pw"][..], &acl[..]].concat());
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let alice = |name: &str, password: &str| {
+        with_redis(config(&server, name), |c| {
+            c.url.clone_from(&url);
+            c.username = Some("alice".into());
+            c.password = Some(password.into());
+            c.db = Some(3);
+        })
+    };
+    let a = start(alice("peer-a", "alice-pw"));
+    let b = start(alice("peer-b", "alice-pw"));
+    let want = ["grafana:peer-a", "grafana:peer-b"];
+    wait_for("a and b see each other as alice", SPREAD, || {
+        members(&a) == want && members(&b) == want
+    });
+    let id = set_silence(&a, "as alice");
+    wait_for("b holds a's silence", SPREAD, || has(&b, &id));
+    // The heartbeats are in database 3, the one configured.
+    let client = redis::Client::open(format!("redis://alice:alice-pw@127.0.0.1:{}/3", server.port));
+    let mut redis = client.and_then(|c| c.get_connection()).expect("alice connects");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("grafana:*").query(&mut redis).expect("KEYS");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(connection_errors(&a, "auth"), 0);
+
+    let x = start(alice("peer-x", "not-alice-pw"));
+    let address = format!("127.0.0.1:{}", server.port);
+    wait_for("an error line saying WRONGPASS", SPREAD, || {
+        util::logs::matching(&address)
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains("WRONGPASS"))
+    });
+    wait_for("the wrong password is retried", SPREAD, || connection_errors(&x, "auth") >= 4);
+    assert!(x.position().blind);
+    assert_eq!(members(&a), want, "x never got in");
+}
+
+#[test]
+fn unusable_tls_or_database_settings_fail_the_start() {
+    let missing = std::path::PathBuf::from("/nonexistent/hearsay-ca.pem");
+    let url = "rediss://127.0.0.1:1/0";
+    let tls = RedisConfig {
+        tls: Some(TlsClient { ca_file: Some(missing), ..TlsClient::default() }),
+        ..RedisConfig::grafana(url, "grafana")
+    };
+    let db = RedisConfig { db: Some(-1), ..RedisConfig::grafana(url, "grafana") };
+    for (redis, want) in [(tls, "/nonexistent/hearsay-ca.pem"), (db, "negative")] {
+        let mut cluster = Cluster::new();
+        cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
+        let config = NodeConfig::grafana_redis(Some("peer-bad"), redis);
+        match Node::start_cluster(config, cluster, None) {
+            Err(e) => assert!(e.to_string().contains(want), "{e}"),
+            Ok(_) => panic!("started with an unusable setting ({want})"),
+        }
+    }
 }

@@ -61,11 +61,39 @@ type Config struct {
 	Retention time.Duration
 	// MaintenanceInterval between GC + snapshot runs (--data.maintenance-interval, 15m).
 	MaintenanceInterval time.Duration
-	// RedisURL (redis://host:port/db) runs the node on Redis in Grafana's layout instead of
-	// gossip (ha_redis_address); BindAddr, AdvertiseAddr, Peers and Label are then unused.
+	// RedisURL (redis://host:port/db, rediss://... for TLS) runs the node on Redis in
+	// Grafana's layout instead of gossip (ha_redis_address); BindAddr, AdvertiseAddr, Peers
+	// and Label are then unused.
 	RedisURL string
 	// RedisPrefix is ha_redis_prefix (a ':' is appended unless empty).
 	RedisPrefix string
+	// RedisUsername is ha_redis_username: the ACL user to AUTH as. Empty: the URL's, if any.
+	RedisUsername string
+	// RedisPassword is ha_redis_password. Empty: the URL's, if any; no password, no AUTH.
+	RedisPassword string
+	// RedisDB is ha_redis_db, the database SELECTed. Nil: the URL's path, else 0.
+	RedisDB *int
+	// RedisTLS turns TLS to Redis on (ha_redis_tls_enabled), also for a redis:// URL.
+	// Nil: plain TCP, unless the URL is rediss:// (then TLS with the system roots).
+	RedisTLS *RedisTLSConfig
+}
+
+// RedisTLSConfig holds Grafana's ha_redis_tls_* keys. Empty fields take the defaults.
+type RedisTLSConfig struct {
+	// CAFile (ha_redis_tls_ca_path): PEM bundle the server must chain to. Default: system roots.
+	CAFile string
+	// CertFile and KeyFile (ha_redis_tls_cert_path, ha_redis_tls_key_path): our certificate
+	// for mutual TLS, both or neither.
+	CertFile string
+	KeyFile  string
+	// ServerName (ha_redis_tls_server_name) to verify and send as SNI. Default: the URL's host.
+	ServerName string
+	// InsecureSkipVerify (ha_redis_tls_insecure_skip_verify) accepts any server certificate.
+	InsecureSkipVerify bool
+	// MinVersion (ha_redis_tls_min_version): "VersionTLS12" (default) or "VersionTLS13".
+	MinVersion string
+	// CipherSuites (ha_redis_tls_cipher_suites): TLS 1.2 suites by IANA name. Default: rustls'.
+	CipherSuites []string
 }
 
 // Node is a running hearsay peer. Its methods are safe for concurrent use. Close it when done.
@@ -136,6 +164,7 @@ func Start(cfg Config) (*Node, error) {
 			return C.hs_config_set_redis(config, str(&p, cfg.RedisURL), str(&p, cfg.RedisPrefix))
 		})
 	}
+	steps = append(steps, redisSteps(&p, config, &cfg)...)
 	if cfg.StorageDir != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_storage_dir(config, str(&p, cfg.StorageDir)) })
 	}
@@ -168,6 +197,32 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{ptr: node}
 	n.states.init(n)
 	return n, nil
+}
+
+// redisSteps are the calls that carry cfg's Redis credentials, database and TLS settings.
+func redisSteps(p *runtime.Pinner, config *C.hs_config, cfg *Config) []func() C.hs_result {
+	var steps []func() C.hs_result
+	if cfg.RedisUsername != "" || cfg.RedisPassword != "" {
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_set_redis_auth(config, str(p, cfg.RedisUsername), str(p, cfg.RedisPassword))
+		})
+	}
+	if cfg.RedisDB != nil {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_redis_db(config, C.int64_t(*cfg.RedisDB)) })
+	}
+	if t := cfg.RedisTLS; t != nil {
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_set_redis_tls(config, str(p, t.CAFile), str(p, t.CertFile), str(p, t.KeyFile),
+				str(p, t.ServerName), C.bool(t.InsecureSkipVerify))
+		})
+		if t.MinVersion != "" || len(t.CipherSuites) > 0 {
+			suites := strings.Join(t.CipherSuites, ",")
+			steps = append(steps, func() C.hs_result {
+				return C.hs_config_set_redis_tls_options(config, str(p, t.MinVersion), str(p, suites))
+			})
+		}
+	}
+	return steps
 }
 
 // with runs f on the live node, or returns ErrClosed.

@@ -291,6 +291,27 @@ func TestAlertmanagerSilencesRideOnRedis(t *testing.T) {
 	}
 }
 
+// The Redis credentials, database and TLS settings reach the library, which checks them.
+func TestRedisSettingsAreChecked(t *testing.T) {
+	negative := -1
+	for _, c := range []struct {
+		cfg  hearsay.Config
+		err  error
+		want string
+	}{
+		{hearsay.Config{RedisDB: &negative}, hearsay.ErrInvalidArgument, "negative"},
+		{hearsay.Config{RedisTLS: &hearsay.RedisTLSConfig{CertFile: "c.pem"}}, hearsay.ErrInvalidArgument, "key_file"},
+		{hearsay.Config{RedisTLS: &hearsay.RedisTLSConfig{MinVersion: "VersionTLS10"}}, hearsay.ErrInvalidArgument, "TLS10"},
+		{hearsay.Config{RedisTLS: &hearsay.RedisTLSConfig{CipherSuites: []string{"TLS_NOPE"}}}, hearsay.ErrInvalidArgument, "TLS_NOPE"},
+		{hearsay.Config{RedisTLS: &hearsay.RedisTLSConfig{CAFile: "/nonexistent/ca.pem"}}, hearsay.ErrInvalidConfig, "/nonexistent/ca.pem"},
+	} {
+		c.cfg.RedisURL = "redis://127.0.0.1:1/0"
+		if _, err := hearsay.Start(c.cfg); !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %v naming %q", c.cfg, err, c.err, c.want)
+		}
+	}
+}
+
 func TestCloseIsSafeTwiceAndLeaksNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	n, err := hearsay.Start(hearsay.Config{BindAddr: "127.0.0.1:0"})

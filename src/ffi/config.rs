@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Failure, FfiResult, borrow_mut, boundary, hs_result, hs_str, out_ptr, text, write};
+use crate::tls::{TlsClient, TlsVersion};
 
 /// A node's settings, Alertmanager's defaults until changed. Not thread-safe: build it on one
 /// thread (or lock around it). Created by `hs_config_new`, freed by `hs_config_free`;
@@ -25,6 +26,13 @@ pub struct hs_config {
     pub(crate) settle_timeout: Duration,
     /// Redis mode: URL and prefix.
     pub(crate) redis: Option<(String, String)>,
+    /// Redis credentials and database over the URL's (`None`: the URL's).
+    pub(crate) redis_username: Option<String>,
+    pub(crate) redis_password: Option<String>,
+    pub(crate) redis_db: Option<i64>,
+    /// Redis TLS settings, used once `redis_tls_enabled` (set by `hs_config_set_redis_tls`).
+    pub(crate) redis_tls: TlsClient,
+    pub(crate) redis_tls_enabled: bool,
 }
 
 impl Default for hs_config {
@@ -42,6 +50,11 @@ impl Default for hs_config {
             maintenance_interval: Duration::from_secs(15 * 60),
             settle_timeout: Duration::from_secs(60),
             redis: None,
+            redis_username: None,
+            redis_password: None,
+            redis_db: None,
+            redis_tls: TlsClient::default(),
+            redis_tls_enabled: false,
         }
     }
 }
@@ -234,6 +247,117 @@ pub extern "C" fn hs_config_set_redis(
             ));
         }
         c.redis = Some((url.to_owned(), text(prefix, "prefix")?.to_owned()));
+        Ok(())
+    })
+}
+
+/// The Redis ACL user and password to `AUTH` with (`ha_redis_username`, `ha_redis_password`),
+/// over any in the URL. An empty `username` sends `AUTH password` (Redis' `default` user); an
+/// empty `password` sends no `AUTH` at all. Order-independent of `hs_config_set_redis`.
+/// A wrong password is no start error: the node logs it, counts it
+/// (`hearsay_redis_connection_errors_total{reason="auth"}`) and retries with backoff.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_redis_auth(
+    config: *mut hs_config,
+    username: hs_str,
+    password: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        c.redis_username = Some(text(username, "username")?.to_owned());
+        c.redis_password = Some(text(password, "password")?.to_owned());
+        Ok(())
+    })
+}
+
+/// The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
+/// `HS_RESULT_INVALID_ARGUMENT` when negative.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_redis_db(config: *mut hs_config, db: i64) -> hs_result {
+    set(config, |c| {
+        if db < 0 {
+            return Err(Failure::new(
+                hs_result::InvalidArgument,
+                format!("redis db {db} is negative"),
+            ));
+        }
+        c.redis_db = Some(db);
+        Ok(())
+    })
+}
+
+/// Turn TLS to Redis on (`ha_redis_tls_enabled`), also for a `redis://` URL, with these
+/// settings; empty strings mean unset. `ca_file` (`ha_redis_tls_ca_path`): PEM bundle the
+/// server's certificate must chain to, else the system roots. `cert_file` and `key_file`
+/// (`ha_redis_tls_cert_path`, `ha_redis_tls_key_path`): our certificate for mutual TLS, both
+/// or neither. `server_name` (`ha_redis_tls_server_name`): the name to verify and send as
+/// SNI, else the URL's host. `insecure_skip_verify` (`ha_redis_tls_insecure_skip_verify`):
+/// accept any server certificate. The files are read by `hs_node_start`, which fails with
+/// `HS_RESULT_INVALID_CONFIG` naming the file when one is unusable; a server that refuses the
+/// handshake is no start error (logged, counted as `reason="tls"`, retried).
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_redis_tls(
+    config: *mut hs_config,
+    ca_file: hs_str,
+    cert_file: hs_str,
+    key_file: hs_str,
+    server_name: hs_str,
+    insecure_skip_verify: bool,
+) -> hs_result {
+    set(config, |c| {
+        let path = |s: hs_str, what: &str| -> FfiResult<Option<PathBuf>> {
+            Ok(Some(text(s, what)?).filter(|p| !p.is_empty()).map(PathBuf::from))
+        };
+        let (ca, cert, key) =
+            (path(ca_file, "ca_file")?, path(cert_file, "cert_file")?, path(key_file, "key_file")?);
+        if cert.is_some() != key.is_some() {
+            return Err(Failure::new(
+                hs_result::InvalidArgument,
+                "a client certificate needs both cert_file and key_file",
+            ));
+        }
+        let name = text(server_name, "server_name")?;
+        c.redis_tls.ca_file = ca;
+        c.redis_tls.cert_file = cert;
+        c.redis_tls.key_file = key;
+        c.redis_tls.server_name = Some(name.to_owned()).filter(|n| !n.is_empty());
+        c.redis_tls.insecure_skip_verify = insecure_skip_verify;
+        c.redis_tls_enabled = true;
+        Ok(())
+    })
+}
+
+/// The TLS versions and TLS 1.2 cipher suites offered to Redis, used once TLS is on
+/// (`hs_config_set_redis_tls` or a `rediss://` URL). `min_version` (`ha_redis_tls_min_version`):
+/// `VersionTLS12` or `VersionTLS13`, empty for TLS 1.2 (`VersionTLS10`/`11` are refused:
+/// rustls implements neither). `cipher_suites` (`ha_redis_tls_cipher_suites`): comma-separated
+/// IANA names, empty for the defaults. `HS_RESULT_INVALID_ARGUMENT` naming what is unknown.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_redis_tls_options(
+    config: *mut hs_config,
+    min_version: hs_str,
+    cipher_suites: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        let invalid =
+            |e: crate::tls::TlsError| Failure::new(hs_result::InvalidArgument, e.to_string());
+        let min = text(min_version, "min_version")?.trim();
+        let min =
+            if min.is_empty() { None } else { Some(TlsVersion::parse(min).map_err(invalid)?) };
+        let suites: Vec<String> = text(cipher_suites, "cipher_suites")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        // Unknown names are refused now rather than at start.
+        let probe = TlsClient {
+            cipher_suites: suites.clone(),
+            insecure_skip_verify: true,
+            ..TlsClient::default()
+        };
+        probe.build().map_err(invalid)?;
+        c.redis_tls.min_version = min;
+        c.redis_tls.cipher_suites = suites;
         Ok(())
     })
 }

@@ -97,7 +97,16 @@ pub extern "C" fn hs_node_start(
         });
         let mut nc = match &c.redis {
             Some((url, prefix)) => {
-                NodeConfig::grafana_redis(c.name.as_deref(), RedisConfig::grafana(url, prefix))
+                let redis = RedisConfig {
+                    username: c.redis_username.clone(),
+                    password: c.redis_password.clone(),
+                    db: c.redis_db,
+                    // A `rediss://` URL turns TLS on too; the options set apply then as well.
+                    tls: (c.redis_tls_enabled || url.starts_with("rediss://"))
+                        .then(|| c.redis_tls.clone()),
+                    ..RedisConfig::grafana(url, prefix)
+                };
+                NodeConfig::grafana_redis(c.name.as_deref(), redis)
             }
             None => NodeConfig::alertmanager(c.name.as_deref(), c.bind, c.peers.clone()),
         };

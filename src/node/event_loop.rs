@@ -23,7 +23,7 @@ use super::{Command, NodeEvent, Shared, View, Visible, sync_counter};
 use crate::core::Millis;
 use crate::core::cluster::PubSubUpdate;
 use crate::core::peer::gossip::{GossipEvent, JoinId};
-use crate::core::peer::redis::{MsgKind, RedisEvent, RedisStats};
+use crate::core::peer::redis::{LinkFailure, MsgKind, RedisEvent, RedisStats};
 use crate::core::swim::{BroadcastError, Member, MemberState};
 use crate::net::Driver;
 use crate::redis::driver::RedisDriver;
@@ -613,6 +613,13 @@ impl EventLoop {
             sync_counter(
                 &m.publish_failures.get_or_create(&label),
                 RedisStats::of(&s.publish_failed, kind),
+            );
+        }
+        for reason in LinkFailure::ALL {
+            let label = vec![("reason", reason.as_str())];
+            sync_counter(
+                &m.redis_connection_errors.get_or_create(&label),
+                s.link_failures[reason.index()],
             );
         }
         m.messages_queued.set(gauge(peer.outbox_len() + self.channels.outbound.len()));

@@ -47,6 +47,9 @@ pub(crate) struct Metrics {
     pub(crate) pings: PingFamily,
     pub(crate) pings_failures: Counter,
     pub(crate) name_conflicts: Counter,
+    /// Redis mode: links that went down, by `reason` (`tls`, `auth`, `io`, ...; see
+    /// `LinkFailure`). Ours: Grafana counts none of this.
+    pub(crate) redis_connection_errors: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Alertmanager exports these as summaries without quantiles (`_sum`, `_count`); the
     /// Rust client has no summary type, so they are histograms with the same `_sum`/`_count`.
     nflog_gc: Histogram,
@@ -116,6 +119,7 @@ impl Metrics {
             pings: Family::new_with_constructor(ping_histogram),
             pings_failures: Counter::default(),
             name_conflicts: Counter::default(),
+            redis_connection_errors: Family::default(),
             nflog_gc: default_histogram(),
             nflog_snapshot: default_histogram(),
             silences_gc: default_histogram(),
@@ -294,6 +298,11 @@ impl Metrics {
             "alertmanager_cluster_peer_name_conflicts",
             "Total number of times memberlist has noticed conflicting peer names",
             m.name_conflicts.clone(),
+        );
+        r.register(
+            "hearsay_redis_connection_errors",
+            "Redis connections that failed or were dropped, by reason (each is retried)",
+            m.redis_connection_errors.clone(),
         );
         m
     }

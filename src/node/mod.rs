@@ -41,8 +41,9 @@ use crate::core::peer::redis::{RedisPeer, RedisSettings};
 use crate::core::swim::{Member, MemberChange, Swim};
 use crate::core::{NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
-use crate::redis::Endpoint;
 use crate::redis::driver::RedisDriver;
+use crate::redis::{Endpoint, TlsSetup};
+use crate::tls::TlsClient;
 use event_loop::{EventLoop, Transport};
 use inbox::Inbox;
 use metrics::Metrics;
@@ -102,10 +103,25 @@ pub struct NodeConfig {
 /// Redis mode: Grafana's `ha_redis_*` keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` (`ha_redis_address`, `ha_redis_username`,
-    /// `ha_redis_password`, `ha_redis_db`). A host name is resolved off the loop, again at
-    /// every reconnect.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS
+    /// (`ha_redis_address`). A host name is resolved off the loop, again at every reconnect.
+    /// Credentials and database in the URL apply unless the fields below say otherwise.
     pub url: String,
+    /// The ACL user to `AUTH` as (`ha_redis_username`). `None` (the default): the URL's, if
+    /// any; `Some("")` clears it (then `AUTH` names no user, Redis' `default` one).
+    pub username: Option<String>,
+    /// The password to `AUTH` with (`ha_redis_password`). `None` (the default): the URL's, if
+    /// any; `Some("")` clears it. Without a password no `AUTH` is sent.
+    pub password: Option<String>,
+    /// The logical database to `SELECT` on the command connection (`ha_redis_db`; pub/sub
+    /// ignores databases). `None` (the default): the URL's path, else 0. Must not be
+    /// negative; a database the server lacks is refused by Redis at connect, and retried.
+    pub db: Option<i64>,
+    /// TLS to Redis (`ha_redis_tls_enabled` and the `ha_redis_tls_*` keys): `Some` turns it
+    /// on, also for a `redis://` URL; a `rediss://` URL without it uses the defaults (system
+    /// roots, the URL's host as server name). Default `None`. The server name defaults to the
+    /// URL's host, a name or an IP address, as Go's does.
+    pub tls: Option<TlsClient>,
     /// `ha_redis_prefix`; a `:` is appended unless empty.
     pub prefix: String,
     /// Largest full-state message (default 1 MiB, at most 16 MiB): a larger full state travels
@@ -120,7 +136,15 @@ pub const MAX_FULL_STATE_CHUNK_BYTES: usize = 16 << 20;
 impl RedisConfig {
     /// Grafana's layout on the Redis at `url`, under `prefix`.
     pub fn grafana(url: &str, prefix: &str) -> Self {
-        Self { url: url.to_owned(), prefix: prefix.to_owned(), full_state_chunk_bytes: 1 << 20 }
+        Self {
+            url: url.to_owned(),
+            username: None,
+            password: None,
+            db: None,
+            tls: None,
+            prefix: prefix.to_owned(),
+            full_state_chunk_bytes: 1 << 20,
+        }
     }
 }
 
@@ -882,7 +906,9 @@ fn start_redis(
             "full_state_chunk_bytes must be in 1..={MAX_FULL_STATE_CHUNK_BYTES}"
         )));
     }
-    let endpoint = Endpoint::parse(&redis.url).map_err(NodeError::Redis)?;
+    let mut endpoint = Endpoint::parse(&redis.url).map_err(NodeError::Redis)?;
+    endpoint.overlay(redis)?;
+    let tls = redis_tls(redis, &endpoint)?;
     let mut settings = RedisSettings {
         push_pull_interval: config.swim.push_pull_interval,
         settle_timeout: config.settle_timeout,
@@ -896,7 +922,7 @@ fn start_redis(
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let clock = Clock::new();
     let peer = RedisPeer::new(settings, &keys, clock.now(), clock.unix(), seed);
-    let driver = RedisDriver::new(peer, endpoint.target, clock)?;
+    let driver = RedisDriver::new(peer, endpoint.target, tls, clock)?;
     // Blind until our own heartbeat is read back.
     let view = View {
         members: Arc::new(Vec::new()),
@@ -910,6 +936,41 @@ fn start_redis(
         advertise: None,
         max_broadcast: 0,
     })
+}
+
+impl Endpoint {
+    /// The explicit credentials and database over the URL's (Grafana's separate keys).
+    fn overlay(&mut self, redis: &RedisConfig) -> Result<(), NodeError> {
+        let given =
+            |field: &Option<String>| field.clone().map(|v| Some(v).filter(|v| !v.is_empty()));
+        if let Some(username) = given(&redis.username) {
+            self.username = username;
+        }
+        if let Some(password) = given(&redis.password) {
+            self.password = password;
+        }
+        if let Some(db) = redis.db {
+            if db < 0 {
+                return Err(NodeError::Redis(format!("db {db} is negative")));
+            }
+            self.db = db;
+        }
+        Ok(())
+    }
+}
+
+/// The TLS configuration of a Redis node, read now (certificate files), or `None` for plain
+/// TCP. A setting that cannot be used fails the start, as Grafana's peer does.
+fn redis_tls(redis: &RedisConfig, endpoint: &Endpoint) -> Result<Option<TlsSetup>, NodeError> {
+    let tls = match (&redis.tls, endpoint.tls) {
+        (Some(tls), _) => tls.clone(),
+        (None, true) => TlsClient::default(),
+        (None, false) => return Ok(None),
+    };
+    let refused = |e: crate::tls::TlsError| NodeError::Redis(format!("TLS: {e}"));
+    let config = tls.build().map_err(refused)?;
+    let name = tls.server_name(&endpoint.host).map_err(refused)?;
+    Ok(Some(TlsSetup { config, name }))
 }
 
 /// The wall clock, for expiry of replicated state.

@@ -1,4 +1,11 @@
-//! One non-blocking TCP connection to Redis, driven by the mio loop on readiness.
+//! One non-blocking TCP connection to Redis, plain or TLS, driven by the mio loop on
+//! readiness.
+//!
+//! TLS is rustls' sans-IO `ClientConnection` over the same socket: on readiness, records are
+//! read with `read_tls` until `WouldBlock`, decrypted by `process_new_packets`, and the
+//! plaintext is drained from `reader()` into the RESP parser; commands go into `writer()` and
+//! out with `write_tls` while the session wants to write. No thread, no blocking call: a
+//! handshake that waits for the server just returns, and a failed one is [`ConnError::Tls`].
 //!
 //! The connection queues packed RESP commands ([`::redis::Cmd::get_packed_command`]) and writes
 //! them; it reads replies and pub/sub messages and decodes them with [`::redis::Parser`], whose
@@ -18,10 +25,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ::redis::{Parser, Value};
 use mio::Interest;
 use mio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 
 /// Largest single reply or message accepted by default: 64 MiB. Redis itself allows bulk
 /// strings up to 512 MiB (`proto-max-bulk-len`), but our largest payload, a full state, is far
@@ -30,6 +40,10 @@ use mio::net::TcpStream;
 pub(crate) const MAX_VALUE_BYTES: usize = 64 << 20;
 /// Bytes read per [`RespConn::drive`] call by default before yielding to the other sockets.
 pub(crate) const READ_BUDGET: usize = 256 << 10;
+/// Bytes a TLS session may hold unsent (plaintext before the handshake completes, records
+/// after): rustls' own default, set explicitly so the bound is ours. Past it the session
+/// refuses plaintext and the rest stays in the out buffer, which the caller bounds.
+pub(crate) const TLS_BUFFER_BYTES: usize = 64 << 10;
 /// Out-buffer capacity kept after a burst has been written; more is given back.
 const OUT_KEEP_BYTES: usize = 64 << 10;
 /// Out-buffer capacity beyond which an emptied buffer is shrunk to [`OUT_KEEP_BYTES`]: big
@@ -66,9 +80,9 @@ pub(crate) struct Drive {
 /// What the connection counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ConnStats {
-    /// Bytes written to the socket.
+    /// RESP bytes written (to the socket, or into the TLS session).
     pub(crate) bytes_written: u64,
-    /// Bytes read from the socket.
+    /// RESP bytes read (from the socket, or out of the TLS session).
     pub(crate) bytes_read: u64,
     /// Complete values decoded.
     pub(crate) values: u64,
@@ -88,6 +102,15 @@ pub(crate) enum ConnError {
     /// The server closed the connection.
     #[error("Redis closed the connection")]
     Closed,
+    /// The TLS handshake or session failed: an untrusted or misnamed certificate, an alert
+    /// from the server (it wanted a client certificate, or did not trust ours), bad records.
+    #[error("TLS with {addr}: {reason}")]
+    Tls {
+        /// The server's address.
+        addr: SocketAddr,
+        /// What rustls or the server said.
+        reason: String,
+    },
     /// The server sent bytes that are not RESP.
     #[error("Redis protocol error: {0}")]
     Protocol(String),
@@ -96,46 +119,163 @@ pub(crate) enum ConnError {
     TooLarge { limit: usize },
 }
 
-/// The byte stream under the RESP codec. TLS fills the second slot: rustls'
-/// `ClientConnection` over the same `TcpStream` (plaintext in and out of the session, records
-/// on the socket), so that neither `RespConn` nor the loop changes. Another issue adds it.
+/// The byte stream under the RESP codec: the socket itself, or a rustls session over it
+/// (plaintext in and out of the session, records on the socket), so that neither the RESP
+/// side of [`RespConn`] nor the loop depends on which.
 #[derive(Debug)]
 enum Link {
     Plain(TcpStream),
+    // Boxed: a session is far larger than a socket.
+    Tls { sock: TcpStream, session: Box<ClientConnection> },
+}
+
+/// What a TLS link needs: the client configuration (built once per node from the TLS
+/// settings) and the name the server's certificate must carry, also sent as SNI.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsSetup {
+    pub(crate) config: Arc<ClientConfig>,
+    pub(crate) name: ServerName<'static>,
+}
+
+/// A TLS failure carried through `io::Error` (the parser's reader can only return those), so
+/// that it comes out as [`ConnError::Tls`] rather than as a socket error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TlsFailure(String);
+
+fn tls_failure(reason: impl std::fmt::Display) -> io::Error {
+    io::Error::other(TlsFailure(reason.to_string()))
 }
 
 impl Link {
     fn socket(&mut self) -> &mut TcpStream {
         match self {
-            Self::Plain(sock) => sock,
+            Self::Plain(sock) | Self::Tls { sock, .. } => sock,
         }
     }
 
     fn socket_ref(&self) -> &TcpStream {
         match self {
-            Self::Plain(sock) => sock,
+            Self::Plain(sock) | Self::Tls { sock, .. } => sock,
+        }
+    }
+
+    /// Whether records wait to be written (TLS only: a plain link buffers nothing itself).
+    fn wants_write(&self) -> bool {
+        match self {
+            Self::Plain(_) => false,
+            Self::Tls { session, .. } => session.wants_write(),
+        }
+    }
+
+    /// Advance the TLS handshake as far as the socket allows: `Ok(true)` once it is complete
+    /// (at once for a plain link), `Ok(false)` when waiting for the server.
+    fn handshake(&mut self) -> io::Result<bool> {
+        let Self::Tls { sock, session } = self else { return Ok(true) };
+        loop {
+            send_records(sock, session)?;
+            if !session.is_handshaking() {
+                return Ok(true);
+            }
+            match session.read_tls(sock) {
+                Ok(0) => {
+                    return Err(tls_failure(
+                        "the server closed the connection during the handshake",
+                    ));
+                }
+                Ok(_) => process(sock, session)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Write pending records until done or the kernel would block (plain: nothing to do).
+    fn send_pending(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(_) => Ok(()),
+            Self::Tls { sock, session } => send_records(sock, session).map(|_| ()),
         }
     }
 }
 
+/// Decrypt what `read_tls` took in. A rustls error (a bad certificate, an alert from the
+/// server) ends the link; the alert rustls queued in answer is sent if the socket takes it.
+fn process(sock: &mut TcpStream, session: &mut ClientConnection) -> io::Result<()> {
+    if let Err(e) = session.process_new_packets() {
+        let _ = send_records(sock, session);
+        return Err(tls_failure(e));
+    }
+    Ok(())
+}
+
+/// Write TLS records while rustls has some: `Ok(true)` when all went out, `Ok(false)` when
+/// the kernel would block (writable readiness then resumes it).
+fn send_records(sock: &mut TcpStream, session: &mut ClientConnection) -> io::Result<bool> {
+    while session.wants_write() {
+        match session.write_tls(sock) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 impl Read for Link {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(sock) => sock.read(buf),
+        let (sock, session) = match self {
+            Self::Plain(sock) => return sock.read(buf),
+            Self::Tls { sock, session } => (sock, session),
+        };
+        loop {
+            // Plaintext already decrypted comes first; rustls says `WouldBlock` when it has
+            // none, and 0 only after the server's close_notify.
+            match session.reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other,
+            }
+            // Empty: take records from the socket. Draining the plaintext first keeps rustls
+            // under its received-plaintext limit, so `read_tls` never refuses for that.
+            match session.read_tls(sock) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {
+                    process(sock, session)?;
+                    // Key updates and alerts want answers; a full socket waits for writable.
+                    send_records(sock, session)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 }
 
 impl Write for Link {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(sock) => sock.write(buf),
+        let (sock, session) = match self {
+            Self::Plain(sock) => return sock.write(buf),
+            Self::Tls { sock, session } => (sock, session),
+        };
+        // The session takes plaintext up to its buffer limit (`TLS_BUFFER_BYTES` of records
+        // not yet written); when full, write records out and try once more.
+        let mut n = session.writer().write(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if !send_records(sock, session)? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            n = session.writer().write(buf)?;
         }
+        send_records(sock, session)?;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Self::Plain(sock) => sock.flush(),
+            Self::Tls { .. } => self.send_pending(),
         }
     }
 }
@@ -143,6 +283,10 @@ impl Write for Link {
 /// One TCP connection to Redis, moving packed commands out and decoded values in.
 pub(crate) struct RespConn {
     link: Link,
+    addr: SocketAddr,
+    /// The TCP connect completed.
+    tcp_up: bool,
+    /// The TCP connect and the TLS handshake (if any) completed: RESP can flow.
     connected: bool,
     /// Queued bytes; `out[written..]` is still to be written.
     out: Vec<u8>,
@@ -159,6 +303,8 @@ impl std::fmt::Debug for RespConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RespConn")
             .field("link", &self.link)
+            .field("addr", &self.addr)
+            .field("tcp_up", &self.tcp_up)
             .field("connected", &self.connected)
             .field("unwritten", &self.unwritten())
             .field("since_value", &self.since_value)
@@ -169,21 +315,38 @@ impl std::fmt::Debug for RespConn {
 }
 
 impl RespConn {
-    /// Start a non-blocking connect to `addr` with the default [`Limits`].
-    pub(crate) fn connect(addr: SocketAddr) -> io::Result<Self> {
-        Self::connect_with(addr, Limits::default())
+    /// Start a non-blocking plain connect to `addr` with the default [`Limits`].
+    #[cfg(test)]
+    pub(crate) fn connect(addr: SocketAddr) -> Result<Self, ConnError> {
+        Self::connect_with(addr, Limits::default(), None)
     }
 
-    /// Start a non-blocking connect to `addr`. TCP_NODELAY is on: commands are small and
-    /// latency-bound (a heartbeat, a publish), and we already coalesce what is queued into one
-    /// write. Limits of 0 are raised to 1, so the connection always makes progress.
-    pub(crate) fn connect_with(addr: SocketAddr, limits: Limits) -> io::Result<Self> {
-        let sock = TcpStream::connect(addr)?;
-        sock.set_nodelay(true)?;
+    /// Start a non-blocking connect to `addr`, with TLS over it when `tls` is given.
+    /// TCP_NODELAY is on: commands are small and latency-bound (a heartbeat, a publish), and we
+    /// already coalesce what is queued into one write. Limits of 0 are raised to 1, so the
+    /// connection always makes progress.
+    pub(crate) fn connect_with(
+        addr: SocketAddr,
+        limits: Limits,
+        tls: Option<&TlsSetup>,
+    ) -> Result<Self, ConnError> {
+        let sock = TcpStream::connect(addr).map_err(ConnError::Connect)?;
+        sock.set_nodelay(true).map_err(ConnError::Connect)?;
+        let link = match tls {
+            None => Link::Plain(sock),
+            Some(tls) => {
+                let mut session = ClientConnection::new(Arc::clone(&tls.config), tls.name.clone())
+                    .map_err(|e| ConnError::Tls { addr, reason: e.to_string() })?;
+                session.set_buffer_limit(Some(TLS_BUFFER_BYTES));
+                Link::Tls { sock, session: Box::new(session) }
+            }
+        };
         let limits =
             Limits { max_value: limits.max_value.max(1), read_budget: limits.read_budget.max(1) };
         Ok(Self {
-            link: Link::Plain(sock),
+            link,
+            addr,
+            tcp_up: false,
             connected: false,
             out: Vec::new(),
             written: 0,
@@ -199,18 +362,24 @@ impl RespConn {
         self.link.socket()
     }
 
-    /// The interest to register: always readable (replies, pushed messages, EOF); writable while
-    /// the connect is pending (that is how its completion is reported) or queued bytes remain.
+    /// The interest to register: always readable (replies, pushed messages, EOF, handshake
+    /// records); writable while the connect is pending (that is how its completion is
+    /// reported) or bytes wait for the socket — queued bytes on a plain link, records in the
+    /// session on a TLS one (queued plaintext it refused waits for those to go first). Never
+    /// writable just because the handshake is waiting for the server: edge-triggered polling
+    /// reports a writable socket at every reregistration, which would spin the loop.
     /// Reregister when it changes after [`Self::queue`] or [`Self::drive`].
     pub(crate) fn interest(&self) -> Interest {
-        if !self.connected || self.unwritten() > 0 {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        }
+        let write = match &self.link {
+            _ if !self.tcp_up => true,
+            Link::Plain(_) => self.unwritten() > 0,
+            Link::Tls { .. } => self.link.wants_write(),
+        };
+        if write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE }
     }
 
-    /// Whether the connect has completed (as seen by the last [`Self::drive`]).
+    /// Whether the connect (and the TLS handshake) has completed (as seen by the last
+    /// [`Self::drive`]).
     #[cfg(test)]
     pub(crate) fn is_connected(&self) -> bool {
         self.connected
@@ -233,23 +402,42 @@ impl RespConn {
     }
 
     /// Drive after a readiness event, after queueing, or again after [`Drive::more`]: finish a
-    /// pending connect, write everything queued (as few `write` calls as the kernel allows),
-    /// then read until `WouldBlock` or the read budget, pushing every complete value to
-    /// `values` in arrival order. On an error, the values pushed so far are still valid.
+    /// pending connect and TLS handshake, write everything queued (as few `write` calls as
+    /// the kernel allows), then read until `WouldBlock` or the read budget, pushing every
+    /// complete value to `values` in arrival order. On an error, the values pushed so far are
+    /// still valid.
     pub(crate) fn drive(&mut self, values: &mut Vec<Value>) -> Result<Drive, ConnError> {
         let mut drive = Drive::default();
         if !self.connected {
-            if !self.finish_connect().map_err(ConnError::Connect)? {
+            if !self.tcp_up {
+                if !self.finish_connect().map_err(ConnError::Connect)? {
+                    return Ok(drive);
+                }
+                self.tcp_up = true;
+            }
+            if !self.link.handshake().map_err(|e| self.io_error(e))? {
                 return Ok(drive);
             }
             self.connected = true;
             drive.connected_now = true;
         }
-        self.flush().map_err(ConnError::Io)?;
+        self.flush().map_err(|e| self.io_error(e))?;
         // Read even when writes are stuck: a server blocked writing to us stops reading from
         // us, and only our reading unblocks both sides.
         drive.more = self.read_values(values)?;
+        if matches!(self.link, Link::Tls { .. }) {
+            // Reading may have freed room in the session (records out) or queued answers.
+            self.flush().map_err(|e| self.io_error(e))?;
+        }
         Ok(drive)
+    }
+
+    /// A socket error, or a TLS failure carried in one (see [`TlsFailure`]).
+    fn io_error(&self, e: io::Error) -> ConnError {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>()) {
+            Some(tls) => ConnError::Tls { addr: self.addr, reason: tls.0.clone() },
+            None => ConnError::Io(e),
+        }
     }
 
     /// A non-blocking connect has finished when the socket has a peer; a pending socket error
@@ -266,7 +454,8 @@ impl RespConn {
         }
     }
 
-    /// Write the queue until it is empty or the kernel would block, then reclaim the buffer.
+    /// Write the queue until it is empty or the kernel (or a full TLS session) would block,
+    /// then the session's records, then reclaim the buffer.
     fn flush(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
             match self.link.write(&self.out[self.written..]) {
@@ -280,6 +469,12 @@ impl RespConn {
                 Err(e) => return Err(e),
             }
         }
+        self.link.send_pending()?;
+        // What lets `interest` ignore the out buffer on TLS: the session refuses plaintext
+        // only while it holds records, and those keep writable interest on.
+        debug_assert!(
+            matches!(self.link, Link::Plain(_)) || self.unwritten() == 0 || self.link.wants_write()
+        );
         self.compact();
         Ok(())
     }
@@ -327,7 +522,10 @@ impl RespConn {
         };
         self.since_value = feed.since_value;
         self.stats.bytes_read += feed.read as u64;
-        outcome
+        outcome.map_err(|e| match e {
+            ConnError::Io(e) => self.io_error(e),
+            other => other,
+        })
     }
 }
 
@@ -424,6 +622,11 @@ impl Read for Feed<'_> {
         }
     }
 }
+
+/// The integration tests' certificate generator, for the TLS tests below.
+#[cfg(test)]
+#[path = "../../tests/util/certs.rs"]
+mod test_certs;
 
 #[cfg(test)]
 mod tests {
@@ -537,7 +740,7 @@ mod tests {
     fn pair(limits: Limits) -> (Client, StdStream) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let client = Client::new(RespConn::connect_with(addr, limits).expect("connect"));
+        let client = Client::new(RespConn::connect_with(addr, limits, None).expect("connect"));
         // Blocks only until the kernel has completed the loopback handshake, which it does
         // without the client's help.
         let (server, _) = listener.accept().expect("accept");
@@ -748,5 +951,101 @@ mod tests {
             "{err:?}"
         );
         assert!(!client.conn.is_connected());
+    }
+
+    mod tls {
+        //! The same client over TLS against a rustls server on a thread of its own (a blocking
+        //! handshake needs the client to make progress meanwhile).
+
+        use std::io::{Read, Write};
+        use std::net::TcpListener;
+        use std::path::PathBuf;
+        use std::thread::JoinHandle;
+
+        use super::super::test_certs::TestCa;
+        use super::super::{ConnError, Limits, RespConn, TlsSetup};
+        use super::{Client, WAIT};
+        use crate::tls::{TlsClient, TlsServer};
+        use ::redis::Value;
+
+        fn scratch(name: &str) -> PathBuf {
+            let dir =
+                std::env::temp_dir().join(format!("hearsay-conn-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            dir
+        }
+
+        /// A TLS server answering one `PING` with `+PONG` and staying open until the client
+        /// closes; it returns what it read, or why the handshake failed.
+        fn pong_server(ca: &TestCa) -> (std::net::SocketAddr, JoinHandle<Result<Vec<u8>, String>>) {
+            let leaf = ca.server("redis", &[]);
+            let config =
+                TlsServer { cert_file: leaf.cert, key_file: leaf.key, ..TlsServer::default() }
+                    .build()
+                    .expect("server config");
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+            let addr = listener.local_addr().expect("local addr");
+            let server = std::thread::spawn(move || {
+                let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
+                sock.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+                let conn = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+                let mut stream = rustls::StreamOwned::new(conn, sock);
+                let mut got = vec![0; 14];
+                stream.read_exact(&mut got).map_err(|e| e.to_string())?;
+                stream.write_all(b"+PONG\r\n").map_err(|e| e.to_string())?;
+                stream.flush().map_err(|e| e.to_string())?;
+                // Stay open until the client is done (its close ends this read).
+                let _ = stream.read(&mut [0; 1]);
+                Ok(got)
+            });
+            (addr, server)
+        }
+
+        fn client(addr: std::net::SocketAddr, tls: &TlsClient) -> Client {
+            let setup = TlsSetup {
+                config: tls.build().expect("client config"),
+                name: tls.server_name("127.0.0.1").expect("a name"),
+            };
+            Client::new(
+                RespConn::connect_with(addr, Limits::default(), Some(&setup)).expect("connect"),
+            )
+        }
+
+        #[test]
+        fn ping_and_pong_cross_a_tls_session() {
+            let ca = TestCa::new(&scratch("tls-ok"), "ok");
+            let (addr, server) = pong_server(&ca);
+            let mut client =
+                client(addr, &TlsClient { ca_file: Some(ca.file.clone()), ..TlsClient::default() });
+            let ping = ::redis::cmd("PING").get_packed_command();
+            // Queued before the handshake: held back until it completes, then written.
+            client.queue(&ping);
+            let mut values = Vec::new();
+            client.until(&mut values, |v| !v.is_empty());
+            assert_eq!(values, [Value::SimpleString("PONG".into())]);
+            assert!(client.conn.is_connected());
+            drop(client);
+            assert_eq!(server.join().expect("server thread"), Ok(ping));
+        }
+
+        #[test]
+        fn an_untrusted_server_is_a_tls_error_naming_the_address() {
+            let ca = TestCa::new(&scratch("tls-bad"), "bad");
+            let other = TestCa::new(&scratch("tls-other"), "other");
+            let (addr, server) = pong_server(&ca);
+            let mut client = client(
+                addr,
+                &TlsClient { ca_file: Some(other.file.clone()), ..TlsClient::default() },
+            );
+            let mut values = Vec::new();
+            let err = client.until_error(&mut values);
+            let ConnError::Tls { addr: at, reason } = &err else { panic!("{err:?}") };
+            assert_eq!(*at, addr);
+            assert!(reason.contains("UnknownIssuer"), "{reason}");
+            assert!(err.to_string().contains(&addr.to_string()), "{err}");
+            assert!(!client.conn.is_connected());
+            // The server heard our alert (or the close): its handshake failed too.
+            assert!(server.join().expect("server thread").is_err());
+        }
     }
 }

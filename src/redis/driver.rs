@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Token, Waker};
 
-use super::conn::RespConn;
+use super::conn::{ConnError, Limits, RespConn, TlsSetup};
 use super::pack::pack;
 use crate::core::Millis;
-use crate::core::peer::redis::{Link, LinkAction, RedisPeer};
+use crate::core::peer::redis::{Link, LinkAction, LinkFailure, RedisPeer};
 use crate::net::Clock;
 
 const WAKER: Token = Token(0);
@@ -48,6 +48,8 @@ pub(crate) struct RedisDriver {
     waker: Arc<Waker>,
     clock: Clock,
     target: Target,
+    /// TLS over every connection, when configured.
+    tls: Option<TlsSetup>,
     /// The addresses of a named target still to try (the first is in use); a failed connect
     /// moves to the next, and past the last the name is resolved again.
     resolved: Vec<SocketAddr>,
@@ -65,8 +67,13 @@ pub(crate) struct RedisDriver {
 }
 
 impl RedisDriver {
-    /// A loop for `peer`, connecting to `target` when the core asks.
-    pub(crate) fn new(peer: RedisPeer, target: Target, clock: Clock) -> io::Result<Self> {
+    /// A loop for `peer`, connecting to `target` (over TLS with `tls`) when the core asks.
+    pub(crate) fn new(
+        peer: RedisPeer,
+        target: Target,
+        tls: Option<TlsSetup>,
+        clock: Clock,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(Self {
@@ -75,6 +82,7 @@ impl RedisDriver {
             waker,
             clock,
             target,
+            tls,
             resolved: Vec::new(),
             unresolved: Vec::new(),
             lookup_wanted: false,
@@ -190,7 +198,8 @@ impl RedisDriver {
     fn refused(&mut self, links: &[Link], why: &str) {
         let now = self.clock.now();
         for link in links {
-            self.peer.handle_disconnected(now, self.clock.unix(), *link, why);
+            let unix = self.clock.unix();
+            self.peer.handle_disconnected(now, unix, *link, LinkFailure::Resolve, why);
         }
     }
 
@@ -207,14 +216,16 @@ impl RedisDriver {
                 return;
             }
         };
-        let registered = RespConn::connect(addr).and_then(|mut conn| {
-            let interest = conn.interest();
-            self.poll.registry().register(conn.source(), token(link), interest)?;
-            Ok(conn)
-        });
+        let registered = RespConn::connect_with(addr, Limits::default(), self.tls.as_ref())
+            .and_then(|mut conn| {
+                let interest = conn.interest();
+                let registry = self.poll.registry();
+                registry.register(conn.source(), token(link), interest).map_err(ConnError::Io)?;
+                Ok(conn)
+            });
         match registered {
             Ok(conn) => self.conns[link as usize] = Some(conn),
-            Err(e) => self.failed(link, &format!("connect: {e}")),
+            Err(e) => self.failed(link, reason(&e), &e.to_string()),
         }
     }
 
@@ -238,13 +249,13 @@ impl RedisDriver {
 
     /// The link broke: drop it; a named target's next address is tried next time (the name
     /// is resolved again once every address failed).
-    fn failed(&mut self, link: Link, why: &str) {
+    fn failed(&mut self, link: Link, reason: LinkFailure, why: &str) {
         self.close(link);
         if matches!(self.target, Target::Host(_)) && !self.resolved.is_empty() {
             self.resolved.remove(0);
         }
         let now = self.clock.now();
-        self.peer.handle_disconnected(now, self.clock.unix(), link, why);
+        self.peer.handle_disconnected(now, self.clock.unix(), link, reason, why);
     }
 
     /// Drive one connection: finish its connect, write, read, and hand every value to the core.
@@ -274,7 +285,7 @@ impl RedisDriver {
                 for value in self.values.drain(..) {
                     self.peer.handle_value(now, unix, link, value);
                 }
-                self.failed(link, &e.to_string());
+                self.failed(link, reason(&e), &e.to_string());
             }
         }
     }
@@ -285,5 +296,16 @@ impl RedisDriver {
             Target::Addr(a) => a.to_string(),
             Target::Host(h) => h.clone(),
         }
+    }
+}
+
+/// The counter a connection error goes to.
+fn reason(e: &ConnError) -> LinkFailure {
+    match e {
+        ConnError::Connect(_) => LinkFailure::Connect,
+        ConnError::Tls { .. } => LinkFailure::Tls,
+        ConnError::Closed => LinkFailure::Closed,
+        ConnError::Protocol(_) | ConnError::TooLarge { .. } => LinkFailure::Protocol,
+        ConnError::Io(_) => LinkFailure::Io,
     }
 }

@@ -1,19 +1,50 @@
 //! A real `redis-server` (Debian's `redis-server`, installed by `make deps`) on a loopback
 //! port of the test's choosing, stopped when dropped. A missing binary fails loudly.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::certs::Leaf;
 
 /// One private Redis.
 pub struct RedisServer {
     pub port: u16,
     child: Child,
+    /// Served over TLS only (no plain port): its certificate files.
+    tls: Option<ServerTls>,
+    extra: Vec<String>,
 }
 
-fn spawn(port: u16, extra: &[&str]) -> Child {
-    Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+/// The TLS side of a TLS-only Redis.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// The server's certificate and key.
+    pub leaf: Leaf,
+    /// The CA client certificates must chain to (Redis needs one even with
+    /// `--tls-auth-clients no`).
+    pub ca: PathBuf,
+    /// `--tls-auth-clients`: `yes` (mutual TLS), `no` or `optional`.
+    pub auth_clients: &'static str,
+}
+
+fn spawn(port: u16, tls: Option<&ServerTls>, extra: &[String]) -> Child {
+    let port = port.to_string();
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--bind", "127.0.0.1"]);
+    match tls {
+        None => cmd.args(["--port", &port]),
+        Some(tls) => cmd
+            .args(["--port", "0", "--tls-port", &port])
+            .arg("--tls-cert-file")
+            .arg(&tls.leaf.cert)
+            .arg("--tls-key-file")
+            .arg(&tls.leaf.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&tls.ca)
+            .args(["--tls-auth-clients", tls.auth_clients]),
+    };
+    cmd.args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -28,14 +59,64 @@ impl RedisServer {
 
     /// A server with extra `redis-server` arguments (e.g. `--requirepass`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_on(None, extra)
+    }
+
+    /// A TLS-only server (`--port 0 --tls-port N`).
+    pub fn start_tls(tls: ServerTls, extra: &[&str]) -> Self {
+        Self::start_on(Some(tls), extra)
+    }
+
+    fn start_on(tls: Option<ServerTls>, extra: &[&str]) -> Self {
         let port = super::alertmanager::free_port();
-        let server = Self { port, child: spawn(port, extra) };
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let child = spawn(port, tls.as_ref(), &extra);
+        let server = Self { port, child, tls, extra };
         server.wait_up();
         server
     }
 
-    /// Until a `PING` gets any reply (`+PONG`, or `-NOAUTH` from a server with a password).
     fn wait_up(&self) {
+        match &self.tls {
+            None => self.wait_ping(),
+            Some(tls) => self.wait_tls_ping(tls),
+        }
+    }
+
+    /// Until a `PING` through `redis-cli --tls` gets `PONG`: the handshake works too.
+    fn wait_tls_ping(&self, tls: &ServerTls) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pong =
+                self.cli_tls(tls, &tls.leaf, &["PING"]).is_some_and(|out| out.trim() == "PONG");
+            if pong {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer TLS on {}", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `redis-cli --tls` trusting the server's CA, with `client` as its certificate (the
+    /// server's own will do when the CA signed it): its output, or `None` when it failed.
+    pub fn cli_tls(&self, tls: &ServerTls, client: &Leaf, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--tls"])
+            .arg("--cacert")
+            .arg(&tls.ca)
+            .arg("--cert")
+            .arg(&client.cert)
+            .arg("--key")
+            .arg(&client.key)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is required (Debian package redis-tools; make deps)");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Until a `PING` gets any reply (`+PONG`, or `-NOAUTH` from a server with a password).
+    fn wait_ping(&self) {
         use std::io::{Read, Write};
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -63,12 +144,19 @@ impl RedisServer {
     /// Start it again, empty, on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(self.port, &[]);
+        self.child = spawn(self.port, self.tls.as_ref(), &self.extra);
         self.wait_up();
     }
 
+    /// Its TLS settings, for a TLS-only server.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
+    }
+
+    /// `redis://` for a plain server, `rediss://` for a TLS-only one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     fn connection(&self) -> Option<redis::Connection> {

@@ -43,7 +43,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use hearsay::core::cluster::{Cluster, Fanout};
-use hearsay::core::peer::redis::{Command, Link, LinkAction, RedisEvent, RedisPeer, RedisSettings};
+use hearsay::core::peer::redis::{
+    Command, Link, LinkAction, LinkFailure, RedisEvent, RedisPeer, RedisSettings,
+};
 use hearsay::core::state::nflog::{Nflog, Receiver};
 use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Silence, Silences, SilencesConfig,
@@ -695,8 +697,12 @@ impl RedisSim {
             ToClient::Connected => peer.handle_connected(now, unix, link),
             ToClient::Value(v) => peer.handle_value(now, unix, link, v),
             ToClient::Refused | ToClient::Closed => {
-                let why = if matches!(what, ToClient::Refused) { "refused" } else { "reset" };
-                peer.handle_disconnected(now, unix, link, why);
+                let (reason, why) = if matches!(what, ToClient::Refused) {
+                    (LinkFailure::Connect, "refused")
+                } else {
+                    (LinkFailure::Closed, "reset")
+                };
+                peer.handle_disconnected(now, unix, link, reason, why);
                 self.nodes[i].links[link as usize] = None;
                 // The driver dropped its socket; Redis' side is gone already.
                 self.conns.remove(&c);

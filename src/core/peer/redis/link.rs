@@ -33,6 +33,66 @@ impl Link {
     }
 }
 
+/// Why a link went down, for the `reason` label of the connection-error counter. The driver
+/// names the transport's failures; the peer names the ones it decides (timeouts, refusals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LinkFailure {
+    /// The TCP connect failed (refused, unreachable).
+    Connect,
+    /// The host name did not resolve.
+    Resolve,
+    /// The TLS handshake or session failed (certificate, name, alert from the server).
+    Tls,
+    /// Redis refused `AUTH` (wrong password, unknown user).
+    Auth,
+    /// Redis refused another handshake command (`SELECT` of a missing database, ...).
+    Refused,
+    /// Redis closed the connection.
+    Closed,
+    /// Reading or writing the socket failed.
+    Io,
+    /// Redis sent bytes that are not RESP, or a reply too large.
+    Protocol,
+    /// The connect or a reply took too long.
+    Timeout,
+}
+
+impl LinkFailure {
+    /// Every reason, in a fixed order.
+    pub const ALL: [LinkFailure; 9] = [
+        LinkFailure::Connect,
+        LinkFailure::Resolve,
+        LinkFailure::Tls,
+        LinkFailure::Auth,
+        LinkFailure::Refused,
+        LinkFailure::Closed,
+        LinkFailure::Io,
+        LinkFailure::Protocol,
+        LinkFailure::Timeout,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkFailure::Connect => "connect",
+            LinkFailure::Resolve => "resolve",
+            LinkFailure::Tls => "tls",
+            LinkFailure::Auth => "auth",
+            LinkFailure::Refused => "refused",
+            LinkFailure::Closed => "closed",
+            LinkFailure::Io => "io",
+            LinkFailure::Protocol => "protocol",
+            LinkFailure::Timeout => "timeout",
+        }
+    }
+
+    /// Its index in [`Self::ALL`] and in the counters by reason.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// First retry delay after a failure (Grafana's unused `networkRetryIntervalMin`).
 pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest retry delay (Grafana's `networkRetryIntervalMax`).

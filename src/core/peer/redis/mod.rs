@@ -44,7 +44,7 @@ pub use layout::{
     HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT_SECS, HEARTBEAT_TTL_SECS, MEMBERS_VALID_FOR,
     RedisInbound, RedisLayout, SETTLE_INTERVAL, SETTLE_TIMEOUT, live_members,
 };
-pub use link::Link;
+pub use link::{Link, LinkFailure};
 
 use super::{Lifecycle, Position, earliest};
 use crate::core::cluster::Part;
@@ -244,6 +244,8 @@ pub struct RedisStats {
     pub unexpected: u64,
     /// Times a link went down.
     pub disconnects: u64,
+    /// The same, by why ([`LinkFailure::index`]).
+    pub link_failures: [u64; LinkFailure::ALL.len()],
     /// Membership reads cut short at [`MAX_SCANNED_KEYS`].
     pub scans_truncated: u64,
 }
@@ -398,13 +400,20 @@ impl RedisPeer {
         }
     }
 
-    /// The link's connection failed or closed (`why` for the log).
-    pub fn handle_disconnected(&mut self, now: Millis, unix: UnixMillis, link: Link, why: &str) {
+    /// The link's connection failed or closed: `reason` for the counters, `why` for the log.
+    pub fn handle_disconnected(
+        &mut self,
+        now: Millis,
+        unix: UnixMillis,
+        link: Link,
+        reason: LinkFailure,
+        why: &str,
+    ) {
         self.advance(now, unix);
         if matches!(self.link(link).state, State::Down { .. }) {
             return;
         }
-        self.fail_link(link, why.to_owned());
+        self.fail_link(link, reason, why.to_owned());
     }
 
     /// A reply or a pub/sub message arrived on `link`.
@@ -752,8 +761,9 @@ impl RedisPeer {
         Some(Command::Publish { channel, payload })
     }
 
-    fn fail_link(&mut self, link: Link, what: String) {
+    fn fail_link(&mut self, link: Link, reason: LinkFailure, what: String) {
         self.stats.disconnects += 1;
+        self.stats.link_failures[reason.index()] += 1;
         // Publishes in flight are lost with the link; the full-state exchange after the
         // reconnect carries what they held.
         let lost: Vec<(MsgKind, usize)> = self
@@ -796,11 +806,15 @@ impl RedisPeer {
             }
             State::Connecting { deadline } if now >= deadline => {
                 self.actions.push_back(LinkAction::Close(link));
-                self.fail_link(link, "connect timed out".into());
+                self.fail_link(link, LinkFailure::Timeout, "connect timed out".into());
             }
             State::Up if self.link(link).deadline(REPLY_TIMEOUT).is_some_and(|at| now >= at) => {
                 self.actions.push_back(LinkAction::Close(link));
-                self.fail_link(link, format!("no reply in {REPLY_TIMEOUT:?}"));
+                self.fail_link(
+                    link,
+                    LinkFailure::Timeout,
+                    format!("no reply in {REPLY_TIMEOUT:?}"),
+                );
             }
             _ => {}
         }
@@ -850,8 +864,10 @@ impl RedisPeer {
             Sent::Auth | Sent::Select | Sent::Subscribe | Sent::Ping => {
                 // The connection is unusable (a wrong password, a missing database): drop it
                 // and retry with backoff, saying why.
+                let reason =
+                    if sent == Sent::Auth { LinkFailure::Auth } else { LinkFailure::Refused };
                 self.actions.push_back(LinkAction::Close(Link::Command));
-                self.fail_link(Link::Command, what);
+                self.fail_link(Link::Command, reason, what);
                 return;
             }
         }
@@ -907,8 +923,14 @@ impl RedisPeer {
                 data
             }
             redis::Value::ServerError(e) => {
+                // Only handshake commands get replies here, AUTH first: its refusals have
+                // codes of their own (`WRONGPASS`, and `NOAUTH`/`NOPERM` for what followed).
+                let reason = match e.code() {
+                    "WRONGPASS" | "NOAUTH" | "NOPERM" => LinkFailure::Auth,
+                    _ => LinkFailure::Refused,
+                };
                 self.actions.push_back(LinkAction::Close(Link::Subscriber));
-                self.fail_link(Link::Subscriber, e.to_string());
+                self.fail_link(Link::Subscriber, reason, e.to_string());
                 return;
             }
             _ => {

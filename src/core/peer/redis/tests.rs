@@ -172,7 +172,7 @@ fn a_member_list_nobody_could_refresh_for_a_minute_is_dropped() {
     connected_with(&mut p, Millis(0), &["g:p1", "g:p2"]);
     assert_eq!(p.members().len(), 2);
     // Redis goes away: nothing refreshes the list.
-    p.handle_disconnected(Millis(100), unix(Millis(100)), Link::Command, "reset");
+    p.handle_disconnected(Millis(100), unix(Millis(100)), Link::Command, LinkFailure::Io, "reset");
     let mut now = Millis(100);
     while now.0 < 61_000 {
         now = p.poll_timeout().expect("timers").max(Millis(now.0 + 1));
@@ -236,7 +236,7 @@ fn nothing_is_published_while_the_command_link_is_down_and_lost_publishes_are_co
     p.handle_connected(Millis(0), T0, Link::Command);
     let sent = commands(&mut p, Link::Command);
     assert!(sent.iter().any(|c| matches!(c, Command::Publish { .. })), "{sent:?}");
-    p.handle_disconnected(Millis(10), unix(Millis(10)), Link::Command, "reset");
+    p.handle_disconnected(Millis(10), unix(Millis(10)), Link::Command, LinkFailure::Io, "reset");
     assert_eq!(RedisStats::of(&p.stats().publish_failed, MsgKind::Update), 1);
 }
 
@@ -336,7 +336,13 @@ fn a_lost_link_is_retried_with_backoff_and_a_reconnect_exchanges_full_states() {
     connected(&mut p, Millis(0));
     settle_commands(&mut p, Millis(0), &[]);
     events(&mut p);
-    p.handle_disconnected(Millis(1_000), unix(Millis(1_000)), Link::Subscriber, "reset by peer");
+    p.handle_disconnected(
+        Millis(1_000),
+        unix(Millis(1_000)),
+        Link::Subscriber,
+        LinkFailure::Io,
+        "reset by peer",
+    );
     let failure = events(&mut p);
     assert!(
         matches!(&failure[..], [RedisEvent::Failure { link: Link::Subscriber, what }] if what == "reset by peer"),
@@ -367,7 +373,7 @@ fn backoff_doubles_to_ten_seconds() {
     let mut waits = Vec::new();
     for _ in 0..10 {
         while let Some(LinkAction::Open(_)) = p.poll_link() {}
-        p.handle_disconnected(now, unix(now), Link::Command, "refused");
+        p.handle_disconnected(now, unix(now), Link::Command, LinkFailure::Connect, "refused");
         let State::Down { retry_at } = p.link(Link::Command).state else { panic!("down") };
         waits.push(retry_at.0 - now.0);
         now = retry_at;
