@@ -371,7 +371,7 @@ fn a_key_rotation_loses_no_broadcast(v: &str) {
         send_both(&mut g, &h, &mut to_h, &mut to_g);
         deliver_all(&h, &mut g, std::mem::take(&mut to_h), &std::mem::take(&mut to_g));
     }
-    assert_eq!(h.keys().expect("keys"), [new.clone()]);
+    assert_eq!(h.keys().expect("keys"), std::slice::from_ref(&new));
     assert_eq!(go_keys(&mut g, "add_key", &new), [b64(new.as_bytes())]);
     // The primary cannot be removed, on either side.
     assert!(h.remove_key(new.clone()).is_err());

@@ -729,8 +729,8 @@ fn encrypted_members_talk_and_others_are_dropped_and_counted() {
     assert!(Swim::new(config, (), 7, Millis(0)).is_err(), "needs a nonce seed");
 
     let mut a = encrypted_node("a", 1, std::slice::from_ref(&k1));
-    let b = encrypted_node("b", 2, &[k1.clone()]);
-    let c = encrypted_node("c", 3, &[k2.clone()]);
+    let b = encrypted_node("b", 2, std::slice::from_ref(&k1));
+    let c = encrypted_node("c", 3, std::slice::from_ref(&k2));
     // Encryption is reserved in the gossip budget (memberlist `encryptOverhead`, version 1).
     assert_eq!(a.gossip_budget(), node_a().gossip_budget() - 29);
 
