@@ -403,4 +403,16 @@ fn a_node_with_another_key_is_isolated_and_counted(v: &str) {
     let plain = fast_node("hs-plain", vec![]);
     assert!(plain.join(&[peer(g.addr)], Duration::from_secs(5)).is_err());
     assert_eq!(g.alive(), ["go-a"]);
+
+    // Packets are counted too. A Go node that holds hearsay's key but seals with its own
+    // primary opens hearsay's push/pull, so it learns of hearsay and probes it over UDP; its
+    // reply and its probes do not decrypt at hearsay, which stays alone.
+    let mut g2 = go_with_keys(v, "go-c", &[&go_key, &hs_key]);
+    assert!(h.join(&[peer(g2.addr)], Duration::from_secs(5)).is_err(), "the reply is sealed");
+    wait_for("hearsay to count Go's packets", Duration::from_secs(10), || {
+        decrypt_failures(&h, "packet") >= 1
+    });
+    assert_eq!(alive(&h), ["hs-b"]);
+    assert_eq!(g.alive(), ["go-a"]);
+    drop(g2);
 }
