@@ -407,7 +407,7 @@ fn a_node_with_another_key_is_isolated_and_counted(v: &str) {
     // Packets are counted too. A Go node that holds hearsay's key but seals with its own
     // primary opens hearsay's push/pull, so it learns of hearsay and probes it over UDP; its
     // reply and its probes do not decrypt at hearsay, which stays alone.
-    let mut g2 = go_with_keys(v, "go-c", &[&go_key, &hs_key]);
+    let g2 = go_with_keys(v, "go-c", &[&go_key, &hs_key]);
     assert!(h.join(&[peer(g2.addr)], Duration::from_secs(5)).is_err(), "the reply is sealed");
     wait_for("hearsay to count Go's packets", Duration::from_secs(10), || {
         decrypt_failures(&h, "packet") >= 1
