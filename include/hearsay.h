@@ -358,6 +358,12 @@ hs_result hs_config_set_redis_tls(struct hs_config *config,
                                   struct hs_str server_name,
                                   bool insecure_skip_verify);
 
+// Add an AES-GCM key of 16, 24 or 32 bytes (`len` bytes at `key` are copied): the first key
+// added is the primary, which encrypts; every key decrypts (memberlist `SecretKey` /
+// `Keyring`). With no key (the default) nothing is encrypted. A key added twice counts once.
+// `HS_RESULT_INVALID_ARGUMENT` for another length or beyond 32 keys.
+hs_result hs_config_add_key(struct hs_config *config, const uint8_t *key, size_t len);
+
 // The TLS versions and TLS 1.2 cipher suites offered to Redis, used once TLS is on
 // (`hs_config_set_redis_tls` or a `rediss://` URL). `min_version` (`ha_redis_tls_min_version`):
 // `VersionTLS12` or `VersionTLS13`, empty for TLS 1.2 (`VersionTLS10`/`11` are refused:
@@ -366,6 +372,15 @@ hs_result hs_config_set_redis_tls(struct hs_config *config,
 hs_result hs_config_set_redis_tls_options(struct hs_config *config,
                                           struct hs_str min_version,
                                           struct hs_str cipher_suites);
+
+// With keys: drop packets that do not decrypt and refuse plain streams (memberlist
+// `GossipVerifyIncoming`, default true). Set false while rolling encryption into a running
+// cluster.
+hs_result hs_config_set_gossip_verify_incoming(struct hs_config *config, bool verify);
+
+// With keys: encrypt everything sent (memberlist `GossipVerifyOutgoing`, default true). Set
+// false for the first step of rolling encryption in.
+hs_result hs_config_set_gossip_verify_outgoing(struct hs_config *config, bool verify);
 
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with
@@ -413,6 +428,21 @@ hs_result hs_node_position(const struct hs_node *node, struct hs_position *posit
 // `hearsay_ffi_errors_total`), copied into `buf`. When `cap` is too small the call returns
 // `HS_RESULT_BUFFER_TOO_SMALL` with the size needed in `*len_out`.
 hs_result hs_node_metrics(const struct hs_node *node, char *buf, size_t cap, size_t *len_out);
+
+// Install an AES-GCM key (`len` bytes at `key`, 16, 24 or 32) for decryption while running
+// (memberlist `Keyring.AddKey`); it encrypts only after `hs_node_use_key`. Installing a key
+// twice changes nothing. `HS_RESULT_INVALID_ARGUMENT` for a bad length, beyond 32 keys, or a
+// node started without keys (or on Redis). Thread-safe; waits for the node's loop.
+hs_result hs_node_add_key(const struct hs_node *node, const uint8_t *key, size_t len);
+
+// Make an installed key the primary, which encrypts everything sent from now on (memberlist
+// `Keyring.UseKey`). `HS_RESULT_INVALID_ARGUMENT` when the key is not installed. Thread-safe.
+hs_result hs_node_use_key(const struct hs_node *node, const uint8_t *key, size_t len);
+
+// Uninstall a key (memberlist `Keyring.RemoveKey`). The primary is refused with
+// `HS_RESULT_INVALID_ARGUMENT` (switch with `hs_node_use_key` first); a key that is not
+// installed is no error. Thread-safe.
+hs_result hs_node_remove_key(const struct hs_node *node, const uint8_t *key, size_t len);
 
 // Register a host-owned state under `key` (`HS_RESULT_INVALID_ARGUMENT` if the key is taken;
 // `nfl` and `sil` are the node's own). Register before joining so the first push/pull

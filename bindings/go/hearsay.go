@@ -67,6 +67,18 @@ type Config struct {
 	RedisURL string
 	// RedisPrefix is ha_redis_prefix (a ':' is appended unless empty).
 	RedisPrefix string
+	// SecretKeys are AES-GCM keys of 16, 24 or 32 bytes encrypting every packet and stream,
+	// byte-compatible with memberlist's Config.SecretKey / Keyring: the first is the primary,
+	// which encrypts; all decrypt. Default none (no encryption), at most 32. Alertmanager has
+	// no flag for it. Rotate while running with AddKey, UseKey and RemoveKey.
+	SecretKeys [][]byte
+	// GossipVerifyIncoming is memberlist's GossipVerifyIncoming: with keys, drop what does not
+	// decrypt and refuse plain streams. nil means the default, true; set false while rolling
+	// encryption into a running cluster.
+	GossipVerifyIncoming *bool
+	// GossipVerifyOutgoing is memberlist's GossipVerifyOutgoing: with keys, encrypt
+	// everything sent. nil means the default, true.
+	GossipVerifyOutgoing *bool
 	// RedisUsername is ha_redis_username: the ACL user to AUTH as. Empty: the URL's, if any.
 	RedisUsername string
 	// RedisPassword is ha_redis_password. Empty: the URL's, if any; no password, no AUTH.
@@ -167,6 +179,17 @@ func Start(cfg Config) (*Node, error) {
 	steps = append(steps, redisSteps(&p, config, &cfg)...)
 	if cfg.StorageDir != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_storage_dir(config, str(&p, cfg.StorageDir)) })
+	}
+	for _, key := range cfg.SecretKeys {
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_add_key(config, bytesPtr(&p, key), C.size_t(len(key)))
+		})
+	}
+	if v := cfg.GossipVerifyIncoming; v != nil {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_gossip_verify_incoming(config, C.bool(*v)) })
+	}
+	if v := cfg.GossipVerifyOutgoing; v != nil {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_gossip_verify_outgoing(config, C.bool(*v)) })
 	}
 	durations := []struct {
 		d   time.Duration
@@ -282,6 +305,43 @@ func (n *Node) Join(ctx context.Context, peer string) (int, error) {
 // ends. The node keeps running until closed.
 func (n *Node) Leave(ctx context.Context) error {
 	return n.with(func(node *C.hs_node) C.hs_result { return C.hs_node_leave(node, timeoutMs(ctx, time.Hour)) })
+}
+
+// AddKey installs an encryption key (16, 24 or 32 bytes) for decryption, as memberlist's
+// Keyring.AddKey; it encrypts only after UseKey. ErrInvalidArgument for a bad length or a
+// node started without SecretKeys.
+func (n *Node) AddKey(key []byte) error { return n.keyring(key, keyAdd) }
+
+// UseKey makes an installed key the primary, which encrypts everything sent from now on
+// (memberlist's Keyring.UseKey). ErrInvalidArgument when it is not installed.
+func (n *Node) UseKey(key []byte) error { return n.keyring(key, keyUse) }
+
+// RemoveKey uninstalls a key (memberlist's Keyring.RemoveKey); the primary is refused with
+// ErrInvalidArgument. A key that is not installed is no error.
+func (n *Node) RemoveKey(key []byte) error { return n.keyring(key, keyRemove) }
+
+type keyOp int
+
+const (
+	keyAdd keyOp = iota
+	keyUse
+	keyRemove
+)
+
+func (n *Node) keyring(key []byte, op keyOp) error {
+	var p runtime.Pinner
+	defer p.Unpin()
+	return n.with(func(node *C.hs_node) C.hs_result {
+		data, size := bytesPtr(&p, key), C.size_t(len(key))
+		switch op {
+		case keyAdd:
+			return C.hs_node_add_key(node, data, size)
+		case keyUse:
+			return C.hs_node_use_key(node, data, size)
+		default:
+			return C.hs_node_remove_key(node, data, size)
+		}
+	})
 }
 
 // Name is the node's name in the cluster.

@@ -333,3 +333,52 @@ func TestCloseIsSafeTwiceAndLeaksNoGoroutines(t *testing.T) {
 	}
 	eventually(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+func TestSharedKeysJoinAndRotateOthersStayOut(t *testing.T) {
+	k1 := []byte("0123456789abcdef")
+	k2 := []byte("0123456789abcdef01234567")
+	a := start(t, "enc-a", hearsay.Config{SecretKeys: [][]byte{k1}})
+	b := start(t, "enc-b", hearsay.Config{SecretKeys: [][]byte{k1}})
+	join(t, b, a)
+
+	// Another key, or none: the join's push/pull does not decrypt, so nobody gets in.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	other := start(t, "enc-other", hearsay.Config{SecretKeys: [][]byte{k2}})
+	if _, err := other.Join(ctx, a.Address()); err == nil {
+		t.Fatal("a node with another key joined")
+	}
+	plain := start(t, "plain", hearsay.Config{})
+	if _, err := plain.Join(ctx, a.Address()); err == nil {
+		t.Fatal("a node without a key joined an encrypted cluster")
+	}
+
+	// Rotate both to k2; then the node holding k2 alone can join.
+	for _, n := range []*hearsay.Node{a, b} {
+		if err := n.AddKey(k2); err != nil {
+			t.Fatalf("AddKey: %v", err)
+		}
+	}
+	for _, n := range []*hearsay.Node{a, b} {
+		if err := n.UseKey(k2); err != nil {
+			t.Fatalf("UseKey: %v", err)
+		}
+		if err := n.RemoveKey(k2); !errors.Is(err, hearsay.ErrInvalidArgument) {
+			t.Fatalf("removing the primary: %v, want ErrInvalidArgument", err)
+		}
+		if err := n.RemoveKey(k1); err != nil {
+			t.Fatalf("RemoveKey: %v", err)
+		}
+	}
+	join(t, other, a)
+	if err := a.AddKey([]byte("short")); !errors.Is(err, hearsay.ErrInvalidArgument) {
+		t.Fatalf("a 5-byte key: %v, want ErrInvalidArgument", err)
+	}
+	if err := plain.AddKey(k1); !errors.Is(err, hearsay.ErrInvalidArgument) {
+		t.Fatalf("AddKey without encryption: %v, want ErrInvalidArgument", err)
+	}
+	off := false
+	if _, err := hearsay.Start(hearsay.Config{Name: "bad", BindAddr: "127.0.0.1:0", SecretKeys: [][]byte{{1, 2, 3}}, GossipVerifyIncoming: &off}); !errors.Is(err, hearsay.ErrInvalidArgument) {
+		t.Fatalf("a 3-byte key at start: %v, want ErrInvalidArgument", err)
+	}
+}

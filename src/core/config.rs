@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::NodeName;
-use super::wire::{Codec, IntEncoding, META_MAX_LEN, Vsn};
+use super::wire::keyring::MAX_KEYS;
+use super::wire::{Codec, EncryptionVersion, IntEncoding, META_MAX_LEN, SecretKey, Vsn};
 
 /// Configuration of one SWIM member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +109,20 @@ pub struct SwimConfig {
     /// Most undelivered events kept for the host; beyond it events are counted and dropped
     /// (membership stays readable through `members()`). Default 4,096; bound ≥ 1.
     pub event_queue_len: usize,
+    /// AES-GCM keys (16, 24 or 32 bytes), the first being the primary that seals; every key
+    /// opens. Empty (the default) is no encryption. memberlist `SecretKey` + `Keyring`;
+    /// Alertmanager has no flag for it (the `hearsay` binary reads
+    /// `--cluster.secret-key-file`). Bound: at most 32 keys. Keys can be rotated while running
+    /// (`Keyring::add_key`, `use_key`, `remove_key`); a member started without keys cannot
+    /// gain them later, as in memberlist.
+    pub secret_keys: Vec<SecretKey>,
+    /// With keys: drop packets that do not decrypt and refuse plain streams. memberlist
+    /// `GossipVerifyIncoming` (default true). Turn it off while rolling encryption into a
+    /// running cluster.
+    pub gossip_verify_incoming: bool,
+    /// With keys: encrypt everything we send. memberlist `GossipVerifyOutgoing` (default
+    /// true). Turn it off for the first step of rolling encryption in.
+    pub gossip_verify_outgoing: bool,
 }
 
 /// Why a configuration was refused. Nothing was started.
@@ -158,6 +173,9 @@ impl SwimConfig {
             user_queue_len: 4096,
             max_members: 4096,
             event_queue_len: 4096,
+            secret_keys: Vec::new(),
+            gossip_verify_incoming: true,
+            gossip_verify_outgoing: true,
         }
     }
 
@@ -195,12 +213,16 @@ impl SwimConfig {
         Vsn([PROTOCOL_MIN, PROTOCOL_MAX, self.protocol_version, dmin, dmax, dcur])
     }
 
-    /// The wire codec these settings imply.
+    /// The wire codec these settings imply, without a keyring: the member attaches one built
+    /// from [`Self::secret_keys`] and its own nonce seed.
     pub fn codec(&self) -> Codec {
         Codec {
             label: self.label.clone(),
             ints: self.int_encoding,
             compress: self.compress,
+            encryption_version: EncryptionVersion::for_protocol(self.protocol_version),
+            gossip_verify_incoming: self.gossip_verify_incoming,
+            gossip_verify_outgoing: self.gossip_verify_outgoing,
             ..Codec::default()
         }
     }
@@ -252,6 +274,9 @@ impl SwimConfig {
         }
         if self.indirect_checks > 16 {
             return fail("indirect_checks", "must be at most 16");
+        }
+        if self.secret_keys.len() > MAX_KEYS {
+            return fail("secret_keys", "must be at most 32 keys");
         }
         if !(64..=65_000).contains(&self.packet_budget) {
             return fail("packet_budget", "must be 64..=65000");

@@ -4,7 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Failure, FfiResult, borrow_mut, boundary, hs_result, hs_str, out_ptr, text, write};
+use super::{
+    Failure, FfiResult, borrow_mut, boundary, bytes, hs_result, hs_str, out_ptr, text, write,
+};
+use crate::core::wire::SecretKey;
+use crate::core::wire::keyring::MAX_KEYS;
 use crate::tls::{TlsClient, TlsVersion};
 
 /// A node's settings, Alertmanager's defaults until changed. Not thread-safe: build it on one
@@ -33,6 +37,10 @@ pub struct hs_config {
     /// Redis TLS settings, used once `redis_tls_enabled` (set by `hs_config_set_redis_tls`).
     pub(crate) redis_tls: TlsClient,
     pub(crate) redis_tls_enabled: bool,
+    /// AES-GCM keys, the first the primary; empty is no encryption.
+    pub(crate) secret_keys: Vec<SecretKey>,
+    pub(crate) gossip_verify_incoming: bool,
+    pub(crate) gossip_verify_outgoing: bool,
 }
 
 impl Default for hs_config {
@@ -55,6 +63,9 @@ impl Default for hs_config {
             redis_db: None,
             redis_tls: TlsClient::default(),
             redis_tls_enabled: false,
+            secret_keys: Vec::new(),
+            gossip_verify_incoming: true,
+            gossip_verify_outgoing: true,
         }
     }
 }
@@ -326,6 +337,30 @@ pub extern "C" fn hs_config_set_redis_tls(
     })
 }
 
+/// Add an AES-GCM key of 16, 24 or 32 bytes (`len` bytes at `key` are copied): the first key
+/// added is the primary, which encrypts; every key decrypts (memberlist `SecretKey` /
+/// `Keyring`). With no key (the default) nothing is encrypted. A key added twice counts once.
+/// `HS_RESULT_INVALID_ARGUMENT` for another length or beyond 32 keys.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_add_key(
+    config: *mut hs_config,
+    key: *const u8,
+    len: usize,
+) -> hs_result {
+    set(config, |c| {
+        let key = SecretKey::new(bytes(key, len, "key")?.to_vec())
+            .map_err(|e| Failure::new(hs_result::InvalidArgument, e.to_string()))?;
+        if c.secret_keys.contains(&key) {
+            return Ok(());
+        }
+        if c.secret_keys.len() >= MAX_KEYS {
+            return Err(Failure::new(hs_result::InvalidArgument, "at most 32 keys"));
+        }
+        c.secret_keys.push(key);
+        Ok(())
+    })
+}
+
 /// The TLS versions and TLS 1.2 cipher suites offered to Redis, used once TLS is on
 /// (`hs_config_set_redis_tls` or a `rediss://` URL). `min_version` (`ha_redis_tls_min_version`):
 /// `VersionTLS12` or `VersionTLS13`, empty for TLS 1.2 (`VersionTLS10`/`11` are refused:
@@ -358,6 +393,33 @@ pub extern "C" fn hs_config_set_redis_tls_options(
         probe.build().map_err(invalid)?;
         c.redis_tls.min_version = min;
         c.redis_tls.cipher_suites = suites;
+        Ok(())
+    })
+}
+
+/// With keys: drop packets that do not decrypt and refuse plain streams (memberlist
+/// `GossipVerifyIncoming`, default true). Set false while rolling encryption into a running
+/// cluster.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_gossip_verify_incoming(
+    config: *mut hs_config,
+    verify: bool,
+) -> hs_result {
+    set(config, |c| {
+        c.gossip_verify_incoming = verify;
+        Ok(())
+    })
+}
+
+/// With keys: encrypt everything sent (memberlist `GossipVerifyOutgoing`, default true). Set
+/// false for the first step of rolling encryption in.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_gossip_verify_outgoing(
+    config: *mut hs_config,
+    verify: bool,
+) -> hs_result {
+    set(config, |c| {
+        c.gossip_verify_outgoing = verify;
         Ok(())
     })
 }

@@ -7,6 +7,7 @@ use super::{
     Failure, FfiResult, borrow, boundary, copy_out, errors_metric, hs_config, hs_result, hs_str,
     out_ptr, text, write,
 };
+use crate::core::wire::SecretKey;
 use crate::node::snapshot::SnapshotError;
 use crate::node::{
     ALERTMANAGER_STATES, Node, NodeConfig, NodeError, RedisConfig, Snapshots, StateError,
@@ -35,6 +36,7 @@ impl From<NodeError> for Failure {
             NodeError::JoinFailed(_) => hs_result::JoinFailed,
             NodeError::Timeout => hs_result::Timeout,
             NodeError::Closed => hs_result::Closed,
+            NodeError::Keyring(_) => hs_result::InvalidArgument,
         };
         Failure::new(code, e.to_string())
     }
@@ -114,6 +116,9 @@ pub extern "C" fn hs_node_start(
         nc.swim.gossip_interval = c.gossip_interval;
         nc.swim.push_pull_interval = c.push_pull_interval;
         nc.swim.label = c.label.clone().into_bytes();
+        nc.swim.secret_keys.clone_from(&c.secret_keys);
+        nc.swim.gossip_verify_incoming = c.gossip_verify_incoming;
+        nc.swim.gossip_verify_outgoing = c.gossip_verify_outgoing;
         nc.settle_timeout = c.settle_timeout;
         nc.maintenance_interval = c.maintenance_interval;
         let node = Node::start_cluster(nc, cluster, snapshots)?;
@@ -262,5 +267,47 @@ pub extern "C" fn hs_node_metrics(
             text.push_str("# EOF\n");
         }
         copy_out(text.as_bytes(), buf, cap, len_out)
+    })
+}
+
+fn secret_key(key: *const u8, len: usize) -> FfiResult<SecretKey> {
+    SecretKey::new(super::bytes(key, len, "key")?.to_vec())
+        .map_err(|e| Failure::new(hs_result::InvalidArgument, e.to_string()))
+}
+
+/// Install an AES-GCM key (`len` bytes at `key`, 16, 24 or 32) for decryption while running
+/// (memberlist `Keyring.AddKey`); it encrypts only after `hs_node_use_key`. Installing a key
+/// twice changes nothing. `HS_RESULT_INVALID_ARGUMENT` for a bad length, beyond 32 keys, or a
+/// node started without keys (or on Redis). Thread-safe; waits for the node's loop.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_add_key(node: *const hs_node, key: *const u8, len: usize) -> hs_result {
+    boundary(|| {
+        self::node(node)?.add_key(secret_key(key, len)?)?;
+        Ok(())
+    })
+}
+
+/// Make an installed key the primary, which encrypts everything sent from now on (memberlist
+/// `Keyring.UseKey`). `HS_RESULT_INVALID_ARGUMENT` when the key is not installed. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_use_key(node: *const hs_node, key: *const u8, len: usize) -> hs_result {
+    boundary(|| {
+        self::node(node)?.use_key(secret_key(key, len)?)?;
+        Ok(())
+    })
+}
+
+/// Uninstall a key (memberlist `Keyring.RemoveKey`). The primary is refused with
+/// `HS_RESULT_INVALID_ARGUMENT` (switch with `hs_node_use_key` first); a key that is not
+/// installed is no error. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_remove_key(
+    node: *const hs_node,
+    key: *const u8,
+    len: usize,
+) -> hs_result {
+    boundary(|| {
+        self::node(node)?.remove_key(secret_key(key, len)?)?;
+        Ok(())
     })
 }

@@ -19,12 +19,13 @@ use super::inbox::Inbox;
 use super::metrics::{self, Metrics};
 use super::resolver::{Lookup, Resolver};
 use super::worker::Job;
-use super::{Command, NodeEvent, Shared, View, Visible, sync_counter};
+use super::{Command, KeyOp, NodeEvent, Shared, View, Visible, sync_counter};
 use crate::core::Millis;
 use crate::core::cluster::PubSubUpdate;
 use crate::core::peer::gossip::{GossipEvent, JoinId};
 use crate::core::peer::redis::{LinkFailure, MsgKind, RedisEvent, RedisStats};
 use crate::core::swim::{BroadcastError, Member, MemberState};
+use crate::core::wire::{KeyringError, SecretKey};
 use crate::net::Driver;
 use crate::redis::driver::RedisDriver;
 
@@ -127,6 +128,8 @@ pub(super) struct EventLoop {
     keys_known: usize,
     /// Decode and merge failures already logged.
     failures_logged: u64,
+    /// Packets and streams that did not decrypt, already logged.
+    decrypt_failures_logged: u64,
     throttle: Throttle,
     stopping: bool,
     stopped: bool,
@@ -163,6 +166,7 @@ impl EventLoop {
             states_busy: false,
             keys_known: 0,
             failures_logged: 0,
+            decrypt_failures_logged: 0,
             throttle: Throttle::default(),
             stopping: false,
             stopped: false,
@@ -297,6 +301,9 @@ impl EventLoop {
                 }
                 (Command::FullState(chunks), Transport::Redis { driver, .. }) => {
                     driver.peer_mut().publish_full_state(chunks)
+                }
+                (Command::Keyring { op, reply }, Transport::Gossip(d)) => {
+                    let _ = reply.try_send(keyring_op(d.peer().swim().keyring(), op));
                 }
                 (Command::Shutdown, _) => self.shutdown(),
                 // A command for the other transport cannot be sent (the handle checks).
@@ -548,6 +555,22 @@ impl EventLoop {
             user.transmitted_bytes,
         );
         sync_counter(&m.pings_failures, swim.stats().probes_failed);
+        let stats = swim.stats();
+        let undecryptable = stats.packets_undecryptable + stats.streams_undecryptable;
+        for (transport, total) in
+            [("packet", stats.packets_undecryptable), ("stream", stats.streams_undecryptable)]
+        {
+            sync_counter(&m.decrypt_failures.get_or_create(&vec![("transport", transport)]), total);
+        }
+        // Once a minute at most: a peer with the wrong key sends several packets a second.
+        if undecryptable > self.decrypt_failures_logged && self.throttle.allow("decrypt") {
+            log::warn!(
+                "{} packets or streams from peers did not decrypt with any installed key \
+                 (total {undecryptable}; hearsay_cluster_decrypt_failures_total counts them)",
+                undecryptable - self.decrypt_failures_logged
+            );
+            self.decrypt_failures_logged = undecryptable;
+        }
         let up = peer.stats();
         for (counter, total) in [
             (&m.reconnections, up.reconnections),
@@ -656,4 +679,20 @@ fn failures(c: &crate::core::cluster::Cluster) -> u64 {
 
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Apply one keyring command (memberlist `Keyring.AddKey`/`UseKey`/`RemoveKey`/`GetKeys`) and
+/// answer with the keys installed afterwards, primary first.
+fn keyring_op(
+    keyring: Option<&crate::core::wire::Keyring>,
+    op: KeyOp,
+) -> Result<Vec<SecretKey>, KeyringError> {
+    let keyring = keyring.ok_or(KeyringError::NotConfigured)?;
+    match op {
+        KeyOp::Add(key) => keyring.add_key(key)?,
+        KeyOp::Use(key) => keyring.use_key(&key)?,
+        KeyOp::Remove(key) => keyring.remove_key(&key)?,
+        KeyOp::List => {}
+    }
+    Ok(keyring.keys())
 }

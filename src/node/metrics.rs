@@ -50,6 +50,9 @@ pub(crate) struct Metrics {
     /// Redis mode: links that went down, by `reason` (`tls`, `auth`, `io`, ...; see
     /// `LinkFailure`). Ours: Grafana counts none of this.
     pub(crate) redis_connection_errors: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Packets and streams dropped because they did not decrypt, by `transport` (`packet`,
+    /// `stream`). hearsay's own: Alertmanager only logs memberlist's "Decrypt packet failed".
+    pub(crate) decrypt_failures: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Alertmanager exports these as summaries without quantiles (`_sum`, `_count`); the
     /// Rust client has no summary type, so they are histograms with the same `_sum`/`_count`.
     nflog_gc: Histogram,
@@ -120,6 +123,7 @@ impl Metrics {
             pings_failures: Counter::default(),
             name_conflicts: Counter::default(),
             redis_connection_errors: Family::default(),
+            decrypt_failures: Family::default(),
             nflog_gc: default_histogram(),
             nflog_snapshot: default_histogram(),
             silences_gc: default_histogram(),
@@ -143,7 +147,16 @@ impl Metrics {
                 let _ = family.get_or_create(&t);
             }
         }
+        for transport in ["packet", "stream"] {
+            let _ = m.decrypt_failures.get_or_create(&vec![("transport", transport)]);
+        }
         let r = registry;
+        r.register(
+            "hearsay_cluster_decrypt_failures",
+            "Packets and streams from peers dropped because no installed key decrypts them \
+             (or they are plain while encryption is verified)",
+            m.decrypt_failures.clone(),
+        );
         r.register(
             "alertmanager_cluster_enabled",
             "Indicates whether the clustering is enabled or not",

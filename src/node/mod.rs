@@ -39,6 +39,7 @@ use crate::core::peer::Position;
 use crate::core::peer::gossip::{GossipPeer, Upkeep};
 use crate::core::peer::redis::{RedisPeer, RedisSettings};
 use crate::core::swim::{Member, MemberChange, Swim};
+use crate::core::wire::{KeyringError, SecretKey};
 use crate::core::{NodeName, UnixMillis};
 use crate::net::{Clock, Driver, DriverError, DriverStats};
 use crate::redis::driver::RedisDriver;
@@ -283,6 +284,10 @@ pub enum NodeError {
     /// The node has shut down.
     #[error("node is shut down")]
     Closed,
+    /// A keyring change was refused (bad key, unknown key, the primary, no encryption); the
+    /// keyring is unchanged.
+    #[error("keyring: {0}")]
+    Keyring(#[from] KeyringError),
 }
 
 /// Counters of the node's own plumbing.
@@ -331,8 +336,25 @@ enum Command {
     },
     /// The worker built the full state the Redis core asked for.
     FullState(Vec<Vec<u8>>),
+    /// Rotate or list the keyring; the reply holds the keys installed afterwards.
+    Keyring {
+        op: KeyOp,
+        reply: Sender<Result<Vec<SecretKey>, KeyringError>>,
+    },
     Shutdown,
 }
+
+/// A keyring change, as memberlist's `Keyring` methods.
+enum KeyOp {
+    Add(SecretKey),
+    Use(SecretKey),
+    Remove(SecretKey),
+    List,
+}
+
+/// How long a keyring call waits for the loop, which answers on its next turn; only a loop
+/// that is stuck or gone makes it wait this long.
+const KEYRING_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the loop publishes for the handle after every change.
 #[derive(Debug, Clone)]
@@ -635,6 +657,41 @@ impl Node {
         }
     }
 
+    /// Install `key` for decryption (memberlist `Keyring.AddKey`); it does not seal until
+    /// [`Self::use_key`]. Adding an installed key changes nothing. Returns the installed keys,
+    /// primary first. Gossip only; the node must have been started with secret keys.
+    pub fn add_key(&self, key: SecretKey) -> Result<Vec<SecretKey>, NodeError> {
+        self.keyring(KeyOp::Add(key))
+    }
+
+    /// Make an installed key the primary, the one everything is sealed with from now on
+    /// (memberlist `Keyring.UseKey`). Returns the installed keys, primary first.
+    pub fn use_key(&self, key: SecretKey) -> Result<Vec<SecretKey>, NodeError> {
+        self.keyring(KeyOp::Use(key))
+    }
+
+    /// Uninstall a key (memberlist `Keyring.RemoveKey`); the primary is refused, a key not
+    /// installed is no error. Returns the installed keys, primary first.
+    pub fn remove_key(&self, key: SecretKey) -> Result<Vec<SecretKey>, NodeError> {
+        self.keyring(KeyOp::Remove(key))
+    }
+
+    /// The installed keys, primary first (memberlist `Keyring.GetKeys`).
+    pub fn keys(&self) -> Result<Vec<SecretKey>, NodeError> {
+        self.keyring(KeyOp::List)
+    }
+
+    fn keyring(&self, op: KeyOp) -> Result<Vec<SecretKey>, NodeError> {
+        self.gossip("keyring: Redis peers do not speak memberlist")?;
+        let (reply, wait) = bounded(1);
+        self.shared.send(Command::Keyring { op, reply })?;
+        match wait.recv_timeout(KEYRING_REPLY_TIMEOUT) {
+            Ok(result) => Ok(result?),
+            Err(RecvTimeoutError::Timeout) => Err(NodeError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(NodeError::Closed),
+        }
+    }
+
     /// Send `msg` to one member over TCP (memberlist `SendReliable`). Gossip only.
     pub fn send_reliable(&self, member: &str, msg: Vec<u8>) -> Result<(), NodeError> {
         let to = self.member_addr(member)?;
@@ -849,6 +906,18 @@ struct Started {
     max_broadcast: usize,
 }
 
+/// 32 bytes of OS entropy for the keyring's nonce generator, drawn on every start and never
+/// from the configured `seed`: nodes given the same seed (tests, replays) and the same key
+/// must still never repeat a GCM nonce.
+fn nonce_seed() -> Result<[u8; 32], NodeError> {
+    use rand::TryRng;
+    let mut seed = [0u8; 32];
+    rand::rngs::SysRng.try_fill_bytes(&mut seed).map_err(|e| {
+        NodeError::Io(std::io::Error::other(format!("no OS entropy for GCM nonces: {e}")))
+    })?;
+    Ok(seed)
+}
+
 /// Bind the gossip port and build the gossip core, joining the resolved configured peers.
 fn start_gossip(config: &NodeConfig, inbox: Inbox, seed: u64) -> Result<Started, NodeError> {
     let upkeep = Upkeep {
@@ -866,7 +935,7 @@ fn start_gossip(config: &NodeConfig, inbox: Inbox, seed: u64) -> Result<Started,
         let initial = peers::resolve(&config.peers, adv)?;
         warn_unroutable(adv, &initial);
         let swim = SwimConfig { advertise: adv, ..config.swim.clone() };
-        let swim = Swim::new(swim, inbox, seed, now)?;
+        let swim = Swim::with_nonce_seed(swim, inbox, seed, nonce_seed()?, now)?;
         Ok::<_, NodeError>(GossipPeer::new(swim, upkeep, now, &initial))
     })
     .map_err(|e| match e {

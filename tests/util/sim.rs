@@ -41,7 +41,7 @@ use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Silence, Silences, SilencesConfig,
 };
 use hearsay::core::swim::{MemberState, StreamFailure, StreamId, Swim};
-use hearsay::core::wire::StreamFrame;
+use hearsay::core::wire::{SecretKey, StreamFrame};
 use hearsay::core::{Millis, NodeName};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -69,13 +69,19 @@ pub struct Options {
     /// How often the peer core asks for maintenance (Alertmanager's 15 min is longer than
     /// most scenarios; they pick their own so GC runs).
     pub maintenance: Duration,
+    /// Keys every node encrypts with (memberlist's keyring); empty for none.
+    pub secret_keys: Vec<SecretKey>,
 }
 
 impl Default for Options {
     /// Alertmanager's silences; maintenance every 30 s, so the path runs in every scenario
-    /// (with the default 120 h retention it collects nothing).
+    /// (with the default 120 h retention it collects nothing). No encryption.
     fn default() -> Self {
-        Self { silences: SilencesConfig::default(), maintenance: Duration::from_secs(30) }
+        Self {
+            silences: SilencesConfig::default(),
+            maintenance: Duration::from_secs(30),
+            secret_keys: Vec::new(),
+        }
     }
 }
 
@@ -178,10 +184,19 @@ impl Sim {
         let now = self.local_now(i);
         let seed = self.rng.random();
         let node = &mut self.nodes[i];
-        let config = SwimConfig::alertmanager(node.name.clone(), node.addr, node.peers.len());
+        // An encrypting node draws its own nonce seed from the simulation's RNG, apart from the
+        // member's seed, as the node draws one from the OS: replayable, never shared. Without
+        // keys nothing is drawn, so unencrypted scenarios replay as before.
+        let nonce_seed: [u8; 32] =
+            if self.options.secret_keys.is_empty() { [0; 32] } else { self.rng.random() };
+        let config = SwimConfig {
+            secret_keys: self.options.secret_keys.clone(),
+            ..SwimConfig::alertmanager(node.name.clone(), node.addr, node.peers.len())
+        };
         let mut states = Cluster::new();
         states.register(SILENCES, Silences::new(self.options.silences.clone(), seed));
-        let swim = Swim::new(config, states, seed, now).expect("valid config");
+        let swim =
+            Swim::with_nonce_seed(config, states, seed, nonce_seed, now).expect("valid config");
         let upkeep = Upkeep {
             maintenance_interval: self.options.maintenance,
             ..Upkeep::alertmanager(!node.peers.is_empty())

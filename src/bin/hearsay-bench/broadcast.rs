@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hearsay::core::swim::MemberState;
+use hearsay::core::wire::SecretKey;
 use hearsay::node::{Node, NodeConfig, NodeError, NodeEvent};
 
 use crate::Args;
@@ -72,13 +73,15 @@ impl Outcome {
     }
 }
 
-/// Start `n` Alertmanager-configured nodes on loopback and wait until each sees all.
-fn cluster(n: usize) -> Result<Vec<Node>, String> {
+/// Start `n` Alertmanager-configured nodes on loopback (sharing `key` when given) and wait
+/// until each sees all.
+fn cluster(n: usize, key: Option<&SecretKey>) -> Result<Vec<Node>, String> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
         let bind = "127.0.0.1:0".parse().expect("literal");
         let mut config = NodeConfig::alertmanager(Some(&format!("bench-{i}")), bind, vec![]);
         config.event_queue_len = 1 << 20;
+        config.swim.secret_keys = key.into_iter().cloned().collect();
         let node = Node::start(config).map_err(|e| format!("node {i}: {e}"))?;
         if let Some(seed) = nodes.first() {
             node.join(&[seed.local_addr().to_string()], Duration::from_secs(10))
@@ -154,8 +157,8 @@ fn wire_bytes(nodes: &[Node]) -> u64 {
     nodes.iter().map(|n| n.stats().driver.udp_bytes_sent + n.stats().driver.stream_bytes_sent).sum()
 }
 
-fn measure(args: &Args, rate: Option<f64>) -> Result<Outcome, String> {
-    let nodes = cluster(args.nodes)?;
+fn measure(args: &Args, rate: Option<f64>, key: Option<&SecretKey>) -> Result<Outcome, String> {
+    let nodes = cluster(args.nodes, key)?;
     let stop = AtomicBool::new(false);
     let before = wire_bytes(&nodes);
     let (sent, received) = std::thread::scope(|s| {
@@ -182,9 +185,12 @@ pub(crate) fn run(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
         "[bench] hearsay: {} nodes, {}-byte messages, {} s as fast as the queue accepts",
         args.nodes, args.size, args.seconds
     );
-    let mut max = measure(args, None)?;
+    let mut max = measure(args, None, None)?;
     eprintln!("[bench] hearsay: paced at {PACED_RATE} messages/s");
-    let mut paced = measure(args, Some(PACED_RATE))?;
+    let mut paced = measure(args, Some(PACED_RATE), None)?;
+    if args.key {
+        encrypted(args, &mut max, out)?;
+    }
     let ours = [
         ("delivered_rate", max.rate(), "messages/s"),
         ("p50_latency", max.percentile_ms(0.5), "ms"),
@@ -212,6 +218,29 @@ pub(crate) fn run(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
         for (metric, value) in f.iter().filter(|(m, _)| shown.iter().any(|s| m.starts_with(s))) {
             out.push(Figure::new("broadcast", format!("go_{metric}"), *value, go_unit(metric)));
         }
+    }
+    Ok(())
+}
+
+/// `--key`: the same as-fast-as-accepted run with an AES-256-GCM keyring on every node,
+/// anchored on the plaintext run `plain` of this process.
+fn encrypted(args: &Args, plain: &mut Outcome, out: &mut Vec<Figure>) -> Result<(), String> {
+    eprintln!("[bench] hearsay: as fast as the queue accepts, encrypted (AES-256-GCM)");
+    let key = SecretKey::new([0x5a; 32]).map_err(|e| e.to_string())?;
+    let mut sealed = measure(args, None, Some(&key))?;
+    let anchor = |v: f64| Some(("hearsay plaintext, same run".to_owned(), v));
+    let rows = [
+        ("encrypted_delivered_rate", sealed.rate(), plain.rate(), "messages/s"),
+        ("encrypted_p99_latency", sealed.percentile_ms(0.99), plain.percentile_ms(0.99), "ms"),
+        (
+            "encrypted_bytes_per_message",
+            sealed.bytes_per_message(),
+            plain.bytes_per_message(),
+            "bytes",
+        ),
+    ];
+    for (metric, value, base, unit) in rows {
+        out.push(Figure { anchor: anchor(base), ..Figure::new("broadcast", metric, value, unit) });
     }
     Ok(())
 }
@@ -315,7 +344,7 @@ fn cpu_time() -> Option<Duration> {
 
 /// The `idle` scenario: CPU a settled cluster uses for probes and gossip alone.
 pub(crate) fn idle(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
-    let nodes = cluster(args.nodes)?;
+    let nodes = cluster(args.nodes, None)?;
     std::thread::sleep(Duration::from_secs(1));
     let (t0, c0) = (Instant::now(), cpu_time().ok_or("no /proc/self/stat")?);
     std::thread::sleep(Duration::from_secs_f64(args.seconds));

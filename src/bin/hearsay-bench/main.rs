@@ -1,7 +1,7 @@
 //! `hearsay-bench`: hearsay measures itself, side by side with the Go implementations.
 //!
 //! ```text
-//! hearsay-bench [SCENARIO...] [--json] [--compare] [--seconds S] [--nodes N] [--size B]
+//! hearsay-bench [SCENARIO...] [--json] [--compare] [--key] [--seconds S] [--nodes N] [--size B]
 //! ```
 //!
 //! With no scenario it runs the default ones against an embedded loopback cluster (no setup).
@@ -15,6 +15,8 @@
 //!   messages/s delivered to every peer, p50/p99 delivery latency, bytes on the wire per
 //!   message. `--compare` runs Go hashicorp/memberlist (the `mlpeer bench` harness in
 //!   tests/interop, built with the local Go toolchain) with the same settings and reports ratios.
+//!   `--key` runs the as-fast-as-accepted part again with an AES-256-GCM keyring on every node
+//!   and reports its rate, p99 and bytes per message against the plaintext run.
 //! * `idle` — CPU used by a 3-node cluster doing nothing but failure detection.
 //! * `codec` — the memberlist codec alone on a full gossip packet.
 //! * `silences` — Alertmanager's silence-query benchmark workload (100, 1,000, 10,000
@@ -56,6 +58,8 @@ pub(crate) struct Args {
     scenarios: Vec<String>,
     json: bool,
     pub(crate) compare: bool,
+    /// `broadcast` also runs with an AES-256-GCM keyring on every node.
+    pub(crate) key: bool,
     pub(crate) seconds: f64,
     pub(crate) nodes: usize,
     pub(crate) size: usize,
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(msg) => {
             eprintln!(
-                "hearsay-bench: {msg}\nusage: hearsay-bench [{}] [--json] [--compare] [--seconds S] [--nodes N] [--size B]",
+                "hearsay-bench: {msg}\nusage: hearsay-bench [{}] [--json] [--compare] [--key] [--seconds S] [--nodes N] [--size B]",
                 SCENARIOS.join("|")
             );
             return ExitCode::from(2);
@@ -109,6 +113,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         scenarios: Vec::new(),
         json: false,
         compare: false,
+        key: false,
         seconds: 5.0,
         nodes: 3,
         size: 200,
@@ -118,6 +123,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--json" => args.json = true,
             "--compare" => args.compare = true,
+            "--key" => args.key = true,
             "--seconds" => args.seconds = parse_in("--seconds", &value("--seconds")?, 0.1, 600.0)?,
             "--nodes" => args.nodes = parse_in("--nodes", &value("--nodes")?, 2.0, 64.0)? as usize,
             "--size" => args.size = parse_in("--size", &value("--size")?, 16.0, 1395.0)? as usize,

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hearsay::core::wire::SecretKey;
+
 /// Parsed flags with Alertmanager's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Flags {
@@ -22,6 +24,9 @@ pub(crate) struct Flags {
     pub(crate) reconnect_interval: Duration,
     pub(crate) reconnect_timeout: Duration,
     pub(crate) label: String,
+    /// hearsay's own (Alertmanager has no key flag): base64 AES keys, one a line, first the
+    /// primary; see [`secret_keys`].
+    pub(crate) secret_key_file: Option<PathBuf>,
     pub(crate) web_listen: SocketAddr,
     pub(crate) storage: PathBuf,
     pub(crate) retention: Duration,
@@ -45,6 +50,7 @@ impl Default for Flags {
             reconnect_interval: Duration::from_secs(10),
             reconnect_timeout: Duration::from_secs(6 * 3600),
             label: String::new(),
+            secret_key_file: None,
             web_listen: "0.0.0.0:9093".parse().expect("literal"),
             storage: PathBuf::from("data/"),
             retention: Duration::from_secs(120 * 3600),
@@ -59,7 +65,7 @@ pub(crate) const USAGE: &str =
   [--cluster.gossip-interval=200ms] [--cluster.pushpull-interval=1m] [--cluster.probe-interval=1s]
   [--cluster.probe-timeout=500ms] [--cluster.tcp-timeout=10s] [--cluster.settle-timeout=1m]
   [--cluster.reconnect-interval=10s] [--cluster.reconnect-timeout=6h] [--cluster.label=LABEL]
-  [--web.listen-address=:9093] [--storage.path=data/] [--data.retention=120h]
+  [--cluster.secret-key-file=PATH] [--web.listen-address=:9093] [--storage.path=data/] [--data.retention=120h]
   [--data.maintenance-interval=15m]";
 
 /// Parse `args` (without the program name).
@@ -89,6 +95,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, Str
             "cluster.reconnect-interval" => f.reconnect_interval = duration(&value()?)?,
             "cluster.reconnect-timeout" => f.reconnect_timeout = duration(&value()?)?,
             "cluster.label" => f.label = value()?,
+            "cluster.secret-key-file" => f.secret_key_file = Some(PathBuf::from(value()?)),
             "web.listen-address" => f.web_listen = addr(&value()?)?,
             "storage.path" => f.storage = PathBuf::from(value()?),
             "data.retention" => f.retention = duration(&value()?)?,
@@ -109,6 +116,50 @@ fn addr(s: &str) -> Result<SocketAddr, String> {
 /// A Go duration (`200ms`, `1m0s`, `120h`), via humantime.
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("bad duration {s:?}: {e}"))
+}
+
+/// The keys in a `--cluster.secret-key-file`: one standard base64 key (16, 24 or 32 bytes)
+/// a line, the first the primary that encrypts, as memberlist's `Keyring`; blank lines and
+/// lines starting with `#` are skipped. At least one key is required.
+pub(crate) fn secret_keys(text: &str) -> Result<Vec<SecretKey>, String> {
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bytes = base64(line).ok_or(format!("line {}: not base64", n + 1))?;
+        keys.push(SecretKey::new(bytes).map_err(|e| format!("line {}: {e}", n + 1))?);
+    }
+    if keys.is_empty() {
+        return Err("no key in the file".into());
+    }
+    Ok(keys)
+}
+
+/// Standard base64 (RFC 4648, `=` padding optional); `None` on any other character.
+fn base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            // The low 8 bits of the accumulator above `bits`: one whole byte.
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -151,5 +202,19 @@ mod tests {
         assert!(parse(args(&["--nope"])).unwrap_err().contains("unknown flag --nope"));
         assert!(parse(args(&["--data.retention=forever"])).unwrap_err().contains("bad duration"));
         assert!(parse(args(&["--cluster.peer"])).unwrap_err().contains("needs a value"));
+    }
+
+    #[test]
+    fn secret_key_files() {
+        // "0123456789abcdef" and 32 bytes of 0xff, with a comment and a blank line.
+        let text = "# primary first\nMDEyMzQ1Njc4OWFiY2RlZg==\n\n//////////////////////////////////////////8=\n";
+        let keys = secret_keys(text).expect("two keys");
+        assert_eq!(keys[0].as_bytes(), b"0123456789abcdef");
+        assert_eq!(keys[1].as_bytes(), [0xff; 32]);
+        assert!(secret_keys("").is_err());
+        assert!(secret_keys("MDEy\n").expect_err("3 bytes").contains("line 1"));
+        assert!(secret_keys("not base64!").is_err());
+        let f = parse(args(&["--cluster.secret-key-file=/etc/keys"])).expect("parses");
+        assert_eq!(f.secret_key_file, Some(PathBuf::from("/etc/keys")));
     }
 }

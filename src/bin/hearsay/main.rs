@@ -57,6 +57,12 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
     swim.probe_timeout = flags.probe_timeout;
     swim.tcp_timeout = flags.tcp_timeout;
     swim.label = flags.label.clone().into_bytes();
+    if let Some(path) = &flags.secret_key_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--cluster.secret-key-file {}: {e}", path.display()))?;
+        swim.secret_keys = flags::secret_keys(&text)
+            .map_err(|e| format!("--cluster.secret-key-file {}: {e}", path.display()))?;
+    }
     let snapshots = Snapshots {
         dir: flags.storage.clone(),
         files: ALERTMANAGER_STATES

@@ -47,7 +47,9 @@ impl<D: Delegate> Swim<D> {
         let budget = self
             .config
             .packet_budget
-            .saturating_sub(primary.len() + COMPOUND_HEADER_OVERHEAD + self.codec.label_overhead());
+            .saturating_sub(primary.len() + COMPOUND_HEADER_OVERHEAD + self.codec.label_overhead())
+            // memberlist's `sendMsg` reserves the encryption overhead only when it seals.
+            .saturating_sub(self.codec.sealing_overhead());
         let parts = self.collect_broadcasts(budget, COMPOUND_MAX_PARTS - 1);
         if parts.lens.is_empty() {
             self.seal_and_send(to, crc, &primary);
@@ -109,11 +111,15 @@ impl<D: Delegate> Swim<D> {
         });
     }
 
-    /// Bytes one gossip packet can carry after the compound header and label.
+    /// Bytes one gossip packet can carry after the compound header, label and encryption.
+    /// memberlist's `gossip` reserves the encryption overhead whenever a keyring is set, even
+    /// when it does not seal (`GossipVerifyOutgoing` false); we reserve what it does.
     pub(super) fn gossip_budget(&self) -> usize {
-        self.config
-            .packet_budget
-            .saturating_sub(COMPOUND_HEADER_OVERHEAD + self.codec.label_overhead())
+        self.config.packet_budget.saturating_sub(
+            COMPOUND_HEADER_OVERHEAD
+                + self.codec.label_overhead()
+                + self.codec.encryption_overhead(),
+        )
     }
 
     /// Up to `gossip_nodes` random members worth gossiping to: alive or suspect, or dead for less

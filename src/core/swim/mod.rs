@@ -42,7 +42,7 @@ pub use member::{Member, MemberState};
 
 use super::broadcast::{BroadcastQueue, QueueFull, QueueStats};
 use super::config::{ConfigError, SwimConfig};
-use super::wire::{Alive, Codec, Message, PacketSummary, WireError};
+use super::wire::{Alive, Codec, Keyring, Message, PacketSummary, WireError};
 use super::{Incarnation, Millis, NodeName};
 use member::Members;
 use probe::{Probe, Relay};
@@ -226,6 +226,12 @@ pub struct SwimStats {
     pub reaped: u64,
     /// Streams that the driver never reported (cleaned up at their deadline).
     pub streams_abandoned: u64,
+    /// Datagrams dropped because they did not decrypt (no installed key opens them, or they
+    /// were plain while encryption is verified). Also counted in `packets_rejected`.
+    pub packets_undecryptable: u64,
+    /// Streams (inbound or replies) refused because they did not decrypt or were plain while
+    /// encryption is verified. Also counted in `streams_rejected`.
+    pub streams_undecryptable: u64,
 }
 
 /// Most in-flight indirect probes we run for others. Each costs a ping we send: the bound stops
@@ -299,13 +305,51 @@ impl<D: Delegate> Swim<D> {
     /// Start a member: it is alive (incarnation 1, never 0: an alive with incarnation 0 leaves
     /// a phantom dead entry on Go peers) and alone until [`Self::join`]. `seed` drives every
     /// random choice; the same seed and inputs give the same outputs.
+    ///
+    /// A member with [`SwimConfig::secret_keys`] must be started with
+    /// [`Self::with_nonce_seed`]; this constructor refuses one.
     pub fn new(
         config: SwimConfig,
         delegate: D,
         seed: u64,
         now: Millis,
     ) -> Result<Self, ConfigError> {
+        if !config.secret_keys.is_empty() {
+            return Err(ConfigError::OutOfBounds {
+                field: "secret_keys",
+                reason: "an encrypting member needs a nonce seed (Swim::with_nonce_seed)",
+            });
+        }
+        Self::start(config, delegate, seed, None, now)
+    }
+
+    /// [`Self::new`] for a member that may encrypt: `nonce_seed` seeds the keyring's nonce
+    /// generator. It must be fresh OS entropy in a real node and never the replayable `seed`:
+    /// nodes sharing a key and a seed would otherwise repeat GCM nonces (see
+    /// [`crate::core::wire::keyring`]). Without secret keys it is unused.
+    pub fn with_nonce_seed(
+        config: SwimConfig,
+        delegate: D,
+        seed: u64,
+        nonce_seed: [u8; 32],
+        now: Millis,
+    ) -> Result<Self, ConfigError> {
+        Self::start(config, delegate, seed, Some(nonce_seed), now)
+    }
+
+    fn start(
+        config: SwimConfig,
+        delegate: D,
+        seed: u64,
+        nonce_seed: Option<[u8; 32]>,
+        now: Millis,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
+        let mut codec = config.codec();
+        if let (false, Some(nonce_seed)) = (config.secret_keys.is_empty(), nonce_seed) {
+            // Validated above: 1..=32 keys, each of a valid length by construction.
+            codec.keyring = Keyring::new(&config.secret_keys, nonce_seed).ok();
+        }
         let mut rng = SmallRng::seed_from_u64(seed);
         // Random stagger, as memberlist's tickers, so a cluster started at once does not probe
         // and gossip in lockstep.
@@ -315,7 +359,7 @@ impl<D: Delegate> Swim<D> {
             .then(|| now + stagger(&mut rng, config.push_pull_interval));
         let user_mult = config.user_retransmit_mult.unwrap_or(gossip_nodes_mult(&config));
         let mut swim = Self {
-            codec: Arc::new(config.codec()),
+            codec: Arc::new(codec),
             membership_queue: BroadcastQueue::new(
                 config.retransmit_mult,
                 config.membership_queue_len,
@@ -450,7 +494,10 @@ impl<D: Delegate> Swim<D> {
         let result = codec.decode_packet(packet, &mut |msg| self.on_message(from, msg));
         match &result {
             Ok(s) => self.stats.messages_malformed += (s.malformed + s.truncated) as u64,
-            Err(_) => self.stats.packets_rejected += 1,
+            Err(e) => {
+                self.stats.packets_rejected += 1;
+                self.stats.packets_undecryptable += u64::from(matches!(e, WireError::Decrypt(_)));
+            }
         }
         result
     }
@@ -467,8 +514,8 @@ impl<D: Delegate> Swim<D> {
         self.advance(now);
         let codec = Arc::clone(&self.codec);
         let result = codec.decode_stream(frame, true, |msg| self.on_stream(from, msg));
-        if result.is_err() {
-            self.stats.streams_rejected += 1;
+        if let Err(e) = &result {
+            self.count_stream_error(e);
         }
         result
     }
@@ -493,7 +540,7 @@ impl<D: Delegate> Swim<D> {
             Ok(frame) => codec
                 .decode_stream(frame, false, |msg| self.on_stream_reply(&pending, msg))
                 .unwrap_or_else(|e| {
-                    self.stats.streams_rejected += 1;
+                    self.count_stream_error(&e);
                     Err(StreamFailure::Wire(e))
                 }),
             Err(failure) => Err(failure),
@@ -605,6 +652,17 @@ impl<D: Delegate> Swim<D> {
     /// The wire codec, for the driver to delimit stream frames.
     pub fn codec(&self) -> &Codec {
         &self.codec
+    }
+
+    /// The keyring, when this member encrypts: rotate keys through it (memberlist
+    /// `Memberlist.Keyring`). Its handle is shared with every copy of the codec.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.codec.keyring.as_ref()
+    }
+
+    fn count_stream_error(&mut self, e: &WireError) {
+        self.stats.streams_rejected += 1;
+        self.stats.streams_undecryptable += u64::from(matches!(e, WireError::Decrypt(_)));
     }
 
     /// The delegate.

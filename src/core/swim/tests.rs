@@ -706,3 +706,61 @@ fn broadcasts_that_cannot_fit_a_packet_are_refused() {
     assert_eq!(a.broadcast(vec![0; 1396]), Err(BroadcastError::TooLarge { len: 1396, max: 1395 }));
     a.broadcast(vec![0; 1395]).expect("fits exactly");
 }
+
+/// An encrypting member: `keys` in its ring, its own nonce seed.
+fn encrypted_node(name: &str, i: u8, keys: &[SecretKey]) -> Swim {
+    let config = SwimConfig {
+        push_pull_interval: Duration::ZERO,
+        secret_keys: keys.to_vec(),
+        ..config(name, i)
+    };
+    let mut s = Swim::with_nonce_seed(config, (), 7, [i; 32], Millis(0)).expect("valid");
+    drain_events(&mut s);
+    s
+}
+
+use crate::core::wire::SecretKey;
+
+#[test]
+fn encrypted_members_talk_and_others_are_dropped_and_counted() {
+    let k1 = SecretKey::new(vec![1; 16]).unwrap();
+    let k2 = SecretKey::new(vec![2; 32]).unwrap();
+    let config = SwimConfig { secret_keys: vec![k1.clone()], ..config("a", 1) };
+    assert!(Swim::new(config, (), 7, Millis(0)).is_err(), "needs a nonce seed");
+
+    let mut a = encrypted_node("a", 1, std::slice::from_ref(&k1));
+    let b = encrypted_node("b", 2, std::slice::from_ref(&k1));
+    let c = encrypted_node("c", 3, std::slice::from_ref(&k2));
+    // Encryption is reserved in the gossip budget (memberlist `encryptOverhead`, version 1).
+    assert_eq!(a.gossip_budget(), node_a().gossip_budget() - 29);
+
+    // b's alive, sealed with k1, is understood by a; c's, sealed with k2, is dropped.
+    let seal = |s: &Swim, name: &str, i: u8| {
+        let ip = ip(i);
+        let mut plain = Vec::new();
+        let vsn = Some(Vsn::ALERTMANAGER);
+        let alive =
+            Alive { addr: Some(&ip), incarnation: 1, meta: None, node: name, port: 9094, vsn };
+        Message::Alive(alive).encode(IntEncoding::Signed, &mut plain);
+        let mut out = Vec::new();
+        s.codec().seal_packet(&plain, true, &mut out);
+        out
+    };
+    let from_b = seal(&b, "b", 2);
+    let from_c = seal(&c, "c", 3);
+    assert!(Codec::default().decode_packet(&from_b, &mut |_| {}).is_err(), "sealed");
+    a.handle_packet(Millis(1_000), addr(2), &from_b).expect("same key opens");
+    for _ in 0..3 {
+        let got = a.handle_packet(Millis(1_000), addr(3), &from_c);
+        assert!(matches!(got, Err(WireError::Decrypt(_))), "{got:?}");
+    }
+    assert_eq!(state(&a, "b"), Some(MemberState::Alive));
+    assert_eq!(state(&a, "c"), None);
+    let stats = a.stats();
+    assert_eq!((stats.packets_undecryptable, stats.packets_rejected), (3, 3));
+
+    // Rotation through the shared handle: after a adds k2, c's packets open.
+    a.keyring().expect("encrypting").add_key(k2).unwrap();
+    a.handle_packet(Millis(1_001), addr(3), &from_c).expect("k2 is installed now");
+    assert_eq!(state(&a, "c"), Some(MemberState::Alive));
+}

@@ -4,8 +4,8 @@
 //! tests were produced by the real Go code. The layers, outermost first:
 //!
 //! ```text
-//! UDP packet:  label (F4) → [encryption slot] → CRC (0C) → compress (09) → compound (07) → messages
-//! TCP stream:  label (F4, dialer only) → [encryption slot: 0A + len] → compress (09) → message
+//! UDP packet:  label (F4) → [encryption, no type byte] → CRC (0C) → compress (09) → compound (07) → messages
+//! TCP stream:  label (F4, dialer only) → [encryption: 0A + u32 len] → compress (09) → message
 //! ```
 //!
 //! * [`message`]: one struct per message type, msgpack bodies exactly as go-msgpack writes them
@@ -17,16 +17,20 @@
 //! * [`stream`]: the TCP layers, push/pull, reliable user messages, TCP pings and error replies,
 //!   with incremental framing (Go peers never half-close a stream).
 //!
-//! Encryption (AES-GCM keyring) is a later layer; its slot is marked in `packet` and `stream`.
+//! * [`keyring`]: memberlist's AES-GCM keyring (keys of 16/24/32 bytes, encryption versions 0
+//!   and 1, rotation), applied by [`Codec`] when it has one.
+//!
 //! Decoding never panics on any input, and never allocates more than the input justifies
 //! (counts in headers are checked against the bytes actually present; decompression is capped).
 
+pub mod keyring;
 mod lzw;
 pub mod message;
 mod msgpack;
 pub mod packet;
 pub mod stream;
 
+pub use keyring::{EncryptionVersion, Keyring, KeyringError, SecretKey};
 pub use message::{
     Ack, Alive, Dead, ErrResp, IndirectPing, Message, MessageType, Nack, NodeStateKind, Ping,
     PushNodeState, PushPullHeader, Suspect, UserMsgHeader, Vsn,
@@ -119,4 +123,9 @@ pub enum WireError {
     /// The bytes are encrypted (or look like it) and no keyring is configured.
     #[error("encrypted data but encryption is not configured")]
     EncryptionNotConfigured,
+    /// Encrypted data that no installed key opens, or that is malformed (unknown version, too
+    /// short, bad padding), or plain data where encryption is required (a keyring and
+    /// `gossip_verify_incoming`). The reason is static text, like memberlist's error strings.
+    #[error("decrypt failed: {0}")]
+    Decrypt(&'static str),
 }

@@ -1,4 +1,5 @@
-//! UDP packets: label → [encryption slot] → CRC → compress → compound → messages (spec §6).
+//! UDP packets: label → encryption → CRC → compress → compound → messages, as memberlist's
+//! `rawSendMsgPacket` and `ingestPacket`.
 //!
 //! Receiving mirrors Go's `ingestPacket` + `handleCommand`: the label and CRC are honoured only
 //! at the top of a packet; compound and compress may nest in either order and recurse, so both
@@ -6,6 +7,7 @@
 //! skipped (Go logs it and carries on with the other parts); anything wrong outside a compound
 //! rejects the whole packet.
 
+use super::keyring::{EncryptionVersion, HEADER_LEN, Keyring};
 use super::message::{Compress, MessageType};
 use super::msgpack::Reader;
 use super::{COMPOUND_MAX_PARTS, IntEncoding, LABEL_MSG, Message, WireError, lzw};
@@ -41,6 +43,22 @@ pub struct Codec {
     pub max_stream_len: usize,
     /// Largest node count in a push/pull header (default 1,048,576 as memberlist ≥ 0.6.0).
     pub max_push_nodes: usize,
+    /// The AES-GCM keyring; `None` (the default) is no encryption. memberlist `Keyring` /
+    /// `SecretKey`. Alertmanager has no flag for it (encryption needs a Go program that sets
+    /// it, or Alertmanager's TLS transport instead).
+    pub keyring: Option<Keyring>,
+    /// Which encryption version we seal with. memberlist derives it from `ProtocolVersion`
+    /// ([`EncryptionVersion::for_protocol`]): version 1 for the default protocol 2. Both are
+    /// always accepted.
+    pub encryption_version: EncryptionVersion,
+    /// memberlist `GossipVerifyIncoming` (default true): with a keyring, a packet that does
+    /// not decrypt is dropped and a plain stream is refused. False accepts plain data too
+    /// (undecryptable packets are read as plaintext), for rolling a key into a running
+    /// cluster.
+    pub gossip_verify_incoming: bool,
+    /// memberlist `GossipVerifyOutgoing` (default true): with a keyring, everything we send is
+    /// encrypted. False sends plain data, for the first step of rolling a key in.
+    pub gossip_verify_outgoing: bool,
 }
 
 impl Default for Codec {
@@ -52,6 +70,10 @@ impl Default for Codec {
             max_packet_decompressed_len: 1 << 20,
             max_stream_len: 20 << 20,
             max_push_nodes: 1 << 20,
+            keyring: None,
+            encryption_version: EncryptionVersion::default(),
+            gossip_verify_incoming: true,
+            gossip_verify_outgoing: true,
         }
     }
 }
@@ -90,8 +112,21 @@ impl Codec {
         visit: &mut dyn FnMut(Message<'_>),
     ) -> Result<PacketSummary, WireError> {
         let buf = self.strip_packet_label(packet)?;
-        // Encryption slot: with a keyring, `buf` is decrypted here (AAD = our label), before
-        // the CRC, exactly as Go's `ingestPacket` does. Not implemented yet.
+        // With a keyring the whole rest is one encrypted blob (no type byte), AAD = the label,
+        // opened before the CRC is looked at, as memberlist's `ingestPacket`.
+        let plain;
+        let buf = match &self.keyring {
+            Some(keyring) => match keyring.open(buf, &self.label) {
+                Ok(opened) => {
+                    plain = opened;
+                    plain.as_slice()
+                }
+                Err(err) if self.gossip_verify_incoming => return Err(err),
+                // Rolling a key in: what does not decrypt is read as plaintext.
+                Err(_) => buf,
+            },
+            None => buf,
+        };
         let buf = strip_crc(buf)?;
         let mut walk = Walk {
             summary: PacketSummary::default(),
@@ -122,15 +157,33 @@ impl Codec {
 
     /// Wrap `payload` (one encoded message or compound) for the wire, appending to `out`:
     /// LZW when enabled and strictly smaller, then a CRC header when `crc` (send it to peers
-    /// whose protocol max is ≥ 5), then the label.
+    /// whose protocol max is ≥ 5), then encryption with the primary key when there is a
+    /// keyring and `gossip_verify_outgoing`, then the label.
     ///
     /// # Panics
     /// When the label is longer than [`super::LABEL_MAX_LEN`] (255) bytes; Go refuses such a
     /// label at configuration time, and so must ours.
     pub fn seal_packet(&self, payload: &[u8], crc: bool, out: &mut Vec<u8>) {
         self.write_label(out);
-        // Encryption slot: with a keyring, everything below is encrypted as one blob (no type
-        // byte) after the CRC is computed. Not implemented yet.
+        let Some(keyring) = self.sealing_keyring() else {
+            return self.seal_plain_packet(payload, crc, out);
+        };
+        // Everything after the label is sealed as one blob with no type byte, AAD = the label,
+        // as memberlist's `rawSendMsgPacket`. Room for version and nonce first, then the plain
+        // packet is built in place and encrypted there.
+        let at = out.len();
+        out.resize(at + HEADER_LEN, 0);
+        self.seal_plain_packet(payload, crc, out);
+        keyring.seal_tail(self.encryption_version, out, at, &self.label);
+    }
+
+    /// The keyring we seal with: there is one and `gossip_verify_outgoing` is on.
+    pub(super) fn sealing_keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_ref().filter(|_| self.gossip_verify_outgoing)
+    }
+
+    /// Compression and CRC, appended to `out`.
+    fn seal_plain_packet(&self, payload: &[u8], crc: bool, out: &mut Vec<u8>) {
         let crc_at = out.len();
         if crc {
             out.extend_from_slice(&[MessageType::HasCrc as u8, 0, 0, 0, 0]);
@@ -164,6 +217,19 @@ impl Codec {
     /// Bytes the label header adds to every packet (memberlist `labelOverhead`).
     pub fn label_overhead(&self) -> usize {
         if self.label.is_empty() { 0 } else { 2 + self.label.len() }
+    }
+
+    /// Bytes encryption may add to a packet when a keyring is configured (memberlist
+    /// `encryptOverhead`, reserved by its gossip budget whenever encryption is enabled): 29 for
+    /// version 1, 45 for version 0; 0 without a keyring.
+    pub fn encryption_overhead(&self) -> usize {
+        if self.keyring.is_some() { self.encryption_version.overhead() } else { 0 }
+    }
+
+    /// Bytes encryption adds to the packets we send: [`Self::encryption_overhead`] when we
+    /// seal (`gossip_verify_outgoing`), else 0. memberlist's piggyback budget reserves this.
+    pub fn sealing_overhead(&self) -> usize {
+        if self.sealing_keyring().is_some() { self.encryption_version.overhead() } else { 0 }
     }
 }
 

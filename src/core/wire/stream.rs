@@ -1,4 +1,5 @@
-//! TCP streams: label (dialer only) → [encryption slot] → compress → one message (spec §7).
+//! TCP streams: label (dialer only) → encryption (`0A` + u32 length) → compress → one message,
+//! as memberlist's `rawSendMsgStream` and `readStream`.
 //!
 //! Each connection carries one request and at most one reply. Go peers never half-close, so a
 //! reader cannot wait for EOF: [`Codec::stream_frame`] says how many bytes the first message
@@ -6,6 +7,7 @@
 //! learns is held against [`Codec::max_stream_len`] before waiting for the bytes, and the
 //! node count of a push/pull against [`Codec::max_push_nodes`].
 
+use super::keyring::HEADER_LEN;
 use super::message::{Compress, MessageType, UserMsgHeader};
 use super::msgpack::Reader;
 use super::packet::{Codec, decompress_message};
@@ -107,6 +109,18 @@ impl<'a> PushPull<'a> {
     }
 }
 
+/// The length after an `0A` type byte: a big-endian u32.
+const ENCRYPT_LEN_BYTES: usize = 4;
+
+/// Read the big-endian u32 length of an encrypted frame; `bytes` holds
+/// [`ENCRYPT_LEN_BYTES`] bytes.
+fn encrypt_len(bytes: &[u8]) -> usize {
+    let mut be = [0u8; ENCRYPT_LEN_BYTES];
+    be.copy_from_slice(bytes);
+    // u32 → usize is lossless on every target we build for (32- and 64-bit).
+    u32::from_be_bytes(be) as usize
+}
+
 fn check_node_count(nodes: usize, limit: usize) -> Result<(), WireError> {
     if nodes > limit {
         return Err(WireError::TooLarge { what: "push/pull node count", limit });
@@ -204,9 +218,16 @@ impl Codec {
                 self.stream_add(r.position(), header.user_msg_len)
             }
             Some(MessageType::PushPull) => self.walk_push_pull(r),
-            // Encryption slot: `0A` + u32 BE length frames an encrypted message. Not
-            // implemented yet, so such a stream cannot be read.
-            Some(MessageType::Encrypt) => Err(WireError::EncryptionNotConfigured),
+            // `0A` + u32 BE length frames an encrypted message. Without a keyring memberlist
+            // refuses it ("remote state is encrypted and encryption is not configured"); we do
+            // so before buffering the body.
+            Some(MessageType::Encrypt) => {
+                if self.keyring.is_none() {
+                    return Err(WireError::EncryptionNotConfigured);
+                }
+                let len = encrypt_len(r.take(ENCRYPT_LEN_BYTES, "encrypt length")?);
+                self.stream_add(r.position(), len)
+            }
             _ => Err(WireError::UnexpectedType(ty)),
         }
     }
@@ -252,15 +273,40 @@ impl Codec {
         };
         let body = buf.get(start..).unwrap_or_default();
         match body.first().copied().and_then(MessageType::from_u8) {
-            Some(MessageType::Compress) => {
-                let body = body.get(1..).unwrap_or_default();
-                let plain = decompress_message(body, self.max_stream_len)?;
-                Ok(f(self.parse_plain(&plain)?))
+            Some(MessageType::Encrypt) => {
+                let keyring = self.keyring.as_ref().ok_or(WireError::EncryptionNotConfigured)?;
+                let (header, sealed) = body
+                    .split_at_checked(1 + ENCRYPT_LEN_BYTES)
+                    .ok_or(WireError::Truncated("encrypt length"))?;
+                let len = encrypt_len(&header[1..]);
+                let sealed = sealed.get(..len).ok_or(WireError::Truncated("encrypted stream"))?;
+                // AAD = the 5 header bytes, then the stream's label (memberlist
+                // `decryptRemoteState`). Our label is the stream's: a different one was refused.
+                let aad = [header, self.label.as_slice()].concat();
+                let plain = keyring.open(sealed, &aad)?;
+                self.decode_unsealed(&plain, f)
             }
-            // Encryption slot: decrypt here (AAD = the 5 frame header bytes + the label).
-            Some(MessageType::Encrypt) => Err(WireError::EncryptionNotConfigured),
-            _ => Ok(f(self.parse_plain(body)?)),
+            // memberlist's `readStream`: "Encryption is configured but remote state is not
+            // encrypted". Go then writes an error reply, sealed with its key, which a peer
+            // without that key cannot read; we close the stream instead.
+            _ if self.keyring.is_some() && self.gossip_verify_incoming => {
+                Err(WireError::Decrypt("remote state is not encrypted"))
+            }
+            _ => self.decode_unsealed(body, f),
         }
+    }
+
+    /// A stream message inside any encryption: compressed or plain.
+    fn decode_unsealed<R>(
+        &self,
+        body: &[u8],
+        f: impl FnOnce(StreamMessage<'_>) -> R,
+    ) -> Result<R, WireError> {
+        if body.first() == Some(&(MessageType::Compress as u8)) {
+            let plain = decompress_message(&body[1..], self.max_stream_len)?;
+            return Ok(f(self.parse_plain(&plain)?));
+        }
+        Ok(f(self.parse_plain(body)?))
     }
 
     /// A plain (uncompressed, unencrypted) stream message. Go accepts one layer of each
@@ -284,7 +330,9 @@ impl Codec {
     }
 
     /// Wrap a plain stream message for the wire, appending to `out`: LZW when compression is
-    /// enabled (always, for streams, as Go does), then the label when `dialer` is true (only the
+    /// enabled (always, for streams, as Go does), then encryption with the primary key when
+    /// there is a keyring and `gossip_verify_outgoing` (`0A`, u32 BE sealed length, the sealed
+    /// blob; AAD = those 5 bytes and our label), then the label when `dialer` is true (only the
     /// side that opened the connection writes one, once, first).
     ///
     /// # Panics
@@ -293,7 +341,28 @@ impl Codec {
         if dialer {
             self.write_label(out);
         }
-        // Encryption slot: `0A` + u32 BE length + the encrypted (compressed) message.
+        let Some(keyring) = self.sealing_keyring() else {
+            return self.write_stream_body(plain, out);
+        };
+        // memberlist's `encryptLocalState`: the length goes into the AAD, so it is written
+        // first, computed from the plaintext's length once that is known.
+        let header_at = out.len();
+        out.push(MessageType::Encrypt as u8);
+        out.extend_from_slice(&[0; ENCRYPT_LEN_BYTES]);
+        let sealed_at = out.len();
+        out.resize(sealed_at + HEADER_LEN, 0);
+        self.write_stream_body(plain, out);
+        let sealed_len = self.encryption_version.sealed_len(out.len() - sealed_at - HEADER_LEN);
+        // A message past 4 GiB cannot be framed; the saturated length makes the receiver refuse
+        // it (its limit is 20 MiB) instead of us panicking. Our messages are far smaller.
+        let sealed_len = u32::try_from(sealed_len).unwrap_or(u32::MAX);
+        out[header_at + 1..sealed_at].copy_from_slice(&sealed_len.to_be_bytes());
+        let aad = [&out[header_at..sealed_at], self.label.as_slice()].concat();
+        keyring.seal_tail(self.encryption_version, out, sealed_at, &aad);
+    }
+
+    /// The message, compressed when enabled.
+    fn write_stream_body(&self, plain: &[u8], out: &mut Vec<u8>) {
         if self.compress {
             Compress { algo: 0, buf: &lzw::compress(plain) }.encode(out);
         } else {

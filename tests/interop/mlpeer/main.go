@@ -10,6 +10,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -84,6 +85,38 @@ type tuning struct {
 	gossipToTheDead     time.Duration
 	compression         bool
 	packetSize          int
+	secretKeys          keyList
+	verifyIncoming      bool
+	verifyOutgoing      bool
+}
+
+// keyList collects -secret-key flags: base64 AES keys (16, 24 or 32 bytes),
+// repeatable or comma-separated; the first is the primary.
+type keyList [][]byte
+
+func (k *keyList) String() string { return fmt.Sprintf("%d keys", len(*k)) }
+
+func (k *keyList) Set(value string) error {
+	for _, part := range strings.Split(value, ",") {
+		key, err := decodeKey(part)
+		if err != nil {
+			return err
+		}
+		*k = append(*k, key)
+	}
+	return nil
+}
+
+// decodeKey parses one base64 key and checks it as memberlist's ValidateKey.
+func decodeKey(text string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
+	if err != nil {
+		return nil, fmt.Errorf("key is not base64: %w", err)
+	}
+	if err := memberlist.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 func (t *tuning) register(fs *flag.FlagSet) {
@@ -102,6 +135,10 @@ func (t *tuning) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.gossipToTheDead, "gossip-to-the-dead", 30*time.Second, "GossipToTheDeadTime")
 	fs.BoolVar(&t.compression, "compression", true, "EnableCompression")
 	fs.IntVar(&t.packetSize, "packet-size", 1400, "UDPBufferSize (largest gossip packet)")
+	fs.Var(&t.secretKeys, "secret-key",
+		"AES key, base64 (16, 24 or 32 bytes); repeatable or comma-separated, the first is the primary (Config.Keyring)")
+	fs.BoolVar(&t.verifyIncoming, "gossip-verify-incoming", true, "GossipVerifyIncoming")
+	fs.BoolVar(&t.verifyOutgoing, "gossip-verify-outgoing", true, "GossipVerifyOutgoing")
 }
 
 // config builds a memberlist configuration the way Alertmanager's
@@ -121,6 +158,17 @@ func (t *tuning) config(name string) *memberlist.Config {
 	c.GossipToTheDeadTime = t.gossipToTheDead
 	c.EnableCompression = t.compression
 	c.UDPBufferSize = t.packetSize
+	c.GossipVerifyIncoming = t.verifyIncoming
+	c.GossipVerifyOutgoing = t.verifyOutgoing
+	if len(t.secretKeys) > 0 {
+		// The keys were checked by ValidateKey when the flags were parsed, the only
+		// reason NewKeyring fails.
+		keyring, err := memberlist.NewKeyring(t.secretKeys, t.secretKeys[0])
+		if err != nil {
+			panic(err)
+		}
+		c.Keyring = keyring
+	}
 	return c
 }
 

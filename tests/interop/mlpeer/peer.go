@@ -25,11 +25,14 @@ const defaultLeaveTimeout = 5 * time.Second
 // peer is one memberlist node with Alertmanager-like delegates that report
 // everything they see as JSON events.
 type peer struct {
-	out   *emitter
-	name  string
-	meta  []byte
-	ml    atomic.Pointer[memberlist.Memberlist]
-	queue *memberlist.TransmitLimitedQueue
+	out  *emitter
+	name string
+	meta []byte
+	ml   atomic.Pointer[memberlist.Memberlist]
+	// keyring is the Config.Keyring the node was created with (nil without
+	// -secret-key); its methods lock, so commands may rotate it at any time.
+	keyring *memberlist.Keyring
+	queue   *memberlist.TransmitLimitedQueue
 
 	// checkRecord verifies the node record layout (see nodeRecord) on the
 	// first event about the local node, before any state is reported.
@@ -150,6 +153,7 @@ func runPeer(args []string) int {
 		},
 		RetransmitMult: t.userRetransmitMult(),
 	}
+	p.keyring = conf.Keyring
 	conf.Delegate = p
 	conf.Events = p
 	conf.Alive = p
@@ -287,6 +291,9 @@ func (p *peer) run(c *command) (obj, error) {
 		}
 		return nil, ml.Leave(timeout)
 
+	case "add_key", "use_key", "remove_key":
+		return p.rotate(c)
+
 	case "shutdown":
 		return nil, ml.Shutdown()
 	}
@@ -384,3 +391,32 @@ func (p *peer) NotifyAlive(*memberlist.Node) error { return nil }
 func (p *peer) AckPayload() []byte { return []byte{} }
 
 func (p *peer) NotifyPingComplete(*memberlist.Node, time.Duration, []byte) {}
+
+// rotate runs add_key, use_key or remove_key (data = the base64 key) on the
+// keyring, as memberlist's Keyring.AddKey/UseKey/RemoveKey, and replies with
+// the installed keys, primary first.
+func (p *peer) rotate(c *command) (obj, error) {
+	if p.keyring == nil {
+		return nil, errors.New("started without -secret-key: no keyring")
+	}
+	if c.Data == nil {
+		return nil, errors.New("missing data")
+	}
+	key, err := decodeKey(*c.Data)
+	if err != nil {
+		return nil, err
+	}
+	switch c.Cmd {
+	case "add_key":
+		err = p.keyring.AddKey(key)
+	case "use_key":
+		err = p.keyring.UseKey(key)
+	default:
+		err = p.keyring.RemoveKey(key)
+	}
+	var keys []string
+	for _, k := range p.keyring.GetKeys() {
+		keys = append(keys, base64.StdEncoding.EncodeToString(k))
+	}
+	return obj{{"keys", keys}}, err
+}
