@@ -12,7 +12,10 @@
 
 #![forbid(unsafe_code)]
 
+mod cluster_file;
 mod verify;
+
+pub use cluster_file::ClusterTls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
