@@ -24,9 +24,10 @@ pub struct hs_node {
 impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Self {
         let code = match &e {
-            NodeError::Config(_) | NodeError::Advertise(_) | NodeError::Redis(_) => {
-                hs_result::InvalidConfig
-            }
+            NodeError::Config(_)
+            | NodeError::Advertise(_)
+            | NodeError::Redis(_)
+            | NodeError::Tls(_) => hs_result::InvalidConfig,
             NodeError::Unsupported(_) => hs_result::InvalidArgument,
             NodeError::Io(_) => hs_result::Io,
             NodeError::QueueFull => hs_result::QueueFull,

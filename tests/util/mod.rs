@@ -3,6 +3,7 @@
 #![allow(unreachable_pub, dead_code)] // each test binary is its own crate and uses a subset
 
 pub mod alertmanager;
+pub mod certs;
 pub mod golang;
 pub mod logs;
 pub mod redis;

@@ -22,6 +22,8 @@ pub(crate) struct Flags {
     pub(crate) reconnect_interval: Duration,
     pub(crate) reconnect_timeout: Duration,
     pub(crate) label: String,
+    /// `--cluster.tls-config`: Alertmanager's TLS transport settings file.
+    pub(crate) tls_config: Option<PathBuf>,
     pub(crate) web_listen: SocketAddr,
     pub(crate) storage: PathBuf,
     pub(crate) retention: Duration,
@@ -45,6 +47,7 @@ impl Default for Flags {
             reconnect_interval: Duration::from_secs(10),
             reconnect_timeout: Duration::from_secs(6 * 3600),
             label: String::new(),
+            tls_config: None,
             web_listen: "0.0.0.0:9093".parse().expect("literal"),
             storage: PathBuf::from("data/"),
             retention: Duration::from_secs(120 * 3600),
@@ -59,6 +62,7 @@ pub(crate) const USAGE: &str =
   [--cluster.gossip-interval=200ms] [--cluster.pushpull-interval=1m] [--cluster.probe-interval=1s]
   [--cluster.probe-timeout=500ms] [--cluster.tcp-timeout=10s] [--cluster.settle-timeout=1m]
   [--cluster.reconnect-interval=10s] [--cluster.reconnect-timeout=6h] [--cluster.label=LABEL]
+  [--cluster.tls-config=FILE]
   [--web.listen-address=:9093] [--storage.path=data/] [--data.retention=120h]
   [--data.maintenance-interval=15m]";
 
@@ -89,6 +93,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, Str
             "cluster.reconnect-interval" => f.reconnect_interval = duration(&value()?)?,
             "cluster.reconnect-timeout" => f.reconnect_timeout = duration(&value()?)?,
             "cluster.label" => f.label = value()?,
+            // Empty is Alertmanager's default: no TLS transport.
+            "cluster.tls-config" => {
+                f.tls_config = Some(PathBuf::from(value()?)).filter(|p| !p.as_os_str().is_empty())
+            }
             "web.listen-address" => f.web_listen = addr(&value()?)?,
             "storage.path" => f.storage = PathBuf::from(value()?),
             "data.retention" => f.retention = duration(&value()?)?,
@@ -138,12 +146,15 @@ mod tests {
             "1m0s",
             "--web.listen-address=:9095",
             "--cluster.label=prod",
+            "--cluster.tls-config",
+            "tls.yml",
         ]))
         .expect("valid");
         assert_eq!(f.peers, vec!["10.0.0.1:9094", "am-1.am:9094"]);
         assert_eq!(f.gossip_interval, Duration::from_secs(60));
         assert_eq!(f.web_listen.port(), 9095);
         assert_eq!(f.label, "prod");
+        assert_eq!(f.tls_config.as_deref(), Some(std::path::Path::new("tls.yml")));
     }
 
     #[test]

@@ -57,6 +57,10 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
     swim.probe_timeout = flags.probe_timeout;
     swim.tcp_timeout = flags.tcp_timeout;
     swim.label = flags.label.clone().into_bytes();
+    if let Some(file) = &flags.tls_config {
+        let tls = hearsay::tls::ClusterTls::load(file).map_err(|e| format!("cluster: {e}"))?;
+        config.tls = Some(tls);
+    }
     let snapshots = Snapshots {
         dir: flags.storage.clone(),
         files: ALERTMANAGER_STATES
