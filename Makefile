@@ -85,7 +85,7 @@ FUZZ_FLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
   -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
 fuzz:
 	cd fuzz && RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --target $(FUZZ_TARGET)
-	for t in decode state; do \
+	for t in decode state tls_frame; do \
 	  mkdir -p fuzz/corpus/$$t && \
 	  fuzz/target/$(FUZZ_TARGET)/release/$$t fuzz/corpus/$$t tests/golden/alertmanager-0.25 \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \

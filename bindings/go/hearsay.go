@@ -66,6 +66,10 @@ type Config struct {
 	RedisURL string
 	// RedisPrefix is ha_redis_prefix (a ':' is appended unless empty).
 	RedisPrefix string
+	// ClusterTLSConfigFile names Alertmanager's TLS transport file (--cluster.tls-config):
+	// tls_server_config and tls_client_config, paths relative to the file. Gossip then runs
+	// over TLS on TCP only, with peers configured alike. Empty: plain memberlist.
+	ClusterTLSConfigFile string
 }
 
 // Node is a running hearsay peer. Its methods are safe for concurrent use. Close it when done.
@@ -138,6 +142,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.StorageDir != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_storage_dir(config, str(&p, cfg.StorageDir)) })
+	}
+	if cfg.ClusterTLSConfigFile != "" {
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_set_cluster_tls_config_file(config, str(&p, cfg.ClusterTLSConfigFile))
+		})
 	}
 	durations := []struct {
 		d   time.Duration

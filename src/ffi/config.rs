@@ -25,6 +25,8 @@ pub struct hs_config {
     pub(crate) settle_timeout: Duration,
     /// Redis mode: URL and prefix.
     pub(crate) redis: Option<(String, String)>,
+    /// Alertmanager's TLS transport, from a `--cluster.tls-config` file.
+    pub(crate) cluster_tls: Option<crate::tls::ClusterTls>,
 }
 
 impl Default for hs_config {
@@ -42,6 +44,7 @@ impl Default for hs_config {
             maintenance_interval: Duration::from_secs(15 * 60),
             settle_timeout: Duration::from_secs(60),
             redis: None,
+            cluster_tls: None,
         }
     }
 }
@@ -234,6 +237,31 @@ pub extern "C" fn hs_config_set_redis(
             ));
         }
         c.redis = Some((url.to_owned(), text(prefix, "prefix")?.to_owned()));
+        Ok(())
+    })
+}
+
+/// Gossip over Alertmanager's TLS transport (`--cluster.tls-config`): `path` names its YAML
+/// file (`tls_server_config`, `tls_client_config`; relative paths in it are relative to the
+/// file), which is read and checked now; the certificate files it names are read by
+/// `hs_node_start`. An empty `path` turns the transport off again. No UDP socket is bound, and
+/// only peers configured alike are reachable. On an unreadable or invalid file the config is
+/// unchanged and `HS_RESULT_INVALID_CONFIG` is returned (`hs_last_error_message` says why). Unused on
+/// Redis.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_cluster_tls_config_file(
+    config: *mut hs_config,
+    path: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        let path = text(path, "cluster TLS config file")?;
+        if path.is_empty() {
+            c.cluster_tls = None;
+            return Ok(());
+        }
+        let tls = crate::tls::ClusterTls::load(std::path::Path::new(path))
+            .map_err(|e| Failure::new(hs_result::InvalidConfig, e.to_string()))?;
+        c.cluster_tls = Some(tls);
         Ok(())
     })
 }

@@ -108,6 +108,7 @@ pub extern "C" fn hs_node_start(
         nc.swim.label = c.label.clone().into_bytes();
         nc.settle_timeout = c.settle_timeout;
         nc.maintenance_interval = c.maintenance_interval;
+        nc.tls = c.cluster_tls.clone();
         let node = Node::start_cluster(nc, cluster, snapshots)?;
         write(out, Box::into_raw(Box::new(hs_node { node })));
         Ok(())

@@ -10,10 +10,6 @@
 
 #![forbid(unsafe_code)]
 
-/// The test certificate generator the integration tests use.
-#[cfg(test)]
-#[path = "../../tests/util/certs.rs"]
-mod certs;
 mod conn;
 mod pipe;
 mod socket;

@@ -568,7 +568,7 @@ mod tests {
     use super::*;
     use crate::tls::{TlsClient, TlsServer};
 
-    use crate::net::certs;
+    use crate::tls::tests::certs;
 
     fn configs(tls12: bool) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
         let dir =

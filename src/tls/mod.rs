@@ -338,4 +338,4 @@ fn file_error(what: &'static str, path: &Path, reason: impl ToString) -> TlsErro
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
