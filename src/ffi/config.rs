@@ -244,10 +244,10 @@ pub extern "C" fn hs_config_set_redis(
 /// Gossip over Alertmanager's TLS transport (`--cluster.tls-config`): `path` names its YAML
 /// file (`tls_server_config`, `tls_client_config`; relative paths in it are relative to the
 /// file), which is read and checked now; the certificate files it names are read by
-/// `hs_node_start`. An empty `path` turns the transport off again. No UDP socket is bound, and
-/// only peers configured alike are reachable. On an unreadable or invalid file the config is
-/// unchanged and `HS_RESULT_INVALID_CONFIG` is returned (`hs_last_error_message` says why). Unused on
-/// Redis.
+/// `hs_node_start`. An empty `path` turns the transport off again. No UDP socket is bound,
+/// and only peers configured alike are reachable. On an unreadable or invalid file the config
+/// is unchanged and `HS_RESULT_INVALID_CONFIG` is returned (`hs_last_error_message` says
+/// why). Unused on Redis. Not thread-safe, like every `hs_config_*` call.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_config_set_cluster_tls_config_file(
     config: *mut hs_config,
