@@ -590,6 +590,31 @@ mod tests {
         (client.build().expect("client"), server.build().expect("server"))
     }
 
+    /// A packet connection queues at most `MAX_QUEUED_FRAME_BYTES` of frames while it cannot
+    /// send (here: connecting to a listener that never answers the handshake); past it,
+    /// pushes are refused (the driver counts them as dropped), and nothing was half-queued.
+    #[test]
+    fn a_packet_connection_queues_a_bounded_number_of_bytes() {
+        let (client_config, _) = configs(false);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let to = listener.local_addr().expect("addr");
+        let sock = mio::net::TcpStream::connect(to).expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let session = ClientConnection::new(client_config, name).expect("client");
+        let mut conn = PacketConn::new(Pipe::tls(sock, session), to, Millis(0), Millis(10_000));
+        let frame = vec![0u8; 1000];
+        let mut accepted = 0;
+        while conn.push(frame.clone(), 990, Millis(1)) {
+            accepted += 1;
+            assert!(accepted <= MAX_QUEUED_FRAME_BYTES / 1000, "unbounded queue");
+        }
+        assert_eq!(accepted, MAX_QUEUED_FRAME_BYTES / 1000);
+        assert_eq!(conn.queued(), accepted);
+        // Driving it hands frames to the session only as its bounded buffer allows.
+        let _ = conn.drive();
+        assert!(conn.queued() > 0, "the handshake has not happened: frames wait");
+    }
+
     /// Application-data records in `bytes` (TLS 1.2: only application data has type 23), with
     /// their payload lengths.
     fn app_records(bytes: &[u8]) -> Vec<usize> {
