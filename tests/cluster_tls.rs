@@ -1,5 +1,5 @@
 //! Alertmanager's TLS transport (`--cluster.tls-config`): hearsay nodes with each other and
-//! with the latest stock Alertmanager, mutual TLS, and a node whose certificate comes from
+//! with stock Alertmanagers (the latest release and Debian's 0.25), mutual TLS, and a node whose certificate comes from
 //! another CA, which both kinds refuse. Certificates are made by each test.
 
 mod util;
@@ -7,7 +7,9 @@ mod util;
 use std::path::Path;
 use std::time::Duration;
 
-use util::alertmanager::{Alertmanager, Hearsay, Server, add_silence, latest, scratch, summary};
+use util::alertmanager::{
+    Alertmanager, Hearsay, Server, add_silence, debian, latest, scratch, summary,
+};
 use util::certs::{Leaf, TestCa};
 use util::wait_for;
 
@@ -77,12 +79,23 @@ fn two_hearsay_nodes_gossip_over_tls() {
 
 #[test]
 fn hearsay_and_alertmanager_gossip_over_mutual_tls() {
+    mutual_tls_with(&latest());
+}
+
+/// Alertmanager 0.25 has the same transport (it only crashes without `tls_client_config`,
+/// which mutual TLS sets anyway).
+#[test]
+fn hearsay_and_debian_alertmanager_gossip_over_mutual_tls() {
+    mutual_tls_with(&debian());
+}
+
+fn mutual_tls_with(bin: &Path) {
     let certs = scratch("tls-am-certs");
     let ca = TestCa::new(&certs, "cluster");
     let am_dir = scratch("am-tls");
     let am_leaf = ca.server("am", &[]);
     let am = Alertmanager::alertmanager_with(
-        &latest(),
+        bin,
         &am_dir,
         &[],
         &tls_flag(&am_dir.join("tls"), &ca, &am_leaf),
