@@ -52,14 +52,15 @@ unit:
 
 # Real sockets on loopback; the C ABI from a C program (and the committed header checked
 # against cbindgen); real Go memberlist peers (v0.5.0 and the latest); stock
-# Alertmanagers (Debian's 0.25 and the latest release) in one cluster with hearsay.
+# Alertmanagers (Debian's 0.25 and the latest release) in one cluster with hearsay, also over
+# Alertmanager's TLS transport.
 integration:
 	@for f in tests/*.rs; do t=$$(basename $$f .rs); grep -q -- "--test $$t " Makefile || \
 	  { echo "tests/$$t.rs is not run by make test: add it here"; exit 1; }; done
 	$(CARGO) test --locked --test node_loopback --test node_states --test interop_memberlist \
 	  --test c_abi -- --test-threads=4
 	$(CARGO) test --locked --test mixed_cluster --test hearsay_api --test redis_peer \
-	  -- --test-threads=2
+	  --test cluster_tls -- --test-threads=2
 
 # The Go binding (cgo) against this build of the library, with the race detector; it runs
 # Alertmanager's own Go silences on hearsay nodes.
@@ -84,7 +85,7 @@ FUZZ_FLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
   -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
 fuzz:
 	cd fuzz && RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --target $(FUZZ_TARGET)
-	for t in decode decrypt state; do \
+	for t in decode decrypt state tls_frame; do \
 	  mkdir -p fuzz/corpus/$$t && \
 	  fuzz/target/$(FUZZ_TARGET)/release/$$t fuzz/corpus/$$t tests/golden/alertmanager-0.25 \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \

@@ -382,6 +382,15 @@ hs_result hs_config_set_gossip_verify_incoming(struct hs_config *config, bool ve
 // false for the first step of rolling encryption in.
 hs_result hs_config_set_gossip_verify_outgoing(struct hs_config *config, bool verify);
 
+// Gossip over Alertmanager's TLS transport (`--cluster.tls-config`): `path` names its YAML
+// file (`tls_server_config`, `tls_client_config`; relative paths in it are relative to the
+// file), which is read and checked now; the certificate files it names are read by
+// `hs_node_start`. An empty `path` turns the transport off again. No UDP socket is bound,
+// and only peers configured alike are reachable. On an unreadable or invalid file the config
+// is unchanged and `HS_RESULT_INVALID_CONFIG` is returned (`hs_last_error_message` says
+// why). Unused on Redis. Not thread-safe, like every `hs_config_*` call.
+hs_result hs_config_set_cluster_tls_config_file(struct hs_config *config, struct hs_str path);
+
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with
 // `hs_node_free`. `config` is only read. A corrupt snapshot file gives

@@ -67,6 +67,10 @@ type Config struct {
 	RedisURL string
 	// RedisPrefix is ha_redis_prefix (a ':' is appended unless empty).
 	RedisPrefix string
+	// ClusterTLSConfigFile names Alertmanager's TLS transport file (--cluster.tls-config):
+	// tls_server_config and tls_client_config, paths relative to the file. Gossip then runs
+	// over TLS on TCP only, with peers configured alike. Empty: plain memberlist.
+	ClusterTLSConfigFile string
 	// SecretKeys are AES-GCM keys of 16, 24 or 32 bytes encrypting every packet and stream,
 	// byte-compatible with memberlist's Config.SecretKey / Keyring: the first is the primary,
 	// which encrypts; all decrypt. Default none (no encryption), at most 32. Alertmanager has
@@ -190,6 +194,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if v := cfg.GossipVerifyOutgoing; v != nil {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_gossip_verify_outgoing(config, C.bool(*v)) })
+	}
+	if cfg.ClusterTLSConfigFile != "" {
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_set_cluster_tls_config_file(config, str(&p, cfg.ClusterTLSConfigFile))
+		})
 	}
 	durations := []struct {
 		d   time.Duration

@@ -41,6 +41,8 @@ pub struct hs_config {
     pub(crate) secret_keys: Vec<SecretKey>,
     pub(crate) gossip_verify_incoming: bool,
     pub(crate) gossip_verify_outgoing: bool,
+    /// Alertmanager's TLS transport, from a `--cluster.tls-config` file.
+    pub(crate) cluster_tls: Option<crate::tls::ClusterTls>,
 }
 
 impl Default for hs_config {
@@ -66,6 +68,7 @@ impl Default for hs_config {
             secret_keys: Vec::new(),
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
+            cluster_tls: None,
         }
     }
 }
@@ -420,6 +423,31 @@ pub extern "C" fn hs_config_set_gossip_verify_outgoing(
 ) -> hs_result {
     set(config, |c| {
         c.gossip_verify_outgoing = verify;
+        Ok(())
+    })
+}
+
+/// Gossip over Alertmanager's TLS transport (`--cluster.tls-config`): `path` names its YAML
+/// file (`tls_server_config`, `tls_client_config`; relative paths in it are relative to the
+/// file), which is read and checked now; the certificate files it names are read by
+/// `hs_node_start`. An empty `path` turns the transport off again. No UDP socket is bound,
+/// and only peers configured alike are reachable. On an unreadable or invalid file the config
+/// is unchanged and `HS_RESULT_INVALID_CONFIG` is returned (`hs_last_error_message` says
+/// why). Unused on Redis. Not thread-safe, like every `hs_config_*` call.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_cluster_tls_config_file(
+    config: *mut hs_config,
+    path: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        let path = text(path, "cluster TLS config file")?;
+        if path.is_empty() {
+            c.cluster_tls = None;
+            return Ok(());
+        }
+        let tls = crate::tls::ClusterTls::load(std::path::Path::new(path))
+            .map_err(|e| Failure::new(hs_result::InvalidConfig, e.to_string()))?;
+        c.cluster_tls = Some(tls);
         Ok(())
     })
 }

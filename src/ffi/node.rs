@@ -25,9 +25,10 @@ pub struct hs_node {
 impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Self {
         let code = match &e {
-            NodeError::Config(_) | NodeError::Advertise(_) | NodeError::Redis(_) => {
-                hs_result::InvalidConfig
-            }
+            NodeError::Config(_)
+            | NodeError::Advertise(_)
+            | NodeError::Redis(_)
+            | NodeError::Tls(_) => hs_result::InvalidConfig,
             NodeError::Unsupported(_) => hs_result::InvalidArgument,
             NodeError::Io(_) => hs_result::Io,
             NodeError::QueueFull => hs_result::QueueFull,
@@ -121,6 +122,7 @@ pub extern "C" fn hs_node_start(
         nc.swim.gossip_verify_outgoing = c.gossip_verify_outgoing;
         nc.settle_timeout = c.settle_timeout;
         nc.maintenance_interval = c.maintenance_interval;
+        nc.tls = c.cluster_tls.clone();
         let node = Node::start_cluster(nc, cluster, snapshots)?;
         write(out, Box::into_raw(Box::new(hs_node { node })));
         Ok(())

@@ -1,15 +1,16 @@
-//! One TCP connection carrying one memberlist exchange: a request and at most one reply.
+//! One connection carrying one memberlist exchange: a request and at most one reply, over
+//! plain TCP or a TLS session ([`Pipe`]); the exchange is the same over both.
 //!
 //! Go peers never half-close, so a frame is complete when the codec says so, not at EOF
 //! ([`Codec::stream_frame`]). Readiness is edge-triggered: every call drains reads and writes
 //! until `WouldBlock`.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 
 use mio::Interest;
-use mio::net::TcpStream;
 
+use super::pipe::Pipe;
 use crate::core::Millis;
 use crate::core::swim::{StreamFailure, StreamId};
 use crate::core::wire::{Codec, StreamFrame, WireError};
@@ -38,7 +39,7 @@ pub(crate) enum Progress {
 
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) sock: TcpStream,
+    pub(crate) pipe: Pipe,
     pub(crate) role: Role,
     pub(crate) deadline: Millis,
     out: Vec<u8>,
@@ -53,23 +54,36 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn outbound(
-        sock: TcpStream,
+        pipe: Pipe,
         id: StreamId,
         bytes: Vec<u8>,
         expect_reply: bool,
         deadline: Millis,
     ) -> Self {
         let role = Role::Outbound { id, expect_reply };
-        Self::new(sock, role, bytes, deadline, false)
+        Self::new(pipe, role, bytes, deadline, false)
     }
 
-    pub(crate) fn inbound(sock: TcpStream, from: SocketAddr, deadline: Millis) -> Self {
-        Self::new(sock, Role::Inbound { from }, Vec::new(), deadline, true)
+    pub(crate) fn inbound(pipe: Pipe, from: SocketAddr, deadline: Millis) -> Self {
+        Self::new(pipe, Role::Inbound { from }, Vec::new(), deadline, true)
     }
 
-    fn new(sock: TcpStream, role: Role, out: Vec<u8>, deadline: Millis, connected: bool) -> Self {
+    /// An inbound stream whose first `read` bytes (what followed the TLS transport's STREAM
+    /// frame) were already taken from the pipe.
+    pub(crate) fn inbound_after(
+        pipe: Pipe,
+        from: SocketAddr,
+        deadline: Millis,
+        read: Vec<u8>,
+    ) -> Self {
+        let mut conn = Self::inbound(pipe, from, deadline);
+        conn.inbuf = read;
+        conn
+    }
+
+    fn new(pipe: Pipe, role: Role, out: Vec<u8>, deadline: Millis, connected: bool) -> Self {
         Self {
-            sock,
+            pipe,
             role,
             deadline,
             out,
@@ -84,6 +98,11 @@ impl Conn {
     /// Interest to register: outbound connections wait for connect (writable) and the reply;
     /// inbound ones read until the request is in, then write the reply.
     pub(crate) fn interest(&self) -> Interest {
+        if matches!(self.pipe, Pipe::Tls(_)) {
+            // A TLS session reads and writes records in both directions whatever the
+            // exchange is doing (handshake, alerts, tickets).
+            return Interest::READABLE | Interest::WRITABLE;
+        }
         match self.role {
             Role::Outbound { .. } => Interest::READABLE | Interest::WRITABLE,
             Role::Inbound { .. } if self.replying => Interest::WRITABLE,
@@ -112,10 +131,13 @@ impl Conn {
                 Err(_) => return Progress::Failed(StreamFailure::Connect),
             }
         }
+        if let Err(e) = self.pipe.progress() {
+            return Progress::Failed(io_failure(&e));
+        }
         if let Err(e) = self.flush() {
             return Progress::Failed(io_failure(&e));
         }
-        if self.written < self.out.len() {
+        if self.written < self.out.len() || !self.pipe.flushed() {
             return Progress::Pending;
         }
         match self.role {
@@ -128,10 +150,10 @@ impl Conn {
 
     /// A non-blocking connect has finished when the socket has a peer; an error means it failed.
     fn check_connected(&mut self) -> io::Result<bool> {
-        if let Some(e) = self.sock.take_error()? {
+        if let Some(e) = self.pipe.sock().take_error()? {
             return Err(e);
         }
-        match self.sock.peer_addr() {
+        match self.pipe.sock().peer_addr() {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
             Err(e) => Err(e),
@@ -140,7 +162,7 @@ impl Conn {
 
     fn flush(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
-            match self.sock.write(&self.out[self.written..]) {
+            match self.pipe.write(&self.out[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -155,7 +177,7 @@ impl Conn {
         let mut chunk = [0u8; 16 * 1024];
         let mut eof = false;
         loop {
-            match self.sock.read(&mut chunk) {
+            match self.pipe.read(&mut chunk) {
                 Ok(0) => {
                     eof = true;
                     break;

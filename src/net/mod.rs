@@ -1,7 +1,9 @@
 //! The mio event loop: moves bytes between the gossip port and a [`GossipPeer`] core.
 //!
 //! One thread, one `Poll`: a UDP socket and a TCP listener on the same address, a connection
-//! per stream, and a [`Waker`] for other threads. Each turn sleeps until a socket is ready, the
+//! per stream, and a [`Waker`] for other threads. With Alertmanager's TLS transport
+//! ([`TlsTransport`]) there is no UDP socket: packets and streams both travel over TLS
+//! sessions on the TCP listener's port (see the `tls` module). Each turn sleeps until a socket is ready, the
 //! core's next deadline, or a caller's deadline; drains every ready socket until `WouldBlock`
 //! (mio is edge-triggered); runs due timers; and sends what the core produced. It makes no
 //! protocol decisions: every byte in goes to the core, every byte out comes from it.
@@ -9,7 +11,9 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod pipe;
 mod socket;
+mod tls;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -25,6 +29,8 @@ use crate::core::swim::{Delegate, StreamFailure, Transmit};
 use crate::core::wire::Codec;
 use crate::core::{Millis, UnixMillis};
 use conn::{Conn, Progress, Role};
+use pipe::Pipe;
+pub use tls::TlsTransport;
 
 const WAKER: Token = Token(0);
 const UDP: Token = Token(1);
@@ -103,6 +109,27 @@ pub struct DriverStats {
     pub streams_refused: u64,
     /// Streams that failed or timed out.
     pub streams_failed: u64,
+    /// TLS transport: packet bytes handed to sessions, frames excluded (Alertmanager's
+    /// `alertmanager_tls_transport_packet_bytes_sent_total`).
+    pub tls_packet_bytes_sent: u64,
+    /// TLS transport: packet bytes received, frames excluded.
+    pub tls_packet_bytes_received: u64,
+    /// TLS transport: stream connections opened.
+    pub tls_streams_sent: u64,
+    /// TLS transport: stream connections accepted (a STREAM frame read).
+    pub tls_streams_received: u64,
+    /// TLS transport: inbound connections given up on an error (handshake, bad frame, I/O).
+    pub tls_read_errors: u64,
+    /// TLS transport: outbound packet connections that failed (dial, handshake, write).
+    pub tls_write_errors_packet: u64,
+    /// TLS transport: outbound stream connections that failed.
+    pub tls_write_errors_stream: u64,
+    /// TLS handshakes that failed on connections we accepted (a refused client certificate).
+    pub tls_handshake_failures_inbound: u64,
+    /// TLS handshakes that failed on connections we dialled (a refused server certificate).
+    pub tls_handshake_failures_outbound: u64,
+    /// TLS transport: packets dropped because their connection's queue was full.
+    pub tls_packets_dropped: u64,
 }
 
 /// The event loop around one core.
@@ -111,7 +138,8 @@ pub struct Driver<D: Delegate> {
     poll: Poll,
     events: Events,
     waker: Arc<Waker>,
-    udp: UdpSocket,
+    /// Absent with the TLS transport.
+    udp: Option<UdpSocket>,
     listener: TcpListener,
     local: SocketAddr,
     peer: GossipPeer<D>,
@@ -125,6 +153,7 @@ pub struct Driver<D: Delegate> {
     udp_backlog: bool,
     recv_buf: Vec<u8>,
     stats: DriverStats,
+    tls: Option<tls::TlsState>,
 }
 
 impl<D: Delegate> Driver<D> {
@@ -135,16 +164,45 @@ impl<D: Delegate> Driver<D> {
         clock: Clock,
         make_core: impl FnOnce(SocketAddr, Millis) -> Result<GossipPeer<D>, E>,
     ) -> Result<Self, DriverError<E>> {
-        let (mut udp, mut listener) = socket::bind_pair(bind).map_err(DriverError::Io)?;
+        Self::bind_with(bind, clock, None, make_core)
+    }
+
+    /// Like [`Self::bind`], with Alertmanager's TLS transport instead of UDP and plain TCP:
+    /// only the TCP port is bound.
+    pub fn bind_tls<E>(
+        bind: SocketAddr,
+        clock: Clock,
+        tls: TlsTransport,
+        make_core: impl FnOnce(SocketAddr, Millis) -> Result<GossipPeer<D>, E>,
+    ) -> Result<Self, DriverError<E>> {
+        Self::bind_with(bind, clock, Some(tls), make_core)
+    }
+
+    fn bind_with<E>(
+        bind: SocketAddr,
+        clock: Clock,
+        tls: Option<TlsTransport>,
+        make_core: impl FnOnce(SocketAddr, Millis) -> Result<GossipPeer<D>, E>,
+    ) -> Result<Self, DriverError<E>> {
+        let (mut udp, mut listener) = match tls {
+            None => {
+                let (udp, tcp) = socket::bind_pair(bind).map_err(DriverError::Io)?;
+                (Some(udp), tcp)
+            }
+            Some(_) => (None, socket::bind_tcp(bind).map_err(DriverError::Io)?),
+        };
         let local = listener.local_addr().map_err(DriverError::Io)?;
         let poll = Poll::new().map_err(DriverError::Io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(DriverError::Io)?);
-        poll.registry().register(&mut udp, UDP, Interest::READABLE).map_err(DriverError::Io)?;
+        if let Some(udp) = &mut udp {
+            poll.registry().register(udp, UDP, Interest::READABLE).map_err(DriverError::Io)?;
+        }
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(DriverError::Io)?;
         let peer = make_core(local, clock.now()).map_err(DriverError::Core)?;
         let codec = peer.swim().codec().clone();
+        let udp_needed = udp.is_some();
         Ok(Self {
             poll,
             events: Events::with_capacity(1024),
@@ -161,8 +219,9 @@ impl<D: Delegate> Driver<D> {
             pending_udp: VecDeque::new(),
             udp_write_interest: false,
             udp_backlog: false,
-            recv_buf: vec![0; UDP_READ_BYTES],
+            recv_buf: vec![0; if udp_needed { UDP_READ_BYTES } else { 0 }],
             stats: DriverStats::default(),
+            tls: tls.map(tls::TlsState::new),
         })
     }
 
@@ -199,7 +258,8 @@ impl<D: Delegate> Driver<D> {
     /// One turn of the loop: sleep until something is ready, the core's next deadline or
     /// `wake_at` (whichever is first), then handle everything that is ready.
     pub fn turn(&mut self, wake_at: Option<Millis>) -> io::Result<()> {
-        let timeout = if self.udp_backlog {
+        let tls_backlog = self.tls.as_ref().is_some_and(tls::TlsState::has_backlog);
+        let timeout = if self.udp_backlog || tls_backlog {
             Some(Duration::ZERO)
         } else {
             self.next_wake(wake_at).map(|at| self.clock.until(at))
@@ -225,11 +285,15 @@ impl<D: Delegate> Driver<D> {
                     }
                 }
                 LISTENER => self.accept(),
-                Token(t) => self.drive_conn(t),
+                Token(t) if self.conns.contains_key(&t) => self.drive_conn(t),
+                Token(t) => self.drive_tls(t),
             }
         }
         if udp_readable {
             self.receive_udp();
+        }
+        if tls_backlog {
+            self.drive_tls_backlog();
         }
         self.run_timers();
         self.flush();
@@ -239,15 +303,15 @@ impl<D: Delegate> Driver<D> {
     /// Send everything the core has queued: datagrams and new streams.
     pub fn flush(&mut self) {
         while let Some(t) = self.peer.poll_transmit() {
-            self.send_udp(t);
+            self.send_packet(t);
         }
         while let Some(req) = self.peer.poll_stream() {
             self.stats.streams_opened += 1;
-            match socket::connect(req.to) {
-                Ok(sock) => {
+            match self.stream_pipe(req.to) {
+                Ok(pipe) => {
                     self.stats.stream_bytes_sent += req.bytes.len() as u64;
                     self.register(Conn::outbound(
-                        sock,
+                        pipe,
                         req.id,
                         req.bytes,
                         req.expect_reply,
@@ -256,6 +320,9 @@ impl<D: Delegate> Driver<D> {
                 }
                 Err(_) => {
                     self.stats.streams_failed += 1;
+                    if self.tls.is_some() {
+                        self.stats.tls_write_errors_stream += 1;
+                    }
                     let now = self.clock.now();
                     self.peer.handle_stream_reply(now, req.id, Err(StreamFailure::Connect));
                 }
@@ -265,7 +332,29 @@ impl<D: Delegate> Driver<D> {
 
     fn next_wake(&self, wake_at: Option<Millis>) -> Option<Millis> {
         let conn_deadline = self.conns.values().map(|c| c.deadline).min();
-        [self.peer.poll_timeout(), conn_deadline, wake_at].into_iter().flatten().min()
+        let tls_deadline = self.tls.as_ref().and_then(tls::TlsState::next_deadline);
+        [self.peer.poll_timeout(), conn_deadline, tls_deadline, wake_at].into_iter().flatten().min()
+    }
+
+    /// A new stream's connection: plain TCP, or a TLS session that opens with a STREAM frame.
+    fn stream_pipe(&mut self, to: SocketAddr) -> io::Result<Pipe> {
+        let sock = socket::connect(to)?;
+        match &self.tls {
+            None => Ok(Pipe::Plain(sock)),
+            Some(tls) => {
+                self.stats.tls_streams_sent += 1;
+                tls::stream_pipe(sock, tls.transport.dial(to)?)
+            }
+        }
+    }
+
+    /// Send a packet the core produced: a datagram, or a frame on a pooled TLS connection.
+    fn send_packet(&mut self, t: Transmit) {
+        if self.tls.is_some() {
+            self.send_tls_packet(t);
+        } else {
+            self.send_udp(t);
+        }
     }
 
     fn run_timers(&mut self) {
@@ -280,11 +369,13 @@ impl<D: Delegate> Driver<D> {
                 self.finish(conn, Progress::Failed(StreamFailure::Timeout));
             }
         }
+        self.expire_tls(now);
     }
 
     fn receive_udp(&mut self) {
         for _ in 0..UDP_BATCH {
-            match self.udp.recv_from(&mut self.recv_buf) {
+            let Some(udp) = &self.udp else { return };
+            match udp.recv_from(&mut self.recv_buf) {
                 Ok((n, from)) => {
                     self.stats.udp_received += 1;
                     self.stats.udp_bytes_received += n as u64;
@@ -308,7 +399,8 @@ impl<D: Delegate> Driver<D> {
             self.queue_udp(t);
             return;
         }
-        match self.udp.send_to(&t.bytes, t.to) {
+        let Some(udp) = &self.udp else { return };
+        match udp.send_to(&t.bytes, t.to) {
             Ok(n) => {
                 self.stats.udp_sent += 1;
                 self.stats.udp_bytes_sent += n as u64;
@@ -319,6 +411,7 @@ impl<D: Delegate> Driver<D> {
     }
 
     fn queue_udp(&mut self, t: Transmit) {
+        let Some(udp) = &mut self.udp else { return };
         if self.pending_udp.len() >= MAX_PENDING_UDP {
             self.stats.udp_dropped += 1;
             return;
@@ -328,14 +421,15 @@ impl<D: Delegate> Driver<D> {
             self.udp_write_interest = self
                 .poll
                 .registry()
-                .reregister(&mut self.udp, UDP, Interest::READABLE | Interest::WRITABLE)
+                .reregister(udp, UDP, Interest::READABLE | Interest::WRITABLE)
                 .is_ok();
         }
     }
 
     fn send_pending_udp(&mut self) {
+        let Some(udp) = &mut self.udp else { return };
         while let Some(t) = self.pending_udp.pop_front() {
-            match self.udp.send_to(&t.bytes, t.to) {
+            match udp.send_to(&t.bytes, t.to) {
                 Ok(n) => {
                     self.stats.udp_sent += 1;
                     self.stats.udp_bytes_sent += n as u64;
@@ -349,13 +443,14 @@ impl<D: Delegate> Driver<D> {
         }
         if self.udp_write_interest {
             self.udp_write_interest = false;
-            let _ = self.poll.registry().reregister(&mut self.udp, UDP, Interest::READABLE);
+            let _ = self.poll.registry().reregister(udp, UDP, Interest::READABLE);
         }
     }
 
     fn accept(&mut self) {
         loop {
             match self.listener.accept() {
+                Ok((sock, from)) if self.tls.is_some() => self.accept_tls(sock, from),
                 Ok((sock, from)) => {
                     if self.inbound >= MAX_INBOUND {
                         self.stats.streams_refused += 1;
@@ -365,7 +460,7 @@ impl<D: Delegate> Driver<D> {
                     self.inbound += 1;
                     self.stats.streams_opened += 1;
                     let deadline = self.clock.now() + self.peer.swim().config().tcp_timeout;
-                    let token = self.register(Conn::inbound(sock, from, deadline));
+                    let token = self.register(Conn::inbound(Pipe::Plain(sock), from, deadline));
                     // Data may already be waiting; edge-triggered readiness will not repeat it.
                     if let Some(t) = token {
                         self.drive_conn(t);
@@ -381,7 +476,7 @@ impl<D: Delegate> Driver<D> {
     fn register(&mut self, mut conn: Conn) -> Option<usize> {
         let token = self.free_token();
         let interest = conn.interest();
-        if self.poll.registry().register(&mut conn.sock, Token(token), interest).is_err() {
+        if self.poll.registry().register(conn.pipe.sock(), Token(token), interest).is_err() {
             self.finish(conn, Progress::Failed(StreamFailure::Connect));
             return None;
         }
@@ -393,7 +488,8 @@ impl<D: Delegate> Driver<D> {
         loop {
             let t = self.next_token;
             self.next_token = if t == usize::MAX { FIRST_CONN } else { t + 1 };
-            if !self.conns.contains_key(&t) {
+            let tls_taken = self.tls.as_ref().is_some_and(|tls| tls.holds(t));
+            if !self.conns.contains_key(&t) && !tls_taken {
                 return t;
             }
         }
@@ -410,7 +506,8 @@ impl<D: Delegate> Driver<D> {
                     self.stats.stream_bytes_sent += reply.len() as u64;
                     conn.reply(reply);
                     let interest = conn.interest();
-                    let _ = self.poll.registry().reregister(&mut conn.sock, Token(token), interest);
+                    let _ =
+                        self.poll.registry().reregister(conn.pipe.sock(), Token(token), interest);
                     progress = conn.drive(&self.codec, max_len);
                 }
                 Ok(None) | Err(_) => progress = Progress::Done,
@@ -426,7 +523,8 @@ impl<D: Delegate> Driver<D> {
 
     /// Close a connection and tell the core how its exchange ended.
     fn finish(&mut self, mut conn: Conn, progress: Progress) {
-        let _ = self.poll.registry().deregister(&mut conn.sock);
+        let _ = self.poll.registry().deregister(conn.pipe.sock());
+        self.note_handshake(&conn.pipe, matches!(conn.role, Role::Inbound { .. }));
         let now = self.clock.now();
         match (conn.role, progress) {
             (Role::Inbound { .. }, progress) => {
@@ -440,6 +538,9 @@ impl<D: Delegate> Driver<D> {
             }
             (Role::Outbound { id, .. }, Progress::Failed(failure)) => {
                 self.stats.streams_failed += 1;
+                if self.tls.is_some() {
+                    self.stats.tls_write_errors_stream += 1;
+                }
                 self.peer.handle_stream_reply(now, id, Err(failure));
             }
             // Written in full, no reply expected: delivered as far as TCP can tell.

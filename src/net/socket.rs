@@ -48,7 +48,8 @@ fn bind_udp(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
     Ok(mio::net::UdpSocket::from_std(socket.into()))
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+/// Bind only TCP on `addr` (the TLS transport has no UDP).
+pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     let socket = Socket::new(domain(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;

@@ -537,6 +537,13 @@ impl EventLoop {
             Transport::Gossip(_) => self.publish_gossip(),
             Transport::Redis { .. } => self.publish_redis(),
         }
+        if let Transport::Gossip(d) = &mut self.transport
+            && let Some(line) = d.take_tls_failure()
+            && self.throttle.allow("tls_handshake")
+        {
+            // Counted in hearsay_tls_handshake_failures_total; logged once a minute at most.
+            log::warn!("{line}");
+        }
     }
 
     fn publish_gossip(&mut self) {
@@ -586,6 +593,9 @@ impl EventLoop {
         {
             let mut stats = self.shared.stats.lock();
             stats.driver = d.stats();
+            if let Some(tls) = &m.tls {
+                tls.sync(&stats.driver);
+            }
             stats.events_dropped += swim.stats().events_dropped;
         }
         if swim.members_version() == self.members_version {

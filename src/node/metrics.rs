@@ -53,6 +53,8 @@ pub(crate) struct Metrics {
     /// Packets and streams dropped because they did not decrypt, by `transport` (`packet`,
     /// `stream`). hearsay's own: Alertmanager only logs memberlist's "Decrypt packet failed".
     pub(crate) decrypt_failures: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// The TLS transport's counters, when it is on.
+    pub(crate) tls: Option<TlsMetrics>,
     /// Alertmanager exports these as summaries without quantiles (`_sum`, `_count`); the
     /// Rust client has no summary type, so they are histograms with the same `_sum`/`_count`.
     nflog_gc: Histogram,
@@ -131,6 +133,7 @@ impl Metrics {
             nflog_query: default_histogram(),
             silences_query: default_histogram(),
             oversize: Family::new_with_constructor(default_histogram),
+            tls: None,
         };
         let info = Family::<Vec<(&'static str, String)>, Gauge>::default();
         info.get_or_create(&vec![("peer", name.to_owned())]).set(1);
@@ -357,6 +360,97 @@ impl Metrics {
     /// One completed oversized send.
     pub(crate) fn observe_oversize(&self, key: &str, took: std::time::Duration) {
         self.oversize.get_or_create(&vec![("key", key.to_owned())]).observe(took.as_secs_f64());
+    }
+}
+
+/// The TLS transport's counters: Alertmanager's `alertmanager_tls_transport_*` (its
+/// `cluster/tls_transport.go`), registered only when the transport is on, as there, plus
+/// refused handshakes by direction, which Alertmanager only counts as read or write errors.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TlsMetrics {
+    packet_bytes_sent: Counter,
+    packet_bytes_received: Counter,
+    streams_sent: Counter,
+    streams_received: Counter,
+    read_errors: Counter,
+    write_errors: Family<Vec<(&'static str, &'static str)>, Counter>,
+    handshake_failures: Family<Vec<(&'static str, &'static str)>, Counter>,
+}
+
+impl TlsMetrics {
+    /// Create and register them.
+    pub(crate) fn new(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        for kind in ["packet", "stream"] {
+            let _ = m.write_errors.get_or_create(&vec![("connection_type", kind)]);
+        }
+        for direction in ["inbound", "outbound"] {
+            let _ = m.handshake_failures.get_or_create(&vec![("direction", direction)]);
+        }
+        let counters = [
+            (
+                "alertmanager_tls_transport_packet_bytes_sent",
+                "The number of packet bytes sent to outgoing connections (excluding internal metadata).",
+                &m.packet_bytes_sent,
+            ),
+            (
+                "alertmanager_tls_transport_packet_bytes_received",
+                "The number of packet bytes received from incoming connections (excluding internal metadata).",
+                &m.packet_bytes_received,
+            ),
+            (
+                "alertmanager_tls_transport_stream_connections_sent",
+                "The number of stream connections sent.",
+                &m.streams_sent,
+            ),
+            (
+                "alertmanager_tls_transport_stream_connections_received",
+                "The number of stream connections received.",
+                &m.streams_received,
+            ),
+            (
+                "alertmanager_tls_transport_read_errors",
+                "The number of errors encountered while reading from incoming connections.",
+                &m.read_errors,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "alertmanager_tls_transport_write_errors",
+            "The number of errors encountered while writing to outgoing connections.",
+            m.write_errors.clone(),
+        );
+        registry.register(
+            "hearsay_tls_handshake_failures",
+            "TLS handshakes on the gossip port that failed, by who opened the connection.",
+            m.handshake_failures.clone(),
+        );
+        m
+    }
+
+    /// Bring the counters up to the driver's totals.
+    pub(crate) fn sync(&self, s: &crate::net::DriverStats) {
+        use crate::node::sync_counter;
+        sync_counter(&self.packet_bytes_sent, s.tls_packet_bytes_sent);
+        sync_counter(&self.packet_bytes_received, s.tls_packet_bytes_received);
+        sync_counter(&self.streams_sent, s.tls_streams_sent);
+        sync_counter(&self.streams_received, s.tls_streams_received);
+        sync_counter(&self.read_errors, s.tls_read_errors);
+        let labelled = [
+            (&self.write_errors, ("connection_type", "packet"), s.tls_write_errors_packet),
+            (&self.write_errors, ("connection_type", "stream"), s.tls_write_errors_stream),
+            (&self.handshake_failures, ("direction", "inbound"), s.tls_handshake_failures_inbound),
+            (
+                &self.handshake_failures,
+                ("direction", "outbound"),
+                s.tls_handshake_failures_outbound,
+            ),
+        ];
+        for (family, label, total) in labelled {
+            sync_counter(&family.get_or_create(&vec![label]), total);
+        }
     }
 }
 

@@ -41,7 +41,7 @@ use crate::core::peer::redis::{RedisPeer, RedisSettings};
 use crate::core::swim::{Member, MemberChange, Swim};
 use crate::core::wire::{KeyringError, SecretKey};
 use crate::core::{NodeName, UnixMillis};
-use crate::net::{Clock, Driver, DriverError, DriverStats};
+use crate::net::{Clock, Driver, DriverError, DriverStats, TlsTransport};
 use crate::redis::driver::RedisDriver;
 use crate::redis::{Endpoint, TlsSetup};
 use crate::tls::TlsClient;
@@ -99,6 +99,13 @@ pub struct NodeConfig {
     /// Run on Redis pub/sub in Grafana's layout instead of gossip; the gossip-only fields
     /// above are then unused.
     pub redis: Option<RedisConfig>,
+    /// Gossip over Alertmanager's TLS transport instead of UDP and plain TCP: every packet and
+    /// stream travels in TLS over TCP on the gossip port, no UDP socket is bound, and only
+    /// peers configured the same way (and, with mutual TLS, holding a certificate from the
+    /// client CA) can be members. Alertmanager `--cluster.tls-config` (see
+    /// [`ClusterTls::load`](crate::tls::ClusterTls::load)); default `None`, plain memberlist.
+    /// The certificate files are read when the node starts. Unused on Redis.
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 /// Redis mode: Grafana's `ha_redis_*` keys.
@@ -169,6 +176,7 @@ impl NodeConfig {
             settle_timeout: Duration::from_secs(60),
             maintenance_interval: Duration::from_secs(15 * 60),
             redis: None,
+            tls: None,
         }
     }
 
@@ -288,6 +296,9 @@ pub enum NodeError {
     /// keyring is unchanged.
     #[error("keyring: {0}")]
     Keyring(#[from] KeyringError),
+    /// The cluster TLS settings or their files were refused; nothing started.
+    #[error("cluster TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Counters of the node's own plumbing.
@@ -536,7 +547,10 @@ impl Node {
         let (out_tx, out_rx) = bounded(OUTBOUND_LEN);
         let (event_tx, event_rx) = bounded(config.event_queue_len.max(1));
         let mut registry = Registry::default();
-        let metrics = Metrics::new(&mut registry, config.swim.name.as_str());
+        let mut metrics = Metrics::new(&mut registry, config.swim.name.as_str());
+        if config.tls.is_some() && kind == TransportKind::Gossip {
+            metrics.tls = Some(metrics::TlsMetrics::new(&mut registry));
+        }
         let records = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
         if let Some(cluster) = &cluster {
             let collector =
@@ -929,7 +943,8 @@ fn start_gossip(config: &NodeConfig, inbox: Inbox, seed: u64) -> Result<Started,
         peers_configured: !config.peers.is_empty(),
     };
     let mut advertise = None;
-    let driver = Driver::bind(config.bind, Clock::new(), |bound, now| {
+    let tls = config.tls.as_ref().map(TlsTransport::new).transpose()?;
+    let make_core = |bound, now| {
         let adv = choose_advertise(config, bound)?;
         advertise = Some(adv);
         let initial = peers::resolve(&config.peers, adv)?;
@@ -937,7 +952,11 @@ fn start_gossip(config: &NodeConfig, inbox: Inbox, seed: u64) -> Result<Started,
         let swim = SwimConfig { advertise: adv, ..config.swim.clone() };
         let swim = Swim::with_nonce_seed(swim, inbox, seed, nonce_seed()?, now)?;
         Ok::<_, NodeError>(GossipPeer::new(swim, upkeep, now, &initial))
-    })
+    };
+    let driver = match tls {
+        None => Driver::bind(config.bind, Clock::new(), make_core),
+        Some(tls) => Driver::bind_tls(config.bind, Clock::new(), tls, make_core),
+    }
     .map_err(|e| match e {
         DriverError::Io(e) => NodeError::Io(e),
         DriverError::Core(e) => e,

@@ -12,7 +12,10 @@
 
 #![forbid(unsafe_code)]
 
+mod cluster_file;
 mod verify;
+
+pub use cluster_file::ClusterTls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -335,4 +338,4 @@ fn file_error(what: &'static str, path: &Path, reason: impl ToString) -> TlsErro
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

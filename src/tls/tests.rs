@@ -1,7 +1,7 @@
 //! Handshakes between configurations built here, in memory: who is admitted and who is not.
 
 #[path = "../../tests/util/certs.rs"]
-mod certs;
+pub(crate) mod certs;
 
 use std::path::PathBuf;
 use std::sync::Arc;

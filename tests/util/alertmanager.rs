@@ -103,16 +103,40 @@ const FAST_CLUSTER: [&str; 5] = [
 impl Server {
     /// Start Alertmanager `bin` with its state in `dir`, gossiping with `peers`.
     pub fn alertmanager(bin: &Path, dir: &Path, peers: &[SocketAddr]) -> Self {
+        Self::alertmanager_with(bin, dir, peers, &[])
+    }
+
+    /// [`Self::alertmanager`] with more flags.
+    pub fn alertmanager_with(
+        bin: &Path,
+        dir: &Path,
+        peers: &[SocketAddr],
+        args: &[String],
+    ) -> Self {
         std::fs::create_dir_all(dir).expect("dir");
         std::fs::write(dir.join("am.yml"), CONFIG).expect("config");
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--config.file={}", dir.join("am.yml").display())).arg("--log.level=debug");
+        cmd.args(args);
         Self::spawn(cmd, dir, peers, "alertmanager")
     }
 
     /// Start the `hearsay` binary with its state in `dir`, gossiping with `peers`.
     pub fn hearsay(dir: &Path, peers: &[SocketAddr]) -> Self {
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_hearsay")), dir, peers, "hearsay")
+        Self::hearsay_with(dir, peers, &[])
+    }
+
+    /// [`Self::hearsay`] with more flags.
+    pub fn hearsay_with(dir: &Path, peers: &[SocketAddr], args: &[String]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearsay"));
+        cmd.args(args);
+        Self::spawn(cmd, dir, peers, "hearsay")
+    }
+
+    /// The value of the sample `series` (name and labels exactly as exposed) in `/metrics`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = get(self.web, "/metrics")?;
+        body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     fn spawn(mut cmd: Command, dir: &Path, peers: &[SocketAddr], kind: &str) -> Self {

@@ -27,6 +27,8 @@ pub(crate) struct Flags {
     /// hearsay's own (Alertmanager has no key flag): base64 AES keys, one a line, first the
     /// primary; see [`secret_keys`].
     pub(crate) secret_key_file: Option<PathBuf>,
+    /// `--cluster.tls-config`: Alertmanager's TLS transport settings file.
+    pub(crate) tls_config: Option<PathBuf>,
     pub(crate) web_listen: SocketAddr,
     pub(crate) storage: PathBuf,
     pub(crate) retention: Duration,
@@ -51,6 +53,7 @@ impl Default for Flags {
             reconnect_timeout: Duration::from_secs(6 * 3600),
             label: String::new(),
             secret_key_file: None,
+            tls_config: None,
             web_listen: "0.0.0.0:9093".parse().expect("literal"),
             storage: PathBuf::from("data/"),
             retention: Duration::from_secs(120 * 3600),
@@ -65,7 +68,7 @@ pub(crate) const USAGE: &str =
   [--cluster.gossip-interval=200ms] [--cluster.pushpull-interval=1m] [--cluster.probe-interval=1s]
   [--cluster.probe-timeout=500ms] [--cluster.tcp-timeout=10s] [--cluster.settle-timeout=1m]
   [--cluster.reconnect-interval=10s] [--cluster.reconnect-timeout=6h] [--cluster.label=LABEL]
-  [--cluster.secret-key-file=PATH] [--web.listen-address=:9093] [--storage.path=data/] [--data.retention=120h]
+  [--cluster.secret-key-file=PATH] [--cluster.tls-config=FILE] [--web.listen-address=:9093] [--storage.path=data/] [--data.retention=120h]
   [--data.maintenance-interval=15m]";
 
 /// Parse `args` (without the program name).
@@ -96,6 +99,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, Str
             "cluster.reconnect-timeout" => f.reconnect_timeout = duration(&value()?)?,
             "cluster.label" => f.label = value()?,
             "cluster.secret-key-file" => f.secret_key_file = Some(PathBuf::from(value()?)),
+            // Empty is Alertmanager's default: no TLS transport.
+            "cluster.tls-config" => {
+                f.tls_config = Some(PathBuf::from(value()?)).filter(|p| !p.as_os_str().is_empty())
+            }
             "web.listen-address" => f.web_listen = addr(&value()?)?,
             "storage.path" => f.storage = PathBuf::from(value()?),
             "data.retention" => f.retention = duration(&value()?)?,
@@ -189,12 +196,15 @@ mod tests {
             "1m0s",
             "--web.listen-address=:9095",
             "--cluster.label=prod",
+            "--cluster.tls-config",
+            "tls.yml",
         ]))
         .expect("valid");
         assert_eq!(f.peers, vec!["10.0.0.1:9094", "am-1.am:9094"]);
         assert_eq!(f.gossip_interval, Duration::from_secs(60));
         assert_eq!(f.web_listen.port(), 9095);
         assert_eq!(f.label, "prod");
+        assert_eq!(f.tls_config.as_deref(), Some(std::path::Path::new("tls.yml")));
     }
 
     #[test]

@@ -63,6 +63,10 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
         swim.secret_keys = flags::secret_keys(&text)
             .map_err(|e| format!("--cluster.secret-key-file {}: {e}", path.display()))?;
     }
+    if let Some(file) = &flags.tls_config {
+        let tls = hearsay::tls::ClusterTls::load(file).map_err(|e| format!("cluster: {e}"))?;
+        config.tls = Some(tls);
+    }
     let snapshots = Snapshots {
         dir: flags.storage.clone(),
         files: ALERTMANAGER_STATES

@@ -14,6 +14,8 @@
 //!   bin and array-encoded `Vsn`, as Go does.
 //! * [`packet`]: the UDP layers. Decoding visits every message in a packet; a bad part of a
 //!   compound is counted and skipped, as Go does, so one bad part never hides the others.
+//! * [`tls_frame`]: the frames of Alertmanager's TLS transport, which carry packets and open
+//!   streams over TLS instead of UDP and TCP.
 //! * [`stream`]: the TCP layers, push/pull, reliable user messages, TCP pings and error replies,
 //!   with incremental framing (Go peers never half-close a stream).
 //!
@@ -29,6 +31,7 @@ pub mod message;
 mod msgpack;
 pub mod packet;
 pub mod stream;
+pub mod tls_frame;
 
 pub use keyring::{EncryptionVersion, Keyring, KeyringError, SecretKey};
 pub use message::{

@@ -1,0 +1,152 @@
+//! Alertmanager's TLS transport (`--cluster.tls-config`): hearsay nodes with each other and
+//! with stock Alertmanagers (the latest release and Debian's 0.25), mutual TLS, and a node whose certificate comes from
+//! another CA, which both kinds refuse. Certificates are made by each test.
+
+mod util;
+
+use std::path::Path;
+use std::time::Duration;
+
+use util::alertmanager::{
+    Alertmanager, Hearsay, Server, add_silence, debian, latest, scratch, summary,
+};
+use util::certs::{Leaf, TestCa};
+use util::wait_for;
+
+const SPREAD: Duration = Duration::from_secs(30);
+
+/// A mutual-TLS `--cluster.tls-config` file for `leaf` (server and client certificate alike),
+/// trusting `ca`, written into `dir` with paths relative to it, as operators write them.
+fn tls_flag(dir: &Path, ca: &TestCa, leaf: &Leaf) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("dir");
+    let copy = |from: &Path, name: &str| {
+        std::fs::copy(from, dir.join(name)).expect("copy");
+        name.to_owned()
+    };
+    let (ca, cert, key) =
+        (copy(&ca.file, "ca.pem"), copy(&leaf.cert, "node.pem"), copy(&leaf.key, "node-key.pem"));
+    let yaml = format!(
+        "tls_server_config:
+  cert_file: {cert}
+  key_file: {key}
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: {ca}
+tls_client_config:
+  ca_file: {ca}
+  cert_file: {cert}
+  key_file: {key}
+"
+    );
+    let file = dir.join("cluster-tls.yml");
+    std::fs::write(&file, yaml).expect("write");
+    vec![format!("--cluster.tls-config={}", file.display())]
+}
+
+fn members(s: &Server) -> f64 {
+    s.metric("alertmanager_cluster_members").unwrap_or(-1.0)
+}
+
+fn has_silence(s: &Server, id: &str) -> bool {
+    summary(&s.silences()).iter().any(|(_, sid, state)| sid == id && state == "active")
+}
+
+fn hearsay(name: &str, ca: &TestCa, peers: &[std::net::SocketAddr]) -> Hearsay {
+    let dir = scratch(name);
+    let leaf = ca.server(name, &[]);
+    Hearsay::hearsay_with(&dir, peers, &tls_flag(&dir.join("tls"), ca, &leaf))
+}
+
+#[test]
+fn two_hearsay_nodes_gossip_over_tls() {
+    let certs = scratch("tls-certs");
+    let ca = TestCa::new(&certs, "cluster");
+    let a = hearsay("hs-tls-a", &ca, &[]);
+    let b = hearsay("hs-tls-b", &ca, &[a.cluster]);
+    wait_for("both members on both nodes", SPREAD, || members(&a) == 2.0 && members(&b) == 2.0);
+    let id = add_silence(a.web, "alertname=OverTls", "tls-user");
+    wait_for("the silence reaches the other node", SPREAD, || has_silence(&b, &id));
+    let id = add_silence(b.web, "alertname=BackOverTls", "tls-user");
+    wait_for("and back", SPREAD, || has_silence(&a, &id));
+    // Everything went over TLS: packets (probes, gossip) and streams (join, push/pull).
+    for node in [&a, &b] {
+        let sent = node.metric("alertmanager_tls_transport_packet_bytes_sent_total");
+        assert!(sent.unwrap_or(0.0) > 0.0, "no packet bytes sent over TLS");
+        let streams = node.metric("alertmanager_tls_transport_stream_connections_received_total");
+        let dialled = node.metric("alertmanager_tls_transport_stream_connections_sent_total");
+        assert!(streams.unwrap_or(0.0) + dialled.unwrap_or(0.0) > 0.0, "no TLS streams");
+    }
+}
+
+#[test]
+fn hearsay_and_alertmanager_gossip_over_mutual_tls() {
+    mutual_tls_with(&latest());
+}
+
+/// Alertmanager 0.25 has the same transport (it only crashes without `tls_client_config`,
+/// which mutual TLS sets anyway).
+#[test]
+fn hearsay_and_debian_alertmanager_gossip_over_mutual_tls() {
+    mutual_tls_with(&debian());
+}
+
+fn mutual_tls_with(bin: &Path) {
+    let certs = scratch("tls-am-certs");
+    let ca = TestCa::new(&certs, "cluster");
+    let am_dir = scratch("am-tls");
+    let am_leaf = ca.server("am", &[]);
+    let am = Alertmanager::alertmanager_with(
+        bin,
+        &am_dir,
+        &[],
+        &tls_flag(&am_dir.join("tls"), &ca, &am_leaf),
+    );
+    let h = hearsay("hs-tls-am", &ca, &[am.cluster]);
+    wait_for("hearsay and Alertmanager see each other", SPREAD, || {
+        members(&am) == 2.0 && members(&h) == 2.0
+    });
+    let from_am = add_silence(am.web, "alertname=FromAlertmanager", "am-user");
+    wait_for("the Alertmanager silence reaches hearsay", SPREAD, || has_silence(&h, &from_am));
+    let from_hs = add_silence(h.web, "alertname=FromHearsay", "hs-user");
+    wait_for("the hearsay silence reaches Alertmanager", SPREAD, || has_silence(&am, &from_hs));
+    let received = am.metric("alertmanager_tls_transport_packet_bytes_received_total");
+    assert!(received.unwrap_or(0.0) > 0.0, "Alertmanager received no TLS packets");
+    assert_eq!(
+        am.metric("alertmanager_tls_transport_read_errors_total"),
+        Some(0.0),
+        "Alertmanager could not read a frame of ours; log:\n{}",
+        am.log_tail()
+    );
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused_by_both() {
+    let certs = scratch("tls-refuse-certs");
+    let ca = TestCa::new(&certs, "cluster");
+    let am_dir = scratch("am-tls-refuse");
+    let am_leaf = ca.server("am", &[]);
+    let am = Alertmanager::alertmanager_with(
+        &latest(),
+        &am_dir,
+        &[],
+        &tls_flag(&am_dir.join("tls"), &ca, &am_leaf),
+    );
+    let h = hearsay("hs-tls-good", &ca, &[am.cluster]);
+    wait_for("the good pair forms", SPREAD, || members(&am) == 2.0 && members(&h) == 2.0);
+
+    let rogue_ca = TestCa::new(&certs.join("rogue"), "rogue");
+    let rogue = hearsay("hs-tls-rogue", &rogue_ca, &[h.cluster, am.cluster]);
+    let refused = |s: &Server, direction: &str| {
+        s.metric(&format!("hearsay_tls_handshake_failures_total{{direction=\"{direction}\"}}"))
+            .unwrap_or(0.0)
+    };
+    wait_for("hearsay refuses the rogue's certificate", SPREAD, || refused(&h, "inbound") > 0.0);
+    wait_for("the rogue refuses both servers' certificates", SPREAD, || {
+        refused(&rogue, "outbound") >= 2.0
+    });
+    // The rogue keeps trying (it re-joins its peers); it never becomes a member anywhere.
+    let before = refused(&h, "inbound");
+    wait_for("the rogue tries again", SPREAD, || refused(&h, "inbound") > before);
+    assert_eq!(members(&h), 2.0);
+    assert_eq!(members(&am), 2.0);
+    assert_eq!(members(&rogue), 1.0);
+}
