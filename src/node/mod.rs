@@ -108,8 +108,8 @@ pub struct NodeConfig {
     pub tls: Option<crate::tls::ClusterTls>,
 }
 
-/// Redis mode: Grafana's `ha_redis_*` keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Redis mode: Grafana's `ha_redis_*` keys. `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS
     /// (`ha_redis_address`). A host name is resolved off the loop, again at every reconnect.
@@ -136,6 +136,28 @@ pub struct RedisConfig {
     /// as several, each merging on its own, so no subscriber's output buffer nears Redis'
     /// 32 MB pub/sub limit.
     pub full_state_chunk_bytes: usize,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A password in the URL is its user-info: show the URL without it.
+        let url = match self.url.split_once("://") {
+            Some((scheme, rest)) if rest.contains('@') => {
+                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                format!("{scheme}://<redacted>@{host}")
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("RedisConfig")
+            .field("url", &url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .field("prefix", &self.prefix)
+            .field("full_state_chunk_bytes", &self.full_state_chunk_bytes)
+            .finish()
+    }
 }
 
 /// Largest allowed [`RedisConfig::full_state_chunk_bytes`].
@@ -1146,5 +1168,40 @@ mod tests {
         ] {
             assert_eq!(is_private(&ip.parse().expect("literal")), private, "{ip}");
         }
+    }
+
+    #[test]
+    fn redis_passwords_stay_out_of_debug_output() {
+        let config = RedisConfig {
+            password: Some("explicit-secret".into()),
+            ..RedisConfig::grafana("redis://alice:url-secret@redis.example:6379/2", "grafana")
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("redis://<redacted>@redis.example:6379/2"), "{shown}");
+        let plain = format!("{:?}", RedisConfig::grafana("redis://127.0.0.1:6379", ""));
+        assert!(plain.contains("redis://127.0.0.1:6379") && plain.contains("password: None"));
+    }
+
+    #[test]
+    fn explicit_credentials_and_database_override_the_urls() {
+        let mut endpoint = Endpoint::parse("redis://u:p@127.0.0.1:6379/2").expect("valid");
+        let keep = RedisConfig::grafana("", "");
+        endpoint.overlay(&keep).expect("nothing to change");
+        let url = (endpoint.username.clone(), endpoint.password.clone(), endpoint.db);
+        assert_eq!(url, (Some("u".into()), Some("p".into()), 2));
+        let clear = RedisConfig {
+            username: Some(String::new()),
+            password: Some("pw".into()),
+            db: Some(0),
+            ..keep.clone()
+        };
+        endpoint.overlay(&clear).expect("valid");
+        assert_eq!(
+            (endpoint.username.clone(), endpoint.password.clone(), endpoint.db),
+            (None, Some("pw".into()), 0)
+        );
+        let negative = RedisConfig { db: Some(-1), ..keep };
+        assert!(endpoint.overlay(&negative).is_err());
     }
 }

@@ -623,8 +623,10 @@ impl Read for Feed<'_> {
     }
 }
 
-/// The integration tests' certificate generator, for the TLS tests below.
+/// The integration tests' certificate generator, for the TLS tests below. `src/tls`'s tests
+/// include the same file: a private copy each keeps the two test modules independent.
 #[cfg(test)]
+#[allow(clippy::duplicate_mod)]
 #[path = "../../tests/util/certs.rs"]
 mod test_certs;
 

@@ -6,7 +6,11 @@
 //! connection (reads until `WouldBlock` or a fairness budget, parses every reply); and writes
 //! everything the core queued — all of it packed into one buffer per connection, so a burst of
 //! publishes leaves in one write. It makes no protocol decisions: links open and close when
-//! the core says, every reply goes to the core.
+//! the core says, every reply goes to the core, and every failure (with why: TLS, I/O, ...)
+//! is handed to the core, which retries with backoff and counts it.
+//!
+//! With TLS configured every connection is a rustls session on this same loop (see `conn`);
+//! its configuration is built once, when the node starts.
 
 use std::io;
 use std::net::SocketAddr;
