@@ -7,6 +7,9 @@ mod util;
 use std::path::Path;
 use std::time::Duration;
 
+use hearsay::node::{Node, NodeConfig};
+use hearsay::tls::ClusterTls;
+
 use util::alertmanager::{
     Alertmanager, Hearsay, Server, add_silence, debian, latest, scratch, summary,
 };
@@ -149,4 +152,32 @@ fn a_certificate_from_another_ca_is_refused_by_both() {
     assert_eq!(members(&h), 2.0);
     assert_eq!(members(&am), 2.0);
     assert_eq!(members(&rogue), 1.0);
+}
+
+/// Every join is a push/pull stream over its own TLS session, and the answering side closes
+/// it right after its reply: the joiner must take the reply even when the close arrives in
+/// the same read (it once read that as a cut stream, so about half of all joins failed).
+#[test]
+fn every_join_over_tls_gets_its_push_pull_answer() {
+    let dir = scratch("tls-join");
+    let ca = TestCa::new(&dir.join("certs"), "cluster");
+    let leaf = ca.server("node", &[]);
+    let flag = tls_flag(&dir.join("tls"), &ca, &leaf);
+    let file = flag[0].trim_start_matches("--cluster.tls-config=");
+    let tls = ClusterTls::load(Path::new(file)).expect("the TLS config loads");
+    let node = |name: &str| {
+        let bind = "127.0.0.1:0".parse().expect("literal");
+        let mut config = NodeConfig::alertmanager(Some(name), bind, vec![]);
+        config.tls = Some(tls.clone());
+        Node::start(config).expect("a TLS node starts")
+    };
+    let (a, b) = (node("join-a"), node("join-b"));
+    let seed = [a.local_addr().to_string()];
+    for round in 0..20 {
+        let joined = b.join(&seed, Duration::from_secs(10));
+        assert_eq!(joined.ok(), Some(1), "join {round} over TLS failed");
+    }
+    let stats = b.stats().driver;
+    assert!(stats.tls_streams_sent >= 20, "{stats:?}");
+    assert_eq!(stats.streams_failed, 0, "{stats:?}");
 }

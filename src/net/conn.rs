@@ -193,6 +193,13 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A TLS peer that closed without close_notify (as a peer that answered and
+                // hung up may): the bytes read so far still count, and the frame decoder
+                // below tells a whole reply from a cut one.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    eof = true;
+                    break;
+                }
                 Err(e) => return Progress::Failed(io_failure(&e)),
             }
         }

@@ -523,6 +523,7 @@ impl<D: Delegate> Driver<D> {
 
     /// Close a connection and tell the core how its exchange ended.
     fn finish(&mut self, mut conn: Conn, progress: Progress) {
+        conn.pipe.close();
         let _ = self.poll.registry().deregister(conn.pipe.sock());
         self.note_handshake(&conn.pipe, matches!(conn.role, Role::Inbound { .. }));
         let now = self.clock.now();

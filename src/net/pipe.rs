@@ -101,6 +101,15 @@ impl Pipe {
         }
     }
 
+    /// Say goodbye before the socket is dropped: a TLS session sends close_notify (best
+    /// effort), so the peer reads a clean end of stream rather than a truncation.
+    pub(crate) fn close(&mut self) {
+        if let Self::Tls(t) = self {
+            t.session.send_close_notify();
+            let _ = t.send();
+        }
+    }
+
     /// Write plaintext: `WouldBlock` when nothing could be taken now.
     pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {

@@ -515,6 +515,7 @@ impl<D: Delegate> Driver<D> {
         if tls.pool.get(&conn.to) == Some(&token) {
             tls.pool.remove(&conn.to);
         }
+        conn.pipe.close();
         let _ = self.poll.registry().deregister(conn.pipe.sock());
         self.stats.tls_packets_dropped += conn.queued() as u64;
         if let Some(PacketConnEnd::Failed(e)) = &end {
