@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use hearsay::core::swim::MemberState;
 use hearsay::core::wire::SecretKey;
 use hearsay::node::{Node, NodeConfig, NodeError, NodeEvent};
+use hearsay::tls::ClusterTls;
 
 use crate::Args;
+use crate::certs::TestCa;
 use crate::report::Figure;
 
 /// The paced rate at which the latency target is checked.
@@ -73,15 +75,28 @@ impl Outcome {
     }
 }
 
-/// Start `n` Alertmanager-configured nodes on loopback (sharing `key` when given) and wait
-/// until each sees all.
-fn cluster(n: usize, key: Option<&SecretKey>) -> Result<Vec<Node>, String> {
+/// How the nodes of a bench cluster protect their traffic.
+#[derive(Clone, Copy, Debug)]
+enum Wire<'a> {
+    Plain,
+    /// memberlist's keyring: every packet and stream sealed with this key.
+    Key(&'a SecretKey),
+    /// Alertmanager's TLS transport (`--cluster.tls-config`).
+    Tls(&'a ClusterTls),
+}
+
+/// Start `n` Alertmanager-configured nodes on loopback and wait until each sees all.
+fn cluster(n: usize, wire: Wire<'_>) -> Result<Vec<Node>, String> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
         let bind = "127.0.0.1:0".parse().expect("literal");
         let mut config = NodeConfig::alertmanager(Some(&format!("bench-{i}")), bind, vec![]);
         config.event_queue_len = 1 << 20;
-        config.swim.secret_keys = key.into_iter().cloned().collect();
+        match wire {
+            Wire::Plain => {}
+            Wire::Key(key) => config.swim.secret_keys = vec![key.clone()],
+            Wire::Tls(tls) => config.tls = Some(tls.clone()),
+        }
         let node = Node::start(config).map_err(|e| format!("node {i}: {e}"))?;
         if let Some(seed) = nodes.first() {
             node.join(&[seed.local_addr().to_string()], Duration::from_secs(10))
@@ -153,12 +168,20 @@ fn produce(node: &Node, seconds: f64, rate: Option<f64>, size: usize) -> u64 {
     }
 }
 
+/// Bytes every node wrote: datagrams, streams, and TLS packet frames (TLS records included).
 fn wire_bytes(nodes: &[Node]) -> u64 {
-    nodes.iter().map(|n| n.stats().driver.udp_bytes_sent + n.stats().driver.stream_bytes_sent).sum()
+    let driver = |n: &Node| n.stats().driver;
+    nodes
+        .iter()
+        .map(|n| {
+            let d = driver(n);
+            d.udp_bytes_sent + d.stream_bytes_sent + d.tls_packet_bytes_sent
+        })
+        .sum()
 }
 
-fn measure(args: &Args, rate: Option<f64>, key: Option<&SecretKey>) -> Result<Outcome, String> {
-    let nodes = cluster(args.nodes, key)?;
+fn measure(args: &Args, rate: Option<f64>, wire: Wire<'_>) -> Result<Outcome, String> {
+    let nodes = cluster(args.nodes, wire)?;
     let stop = AtomicBool::new(false);
     let before = wire_bytes(&nodes);
     let (sent, received) = std::thread::scope(|s| {
@@ -185,11 +208,14 @@ pub(crate) fn run(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
         "[bench] hearsay: {} nodes, {}-byte messages, {} s as fast as the queue accepts",
         args.nodes, args.size, args.seconds
     );
-    let mut max = measure(args, None, None)?;
+    let mut max = measure(args, None, Wire::Plain)?;
     eprintln!("[bench] hearsay: paced at {PACED_RATE} messages/s");
-    let mut paced = measure(args, Some(PACED_RATE), None)?;
+    let mut paced = measure(args, Some(PACED_RATE), Wire::Plain)?;
     if args.key {
         encrypted(args, &mut max, out)?;
+    }
+    if args.tls {
+        over_tls(args, &mut max, out)?;
     }
     let ours = [
         ("delivered_rate", max.rate(), "messages/s"),
@@ -227,7 +253,7 @@ pub(crate) fn run(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
 fn encrypted(args: &Args, plain: &mut Outcome, out: &mut Vec<Figure>) -> Result<(), String> {
     eprintln!("[bench] hearsay: as fast as the queue accepts, encrypted (AES-256-GCM)");
     let key = SecretKey::new([0x5a; 32]).map_err(|e| e.to_string())?;
-    let mut sealed = measure(args, None, Some(&key))?;
+    let mut sealed = measure(args, None, Wire::Key(&key))?;
     let anchor = |v: f64| Some(("hearsay plaintext, same run".to_owned(), v));
     let rows = [
         ("encrypted_delivered_rate", sealed.rate(), plain.rate(), "messages/s"),
@@ -243,6 +269,101 @@ fn encrypted(args: &Args, plain: &mut Outcome, out: &mut Vec<Figure>) -> Result<
         out.push(Figure { anchor: anchor(base), ..Figure::new("broadcast", metric, value, unit) });
     }
     Ok(())
+}
+
+/// `--tls`: the same as-fast-as-accepted run with every node on Alertmanager's TLS transport
+/// (mutual TLS, certificates made for this run), anchored on the plaintext run `plain`; with
+/// `--compare`, also next to the most Alertmanager's own TLS transport delivers.
+fn over_tls(args: &Args, plain: &mut Outcome, out: &mut Vec<Figure>) -> Result<(), String> {
+    eprintln!("[bench] hearsay: as fast as the queue accepts, over TLS (mutual, TLS 1.3)");
+    let dir = std::env::temp_dir().join(format!("hearsay-bench-tls-{}", std::process::id()));
+    let result = tls_figures(args, &dir, plain, out);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn tls_figures(
+    args: &Args,
+    dir: &std::path::Path,
+    plain: &mut Outcome,
+    out: &mut Vec<Figure>,
+) -> Result<(), String> {
+    let file = tls_config_file(dir)?;
+    let tls = ClusterTls::load(&file).map_err(|e| e.to_string())?;
+    let mut secured = measure(args, None, Wire::Tls(&tls))?;
+    let anchor = |v: f64| Some(("hearsay plaintext, same run".to_owned(), v));
+    let rows = [
+        ("tls_delivered_rate", secured.rate(), plain.rate(), "messages/s"),
+        ("tls_p99_latency", secured.percentile_ms(0.99), plain.percentile_ms(0.99), "ms"),
+        ("tls_bytes_per_message", secured.bytes_per_message(), plain.bytes_per_message(), "bytes"),
+    ];
+    for (metric, value, base, unit) in rows {
+        out.push(Figure { anchor: anchor(base), ..Figure::new("broadcast", metric, value, unit) });
+    }
+    if args.compare {
+        let (name, best) = alertmanager_tls_best(args, &file)?;
+        let anchor = Some((format!("{name} best paced rate of {GO_SWEEP:?}"), best));
+        out.push(Figure {
+            anchor,
+            ..Figure::new(
+                "broadcast",
+                "tls_delivered_rate_vs_am_tls_best",
+                secured.rate(),
+                "messages/s",
+            )
+        });
+    }
+    Ok(())
+}
+
+/// A CA, one certificate every node presents as server and client (loopback names), and a
+/// mutual-TLS `--cluster.tls-config` file naming them, as an operator writes it.
+fn tls_config_file(dir: &std::path::Path) -> Result<PathBuf, String> {
+    let ca = TestCa::new(dir, "bench");
+    let leaf = ca.server("bench-node", &[]);
+    let yaml = format!(
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {ca}\n\
+         tls_client_config:\n  ca_file: {ca}\n  cert_file: {cert}\n  key_file: {key}\n",
+        cert = leaf.cert.display(),
+        key = leaf.key.display(),
+        ca = ca.file.display(),
+    );
+    let file = dir.join("cluster-tls.yml");
+    std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(file)
+}
+
+/// Alertmanager's TLS transport (`mlpeer-amtls`, Go memberlist on `cluster.NewTLSTransport`)
+/// with the same certificates, over the paced sweep: the most it delivers to every peer.
+fn alertmanager_tls_best(args: &Args, file: &std::path::Path) -> Result<(String, f64), String> {
+    let bin = mlpeer()?.with_file_name("mlpeer-amtls");
+    let mut name = String::from("alertmanager-tls-transport");
+    let mut best: f64 = 0.0;
+    for rate in GO_SWEEP {
+        eprintln!("[bench] Alertmanager TLS transport: paced at {rate} messages/s");
+        let output = Command::new(&bin)
+            .args(["bench", "-nodes", &args.nodes.to_string(), "-size", &args.size.to_string()])
+            .args(["-seconds", &args.seconds.to_string(), "-queue-retransmit-mult", "3"])
+            .args(["-rate", &rate.to_string(), "-tls-config"])
+            .arg(file)
+            .output()
+            .map_err(|e| format!("running {}: {e}", bin.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "Go TLS bench failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Some((metric, value, impl_name)) = parse_figure(line) else { continue };
+            if metric == "delivered_rate" {
+                name = impl_name;
+                best = best.max(value);
+            }
+        }
+    }
+    Ok((name, best))
 }
 
 fn go_unit(metric: &str) -> &'static str {
@@ -318,7 +439,7 @@ fn mlpeer() -> Result<PathBuf, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = root.join("target/interop");
     let bin = out.join("mlpeer-v0.7.0");
-    if !bin.exists() {
+    if !bin.exists() || !out.join("mlpeer-amtls").exists() {
         eprintln!("[bench] building the Go memberlist harness (needs Go)…");
         let status = Command::new("bash")
             .arg(root.join("tests/interop/mlpeer/build.sh"))
@@ -344,7 +465,7 @@ fn cpu_time() -> Option<Duration> {
 
 /// The `idle` scenario: CPU a settled cluster uses for probes and gossip alone.
 pub(crate) fn idle(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
-    let nodes = cluster(args.nodes, None)?;
+    let nodes = cluster(args.nodes, Wire::Plain)?;
     std::thread::sleep(Duration::from_secs(1));
     let (t0, c0) = (Instant::now(), cpu_time().ok_or("no /proc/self/stat")?);
     std::thread::sleep(Duration::from_secs_f64(args.seconds));

@@ -1,7 +1,7 @@
 //! `hearsay-bench`: hearsay measures itself, side by side with the Go implementations.
 //!
 //! ```text
-//! hearsay-bench [SCENARIO...] [--json] [--compare] [--key] [--seconds S] [--nodes N] [--size B]
+//! hearsay-bench [SCENARIO...] [--json] [--compare] [--key] [--tls] [--seconds S] [--nodes N] [--size B]
 //! ```
 //!
 //! With no scenario it runs the default ones against an embedded loopback cluster (no setup).
@@ -16,7 +16,10 @@
 //!   message. `--compare` runs Go hashicorp/memberlist (the `mlpeer bench` harness in
 //!   tests/interop, built with the local Go toolchain) with the same settings and reports ratios.
 //!   `--key` runs the as-fast-as-accepted part again with an AES-256-GCM keyring on every node
-//!   and reports its rate, p99 and bytes per message against the plaintext run.
+//!   and reports its rate, p99 and bytes per message against the plaintext run. `--tls` does
+//!   the same with every node on Alertmanager's TLS transport (mutual TLS, certificates made
+//!   for the run in a scratch directory); with `--compare` it also runs Alertmanager's own TLS
+//!   transport (`mlpeer-amtls`) over the paced sweep and reports the ratio to its best.
 //! * `idle` — CPU used by a 3-node cluster doing nothing but failure detection.
 //! * `codec` — the memberlist codec alone on a full gossip packet.
 //! * `silences` — Alertmanager's silence-query benchmark workload (100, 1,000, 10,000
@@ -41,6 +44,9 @@
 //!   for its updates; what had not arrived counts as lost, and stderr says so.
 
 mod broadcast;
+// The test suites' certificate generator: `broadcast --tls` makes its certificates with it.
+#[path = "../../../tests/util/certs.rs"]
+mod certs;
 mod child;
 mod codec;
 mod redis;
@@ -60,6 +66,8 @@ pub(crate) struct Args {
     pub(crate) compare: bool,
     /// `broadcast` also runs with an AES-256-GCM keyring on every node.
     pub(crate) key: bool,
+    /// `broadcast` also runs with every node on Alertmanager's TLS transport.
+    pub(crate) tls: bool,
     pub(crate) seconds: f64,
     pub(crate) nodes: usize,
     pub(crate) size: usize,
@@ -72,11 +80,13 @@ const SCENARIOS: &[&str] =
     &["broadcast", "idle", "codec", "silences", "dedup", "converge", "memory", "redis"];
 
 fn main() -> ExitCode {
+    // The library's warnings (refused handshakes, dropped messages) explain odd figures.
+    log::set_logger(&StderrLogger).map(|()| log::set_max_level(log::LevelFilter::Warn)).ok();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(msg) => {
             eprintln!(
-                "hearsay-bench: {msg}\nusage: hearsay-bench [{}] [--json] [--compare] [--key] [--seconds S] [--nodes N] [--size B]",
+                "hearsay-bench: {msg}\nusage: hearsay-bench [{}] [--json] [--compare] [--key] [--tls] [--seconds S] [--nodes N] [--size B]",
                 SCENARIOS.join("|")
             );
             return ExitCode::from(2);
@@ -114,6 +124,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         json: false,
         compare: false,
         key: false,
+        tls: false,
         seconds: 5.0,
         nodes: 3,
         size: 200,
@@ -124,6 +135,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--json" => args.json = true,
             "--compare" => args.compare = true,
             "--key" => args.key = true,
+            "--tls" => args.tls = true,
             "--seconds" => args.seconds = parse_in("--seconds", &value("--seconds")?, 0.1, 600.0)?,
             "--nodes" => args.nodes = parse_in("--nodes", &value("--nodes")?, 2.0, 64.0)? as usize,
             "--size" => args.size = parse_in("--size", &value("--size")?, 16.0, 1395.0)? as usize,
@@ -140,4 +152,25 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 fn parse_in(name: &str, v: &str, lo: f64, hi: f64) -> Result<f64, String> {
     let x: f64 = v.parse().map_err(|_| format!("bad {name} {v}"))?;
     if (lo..=hi).contains(&x) { Ok(x) } else { Err(format!("{name} must be in [{lo}, {hi}]")) }
+}
+
+/// Log lines from the library on stderr, beside the bench's progress.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!(
+                "[bench] hearsay {}: {}",
+                record.level().as_str().to_lowercase(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
 }
