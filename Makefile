@@ -8,9 +8,9 @@ SIM_SEEDS ?= 200
 export PATH := $(CURDIR)/target/go-venv/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: test deps fmt clippy doc no-async purity unit integration go sim bench fuzz
+.PHONY: test deps fmt clippy doc no-async purity unit integration go sim bench fuzz fuzz-build fuzz-smoke
 
-test: deps fmt clippy doc no-async purity unit integration go sim
+test: deps fmt clippy doc no-async purity unit integration go sim fuzz-smoke
 
 # Rust; Go for the memberlist interop suite and the latest Alertmanager (the Go module proxy
 # provides both); Debian's Alertmanager 0.25 and amtool for the mixed-cluster suite (the
@@ -77,16 +77,36 @@ bench:
 	$(CARGO) run --release --bin hearsay-bench
 
 # Coverage-guided fuzzing of every decoder (libFuzzer via libfuzzer-sys, on stable Rust, with
-# the instrumentation cargo-fuzz would add). Not part of `make test`: FUZZ_SECONDS per target.
+# the instrumentation cargo-fuzz would add), starting from the committed seeds in fuzz/seeds
+# and the golden state files. `make fuzz` runs FUZZ_SECONDS per target and keeps its corpus in
+# fuzz/corpus; `make test` runs FUZZ_SMOKE_SECONDS per target on a scratch corpus (a crash
+# fails it and leaves the input in fuzz/artifacts).
 FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_TARGETS := decode decrypt state tls_frame
 FUZZ_TARGET := x86_64-unknown-linux-gnu
 FUZZ_FLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
   -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
   -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
-fuzz:
-	cd fuzz && RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --target $(FUZZ_TARGET)
-	for t in decode decrypt state tls_frame; do \
-	  mkdir -p fuzz/corpus/$$t && \
-	  fuzz/target/$(FUZZ_TARGET)/release/$$t fuzz/corpus/$$t tests/golden/alertmanager-0.25 \
+FUZZ_BIN := fuzz/target/$(FUZZ_TARGET)/release
+FUZZ_SEEDS = fuzz/seeds/$$t tests/golden/alertmanager-0.25
+
+fuzz-build:
+	cd fuzz && RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --locked --target $(FUZZ_TARGET)
+
+fuzz: fuzz-build
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t fuzz/artifacts && \
+	  $(FUZZ_BIN)/$$t fuzz/corpus/$$t $(FUZZ_SEEDS) -artifact_prefix=fuzz/artifacts/$$t- \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
+
+fuzz-smoke: fuzz-build
+	for t in $(FUZZ_TARGETS); do \
+	  rm -rf target/fuzz-smoke/$$t && mkdir -p target/fuzz-smoke/$$t fuzz/artifacts && \
+	  $(FUZZ_BIN)/$$t target/fuzz-smoke/$$t $(FUZZ_SEEDS) -artifact_prefix=fuzz/artifacts/$$t- \
+	    -max_total_time=$(FUZZ_SMOKE_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+	    >target/fuzz-smoke/$$t.log 2>&1 || \
+	    { tail -40 target/fuzz-smoke/$$t.log; echo "fuzz-smoke: $$t failed; the input is in fuzz/artifacts"; exit 1; }; \
+	  echo "fuzz-smoke: $$t: $$(grep -h 'stat::number_of_executed_units' target/fuzz-smoke/$$t.log)"; \
 	done
