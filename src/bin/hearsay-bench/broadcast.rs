@@ -168,7 +168,9 @@ fn produce(node: &Node, seconds: f64, rate: Option<f64>, size: usize) -> u64 {
     }
 }
 
-/// Bytes every node wrote: datagrams, streams, and TLS packet frames (TLS records included).
+/// Bytes every node wrote: datagrams and streams, or over TLS the packets' bytes as
+/// `alertmanager_tls_transport_packet_bytes_sent_total` counts them (before framing and TLS
+/// records).
 fn wire_bytes(nodes: &[Node]) -> u64 {
     let driver = |n: &Node| n.stats().driver;
     nodes

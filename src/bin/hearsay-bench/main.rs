@@ -18,7 +18,8 @@
 //!   `--key` runs the as-fast-as-accepted part again with an AES-256-GCM keyring on every node
 //!   and reports its rate, p99 and bytes per message against the plaintext run. `--tls` does
 //!   the same with every node on Alertmanager's TLS transport (mutual TLS, certificates made
-//!   for the run in a scratch directory); with `--compare` it also runs Alertmanager's own TLS
+//!   for the run in a scratch directory; its bytes per message count packet bytes before
+//!   framing and TLS records, as Alertmanager's TLS metrics do); with `--compare` it also runs Alertmanager's own TLS
 //!   transport (`mlpeer-amtls`) over the paced sweep and reports the ratio to its best.
 //! * `idle` — CPU used by a 3-node cluster doing nothing but failure detection.
 //! * `codec` — the memberlist codec alone on a full gossip packet.
