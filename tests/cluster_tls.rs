@@ -18,31 +18,28 @@ use util::wait_for;
 
 const SPREAD: Duration = Duration::from_secs(30);
 
-/// A mutual-TLS `--cluster.tls-config` file for `leaf` (server and client certificate alike),
-/// trusting `ca`, written into `dir` with paths relative to it, as operators write them.
+/// The mutual-TLS `--cluster.tls-config` file docs/security.md shows, for `leaf` (server and
+/// client certificate alike) trusting `ca`: the files it names are copied into `dir` beside it,
+/// as operators lay them out.
 fn tls_flag(dir: &Path, ca: &TestCa, leaf: &Leaf) -> Vec<String> {
     std::fs::create_dir_all(dir).expect("dir");
-    let copy = |from: &Path, name: &str| {
+    for (from, name) in
+        [(&ca.file, "ca.pem"), (&leaf.cert, "node.pem"), (&leaf.key, "node-key.pem")]
+    {
         std::fs::copy(from, dir.join(name)).expect("copy");
-        name.to_owned()
-    };
-    let (ca, cert, key) =
-        (copy(&ca.file, "ca.pem"), copy(&leaf.cert, "node.pem"), copy(&leaf.key, "node-key.pem"));
-    let yaml = format!(
-        "tls_server_config:
-  cert_file: {cert}
-  key_file: {key}
-  client_auth_type: RequireAndVerifyClientCert
-  client_ca_file: {ca}
-tls_client_config:
-  ca_file: {ca}
-  cert_file: {cert}
-  key_file: {key}
-"
-    );
+    }
+    let yaml = documented_tls_config();
     let file = dir.join("cluster-tls.yml");
     std::fs::write(&file, yaml).expect("write");
     vec![format!("--cluster.tls-config={}", file.display())]
+}
+
+/// The YAML block of docs/security.md: what operators copy is what these tests run.
+fn documented_tls_config() -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md"))
+        .expect("docs/security.md");
+    let block = doc.split("```yaml\n").nth(1).and_then(|rest| rest.split("```").next());
+    block.expect("docs/security.md shows a ```yaml block").to_owned()
 }
 
 fn members(s: &Server) -> f64 {
