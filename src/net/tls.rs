@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -163,11 +164,17 @@ impl FrameConn {
 pub(crate) struct PacketConn {
     pub(crate) pipe: Pipe,
     pub(crate) to: SocketAddr,
-    /// Connect and handshake must finish by then.
+    /// Connect and handshake must finish by then; afterwards, while anything waits to be
+    /// sent, the next byte must leave by then (a peer that stops reading must not hold a
+    /// pooled connection and its queue for ever). `None` while idle.
     pub(crate) deadline: Option<Millis>,
+    /// How long queued bytes may wait without any leaving.
+    write_timeout: Duration,
     /// When a packet was last queued, for the pool's LRU eviction.
     pub(crate) last_used: Millis,
     connected: bool,
+    /// The handshake has finished (the deadline now watches writes).
+    established: bool,
     /// Frames not yet handed to the session, each with its packet's length.
     queue: VecDeque<(Vec<u8>, usize)>,
     queued_bytes: usize,
@@ -185,13 +192,17 @@ pub(crate) enum PacketConnEnd {
 }
 
 impl PacketConn {
-    pub(crate) fn new(pipe: Pipe, to: SocketAddr, now: Millis, deadline: Millis) -> Self {
+    /// A connection being opened: connect and handshake by `now + timeout`; afterwards,
+    /// queued bytes may wait `timeout` without progress.
+    pub(crate) fn new(pipe: Pipe, to: SocketAddr, now: Millis, timeout: Duration) -> Self {
         Self {
             pipe,
             to,
-            deadline: Some(deadline),
+            deadline: Some(now + timeout),
+            write_timeout: timeout,
             last_used: now,
             connected: false,
+            established: false,
             queue: VecDeque::new(),
             queued_bytes: 0,
             front_written: 0,
@@ -217,13 +228,20 @@ impl PacketConn {
 
     /// Move bytes after a readiness event or a push; the packet bytes of every frame fully
     /// handed to the session.
-    pub(crate) fn drive(&mut self) -> Result<u64, PacketConnEnd> {
+    pub(crate) fn drive(&mut self, now: Millis) -> Result<u64, PacketConnEnd> {
         if !self.connected {
             match connected(self.pipe.sock()) {
                 Ok(true) => self.connected = true,
                 Ok(false) => return Ok(0),
                 Err(e) => return Err(PacketConnEnd::Failed(e)),
             }
+        }
+        // Records the session owes the peer (the ClientHello, handshake replies) go out even
+        // when no frame is queued.
+        match self.pipe.progress() {
+            Ok(false) => {}
+            Ok(true) => return Err(PacketConnEnd::Closed),
+            Err(e) => return Err(PacketConnEnd::Failed(e)),
         }
         // The peer sends nothing on a packet connection but handshake records, tickets,
         // alerts and its close: read them all, keep no plaintext.
@@ -240,14 +258,17 @@ impl PacketConn {
                 Err(e) => return Err(PacketConnEnd::Failed(e)),
             }
         }
-        if !self.pipe.is_handshaking() {
-            self.deadline = None;
+        let mut progressed = false;
+        if !self.established && !self.pipe.is_handshaking() {
+            self.established = true;
+            progressed = true;
         }
         let mut sent = 0;
         while let Some((frame, packet_len)) = self.queue.front() {
             // One frame per write (or per several, for its remainder), never two in one.
             match self.pipe.write(&frame[self.front_written..]) {
                 Ok(n) => {
+                    progressed |= n > 0;
                     self.front_written += n;
                     if self.front_written == frame.len() {
                         sent += *packet_len as u64;
@@ -260,6 +281,14 @@ impl PacketConn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(PacketConnEnd::Failed(e)),
             }
+        }
+        if self.established {
+            let waiting = !self.queue.is_empty() || !self.pipe.flushed();
+            self.deadline = match (waiting, progressed) {
+                (false, _) => None,
+                (true, true) => Some(now + self.write_timeout),
+                (true, false) => self.deadline.or(Some(now + self.write_timeout)),
+            };
         }
         Ok(sent)
     }
@@ -487,8 +516,8 @@ impl<D: Delegate> Driver<D> {
         let tls = self.tls.as_ref()?;
         let session = tls.transport.dial(to).ok()?;
         let sock = super::socket::connect(to).ok()?;
-        let deadline = now + self.peer.swim().config().tcp_timeout;
-        let mut conn = PacketConn::new(Pipe::tls(sock, session), to, now, deadline);
+        let timeout = self.peer.swim().config().tcp_timeout;
+        let mut conn = PacketConn::new(Pipe::tls(sock, session), to, now, timeout);
         let token = self.free_token();
         let interest = Interest::READABLE | Interest::WRITABLE;
         self.poll.registry().register(conn.pipe.sock(), Token(token), interest).ok()?;
@@ -502,7 +531,7 @@ impl<D: Delegate> Driver<D> {
         let Some(conn) = self.tls.as_mut().and_then(|t| t.packets.get_mut(&token)) else {
             return;
         };
-        match conn.drive() {
+        match conn.drive(self.clock.now()) {
             Ok(sent) => self.stats.tls_packet_bytes_sent += sent,
             Err(end) => self.close_packets(token, Some(end)),
         }
@@ -602,7 +631,8 @@ mod tests {
         let sock = mio::net::TcpStream::connect(to).expect("connect");
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let session = ClientConnection::new(client_config, name).expect("client");
-        let mut conn = PacketConn::new(Pipe::tls(sock, session), to, Millis(0), Millis(10_000));
+        let timeout = Duration::from_secs(10);
+        let mut conn = PacketConn::new(Pipe::tls(sock, session), to, Millis(0), timeout);
         let frame = vec![0u8; 1000];
         let mut accepted = 0;
         while conn.push(frame.clone(), 990, Millis(1)) {
@@ -612,7 +642,7 @@ mod tests {
         assert_eq!(accepted, MAX_QUEUED_FRAME_BYTES / 1000);
         assert_eq!(conn.queued(), accepted);
         // Driving it hands frames to the session only as its bounded buffer allows.
-        let _ = conn.drive();
+        let _ = conn.drive(Millis(2));
         assert!(conn.queued() > 0, "the handshake has not happened: frames wait");
     }
 
@@ -693,5 +723,60 @@ mod tests {
         let mut plain = Vec::new();
         let _ = server.reader().read_to_end(&mut plain);
         assert_eq!(plain.len(), 100);
+    }
+
+    /// A peer that finishes the handshake and then stops reading: once the socket and the
+    /// session are full, no byte leaves, and the write deadline (set when bytes began to wait
+    /// or last moved) is not pushed out by further drives, so the pool gives the connection up.
+    #[test]
+    fn a_packet_connection_whose_peer_stops_reading_runs_out_of_time() {
+        let (client_config, server_config) = configs(false);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let to = listener.local_addr().expect("addr");
+        let (done, hold) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().expect("accept");
+            let mut session = ServerConnection::new(server_config).expect("server");
+            while session.is_handshaking() {
+                session.complete_io(&mut sock).expect("handshake");
+            }
+            let _ = session.complete_io(&mut sock); // the tickets; then it reads nothing more
+            let _ = hold.recv(); // keep the socket open, unread, until the test is done
+        });
+        let sock = mio::net::TcpStream::connect(to).expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let session = ClientConnection::new(client_config, name).expect("client");
+        let timeout = Duration::from_secs(10);
+        let mut conn = PacketConn::new(Pipe::tls(sock, session), to, Millis(0), timeout);
+        for _ in 0..5_000 {
+            conn.drive(Millis(1)).expect("handshake goes on");
+            if conn.established {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(conn.established, "the handshake finished");
+        conn.drive(Millis(1)).expect("idle");
+        assert_eq!(conn.deadline, None, "an idle connection has no deadline");
+
+        // Fill the socket buffers, the session and the queue; every push that moves bytes
+        // renews the deadline.
+        let frame = vec![7u8; 16 * 1024];
+        let mut at = Millis(2);
+        let mut stuck = 0;
+        while stuck < 50 {
+            at = at + Duration::from_millis(1);
+            let queued = conn.push(frame.clone(), frame.len(), at);
+            let sent = conn.drive(at).expect("the peer is still there");
+            stuck = if queued || sent > 0 { 0 } else { stuck + 1 };
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let deadline = conn.deadline.expect("bytes wait: a deadline");
+        assert!(deadline <= at + timeout, "{deadline:?} after {at:?}");
+        // No byte leaves any more: later drives keep the deadline, which passes.
+        conn.drive(at + Duration::from_secs(5)).expect("still open");
+        assert_eq!(conn.deadline, Some(deadline), "a stalled connection's deadline stays");
+        done.send(()).expect("server waits");
+        server.join().expect("server thread");
     }
 }
