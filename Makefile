@@ -47,7 +47,7 @@ purity:
 	.ci/check-core-purity.sh
 
 unit:
-	$(CARGO) test --locked --lib
+	$(CARGO) test --locked --lib --bins
 	$(CARGO) test --locked --doc
 
 # Real sockets on loopback; the C ABI from a C program (and the committed header checked

@@ -5,11 +5,14 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use util::alertmanager::{Hearsay, add_silence, amtool, expire_silence, get, scratch};
 
 fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
+    // A guard against a hung server, not a timing check.
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -100,4 +103,92 @@ fn metrics_use_alertmanagers_names() {
     ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }
+}
+
+/// A client that sent part of a request and stalls: a body shorter than its Content-Length, or
+/// a head without its end.
+fn stall(web: SocketAddr, upload: bool) -> TcpStream {
+    let mut s = TcpStream::connect(web).expect("connect");
+    if upload {
+        write!(s, "POST /api/v2/silences HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{\"matchers\":")
+    } else {
+        write!(s, "GET /api/v2/silences HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    }
+    .expect("write");
+    s
+}
+
+fn refused(h: &Hearsay, reason: &str) -> f64 {
+    h.metric(&format!("hearsay_http_requests_rejected_total{{reason=\"{reason}\"}}"))
+        .expect("the API answers /metrics with its rejection counters")
+}
+
+/// Dozens of stalled uploads, half-sent heads and idle connections hold up nothing: health,
+/// metrics, reads and writes answer while they hang; when a stalled request's time is up it is
+/// answered 408 and counted.
+#[test]
+fn slow_and_idle_clients_hold_up_nothing() {
+    let h = Hearsay::hearsay(&scratch("api-slow"), &[]);
+    util::wait_for("ready", Duration::from_secs(30), || {
+        get(h.web, "/-/ready").is_some_and(|(code, _)| code == 200)
+    });
+    assert_eq!(refused(&h, "timeout"), 0.0);
+    let stalled: Vec<TcpStream> = (0..40).map(|i| stall(h.web, i % 2 == 0)).collect();
+    let idle: Vec<TcpStream> =
+        (0..40).map(|_| TcpStream::connect(h.web).expect("connect")).collect();
+    for path in ["/-/ready", "/-/healthy", "/metrics", "/api/v2/silences", "/api/v2/status"] {
+        let (code, _) = request(h.web, "GET", path, "");
+        assert_eq!(code, 200, "{path} while 80 clients stall or idle");
+    }
+    let id = add_silence(h.web, "alertname=WhileStalled", "slow-clients");
+    let (code, body) = request(h.web, "GET", &format!("/api/v2/silence/{id}"), "");
+    assert_eq!(code, 200, "{body}");
+
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let mut raw = String::new();
+        let _ = s.read_to_string(&mut raw);
+        assert!(raw.starts_with("HTTP/1.1 408 "), "a stalled request's answer: {raw:?}");
+    }
+    assert_eq!(refused(&h, "timeout"), 40.0);
+    // Idle keep-alive connections are no request: nothing refused them.
+    assert_eq!(refused(&h, "too_many_connections"), 0.0);
+    drop(idle);
+}
+
+/// The connection bound: idle connections make room for newcomers; when every slot holds a
+/// request in progress, the next connection is answered 503 and counted, and the API serves
+/// again once the stalled requests are gone.
+#[test]
+fn connections_are_bounded_and_idle_ones_make_room() {
+    const MAX_CONNECTIONS: usize = 8;
+    let h = Hearsay::hearsay_with(
+        &scratch("api-conns"),
+        &[],
+        &[format!("--web.max-connections={MAX_CONNECTIONS}")],
+    );
+    let idle: Vec<TcpStream> =
+        (0..MAX_CONNECTIONS).map(|_| TcpStream::connect(h.web).expect("connect")).collect();
+    let (code, _) = request(h.web, "GET", "/-/healthy", "");
+    assert_eq!(code, 200, "an idle connection made room");
+    drop(idle);
+
+    let mut stalled: Vec<TcpStream> = Vec::new();
+    let refused_before = refused(&h, "too_many_connections");
+    for _ in 0..MAX_CONNECTIONS {
+        stalled.push(stall(h.web, true));
+        // Each stalled upload is read before the next one comes, so none is mistaken for idle.
+        let _ = get(h.web, "/-/healthy");
+    }
+    let mut extra = TcpStream::connect(h.web).expect("connect");
+    extra.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(extra, "GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut raw = String::new();
+    let _ = extra.read_to_string(&mut raw);
+    assert!(raw.starts_with("HTTP/1.1 503 "), "a connection past the bound: {raw:?}");
+    drop(stalled);
+    util::wait_for("the API answers again", Duration::from_secs(30), || {
+        get(h.web, "/-/healthy").is_some_and(|(code, _)| code == 200)
+    });
+    assert!(refused(&h, "too_many_connections") > refused_before);
 }

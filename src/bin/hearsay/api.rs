@@ -1,7 +1,6 @@
 //! The slice of Alertmanager's HTTP API v2 that hearsay owns, shaped as `amtool` and the
 //! Alertmanager UI expect it: silences, status, readiness, metrics.
 
-use std::io::Read;
 use std::time::Instant;
 
 use hearsay::core::UnixMillis;
@@ -13,10 +12,8 @@ use hearsay::node::{Node, StateError, States as _};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tiny_http::{Header, Method, Request, Response};
 
-/// Largest request body accepted (a silence is a few hundred bytes).
-const MAX_BODY: u64 = 1 << 20;
+use crate::http::{Request, Response};
 
 /// What the handlers need.
 pub(crate) struct Api<'a> {
@@ -73,38 +70,35 @@ struct SilenceStatus {
     state: &'static str,
 }
 
-type Reply = Response<std::io::Cursor<Vec<u8>>>;
+type Reply = Response;
 
 impl Api<'_> {
-    /// Answer one request.
-    pub(crate) fn handle(&self, mut req: Request) {
+    /// Answer one request (its body has arrived whole: see `http`).
+    pub(crate) fn handle(&self, req: &Request) -> Reply {
         let started = Instant::now();
-        let url = req.url().to_owned();
-        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        let reply = match (req.method(), path) {
-            (Method::Get, "/-/ready") if (self.ready)() => text(200, "OK"),
-            (Method::Get, "/-/ready") => text(503, "settling"),
-            (Method::Get, "/-/healthy") => text(200, "OK"),
-            (Method::Get, "/metrics") => text(200, &(self.metrics)()).with_header(header(
-                "Content-Type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )),
-            (Method::Get, "/api/v2/status") => self.status(),
-            (Method::Get, "/api/v2/silences") => self.list(query),
-            (Method::Post, "/api/v2/silences") => match read_body(&mut req) {
-                Ok(body) => self.post(&body),
-                Err(reply) => reply,
+        let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+        let reply = match (req.method.as_str(), path) {
+            ("GET", "/-/ready") if (self.ready)() => text(200, "OK"),
+            ("GET", "/-/ready") => text(503, "settling"),
+            ("GET", "/-/healthy") => text(200, "OK"),
+            ("GET", "/metrics") => Response {
+                status: 200,
+                content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                body: (self.metrics)().into_bytes(),
             },
-            (Method::Get, p) if p.starts_with("/api/v2/silence/") => {
+            ("GET", "/api/v2/status") => self.status(),
+            ("GET", "/api/v2/silences") => self.list(query),
+            ("POST", "/api/v2/silences") => self.post(&req.body),
+            ("GET", p) if p.starts_with("/api/v2/silence/") => {
                 self.get_one(&p["/api/v2/silence/".len()..])
             }
-            (Method::Delete, p) if p.starts_with("/api/v2/silence/") => {
+            ("DELETE", p) if p.starts_with("/api/v2/silence/") => {
                 self.delete(&p["/api/v2/silence/".len()..])
             }
             _ => text(404, "not found"),
         };
-        log::debug!("{} {path} took {:?}", req.method(), started.elapsed());
-        let _ = req.respond(reply);
+        log::debug!("{} {path} took {:?}", req.method, started.elapsed());
+        reply
     }
 
     fn list(&self, query: &str) -> Reply {
@@ -195,31 +189,17 @@ fn now() -> UnixMillis {
     UnixMillis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn read_body(req: &mut Request) -> Result<Vec<u8>, Reply> {
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| text(400, &e.to_string()))?;
-    if body.len() as u64 > MAX_BODY {
-        return Err(text(413, "request body too large"));
-    }
-    Ok(body)
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
-}
-
 fn text(code: u16, body: &str) -> Reply {
-    Response::from_data(body.as_bytes().to_vec()).with_status_code(code)
+    Response {
+        status: code,
+        content_type: "text/plain; charset=utf-8",
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 fn json(code: u16, body: &impl Serialize) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Response::from_data(bytes)
-        .with_status_code(code)
-        .with_header(header("Content-Type", "application/json"))
+    Response { status: code, content_type: "application/json", body: bytes }
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

@@ -30,6 +30,8 @@ pub(crate) struct Flags {
     /// `--cluster.tls-config`: Alertmanager's TLS transport settings file.
     pub(crate) tls_config: Option<PathBuf>,
     pub(crate) web_listen: SocketAddr,
+    /// `--web.max-connections` (as Prometheus names it): HTTP connections held at once.
+    pub(crate) web_max_connections: usize,
     pub(crate) storage: PathBuf,
     pub(crate) retention: Duration,
     pub(crate) maintenance_interval: Duration,
@@ -55,6 +57,7 @@ impl Default for Flags {
             secret_key_file: None,
             tls_config: None,
             web_listen: "0.0.0.0:9093".parse().expect("literal"),
+            web_max_connections: 256,
             storage: PathBuf::from("data/"),
             retention: Duration::from_secs(120 * 3600),
             maintenance_interval: Duration::from_secs(15 * 60),
@@ -68,7 +71,8 @@ pub(crate) const USAGE: &str =
   [--cluster.gossip-interval=200ms] [--cluster.pushpull-interval=1m] [--cluster.probe-interval=1s]
   [--cluster.probe-timeout=500ms] [--cluster.tcp-timeout=10s] [--cluster.settle-timeout=1m]
   [--cluster.reconnect-interval=10s] [--cluster.reconnect-timeout=6h] [--cluster.label=LABEL]
-  [--cluster.secret-key-file=PATH] [--cluster.tls-config=FILE] [--web.listen-address=:9093] [--storage.path=data/] [--data.retention=120h]
+  [--cluster.secret-key-file=PATH] [--cluster.tls-config=FILE] [--web.listen-address=:9093]
+  [--web.max-connections=256] [--storage.path=data/] [--data.retention=120h]
   [--data.maintenance-interval=15m]";
 
 /// Parse `args` (without the program name).
@@ -104,6 +108,13 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, Str
                 f.tls_config = Some(PathBuf::from(value()?)).filter(|p| !p.as_os_str().is_empty())
             }
             "web.listen-address" => f.web_listen = addr(&value()?)?,
+            "web.max-connections" => {
+                let v = value()?;
+                f.web_max_connections =
+                    v.parse().ok().filter(|n| (1..=65_536).contains(n)).ok_or_else(|| {
+                        format!("--web.max-connections: {v:?} is not in 1..=65536")
+                    })?;
+            }
             "storage.path" => f.storage = PathBuf::from(value()?),
             "data.retention" => f.retention = duration(&value()?)?,
             "data.maintenance-interval" => f.maintenance_interval = duration(&value()?)?,

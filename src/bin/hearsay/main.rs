@@ -7,9 +7,9 @@
 
 mod api;
 mod flags;
+mod http;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -18,9 +18,6 @@ use hearsay::node::{
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
 use time::OffsetDateTime;
-
-/// Worker threads answering HTTP requests.
-const HTTP_WORKERS: usize = 4;
 
 fn main() -> ExitCode {
     log::set_logger(&StderrLogger).map(|()| log::set_max_level(log::LevelFilter::Info)).ok();
@@ -83,40 +80,52 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
         node.advertise_addr()
     );
 
-    let server = tiny_http::Server::http(flags.web_listen).map_err(|e| format!("web: {e}"))?;
-    let server = Arc::new(server);
+    let rejected = http::RejectCounters::default();
+    for why in http::Rejection::ALL {
+        let _ = rejected.get_or_create(&vec![("reason", why.label())]);
+    }
+    let mut web_metrics = prometheus_client::registry::Registry::default();
+    web_metrics.register(
+        "hearsay_http_requests_rejected",
+        "HTTP requests and connections the API server refused, by reason",
+        rejected.clone(),
+    );
+    let mut server = http::Server::bind(flags.web_listen, flags.web_max_connections, rejected)
+        .map_err(|e| format!("web: {}: {e}", flags.web_listen))?;
+    let stop = server.stopper();
     let started = OffsetDateTime::now_utc();
     thread::scope(|s| {
         let node = &node;
-        for _ in 0..HTTP_WORKERS {
-            let server = Arc::clone(&server);
-            s.spawn(move || {
-                let ready = || node.is_ready();
-                let metrics = || node.metrics_text();
-                let api = api::Api {
-                    node,
-                    silences_key: SILENCES_KEY,
-                    started,
-                    ready: &ready,
-                    metrics: &metrics,
-                };
-                for request in server.incoming_requests() {
-                    api.handle(request);
-                }
-            });
-        }
+        s.spawn(move || {
+            let ready = || node.is_ready();
+            let metrics = || with_web_metrics(node.metrics_text(), &web_metrics);
+            let api = api::Api {
+                node,
+                silences_key: SILENCES_KEY,
+                started,
+                ready: &ready,
+                metrics: &metrics,
+            };
+            server.run(&|request| api.handle(request));
+        });
         wait_for_signal();
         log::info!("shutting down: leaving the cluster and writing snapshots");
         if let Err(e) = node.leave(Duration::from_secs(10)) {
             log::warn!("leave: {e}");
         }
-        server.unblock();
-        for _ in 1..HTTP_WORKERS {
-            server.unblock();
-        }
+        stop.stop();
     });
     node.shutdown();
     Ok(())
+}
+
+/// The node's metrics with the API server's appended (one OpenMetrics exposition, one EOF).
+fn with_web_metrics(node: String, web: &prometheus_client::registry::Registry) -> String {
+    let mut out = node.strip_suffix("# EOF\n").map(str::to_owned).unwrap_or(node);
+    if prometheus_client::encoding::text::encode(&mut out, web).is_err() {
+        out.push_str("# EOF\n");
+    }
+    out
 }
 
 fn wait_for_signal() {
