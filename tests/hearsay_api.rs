@@ -4,7 +4,7 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use util::alertmanager::{Hearsay, add_silence, amtool, expire_silence, get, scratch};
@@ -191,4 +191,53 @@ fn connections_are_bounded_and_idle_ones_make_room() {
         get(h.web, "/-/healthy").is_some_and(|(code, _)| code == 200)
     });
     assert!(refused(&h, "too_many_connections") > refused_before);
+}
+
+/// Bytes that are not this cluster's gossip — garbage datagrams, another cluster's label,
+/// garbage streams — are refused whole, counted by transport and reason, and logged (at a
+/// bounded rate); the node stays up and keeps answering. A join at start that reaches no
+/// configured peer is logged too.
+#[test]
+fn refused_gossip_is_counted_by_reason_and_logged() {
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nobody_addr = nobody.local_addr().expect("addr");
+    drop(nobody); // a peer address where nothing listens
+    let h = Hearsay::hearsay(&scratch("api-garbage"), &[nobody_addr]);
+    util::wait_for("the failed startup join is logged", Duration::from_secs(30), || {
+        h.log_text().contains("joining the cluster at start failed")
+    });
+    let rejected = |transport: &str, reason: &str| {
+        h.metric(&format!(
+            "hearsay_cluster_rejected_total{{transport=\"{transport}\",reason=\"{reason}\"}}"
+        ))
+        .expect("the rejection counters are exposed")
+    };
+    assert_eq!(rejected("packet", "malformed"), 0.0);
+
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..500u32 {
+        // 0xff is no memberlist message type; the rest varies.
+        let junk = [&[0xffu8][..], &i.to_be_bytes()[..], &[0xab; 40][..]].concat();
+        udp.send_to(&junk, h.cluster).expect("send");
+    }
+    // memberlist's label header (type 244, length, label) for a cluster that is not ours.
+    let labelled = [&[244u8, 5][..], b"other", &[0u8, 0x80][..]].concat();
+    for _ in 0..5 {
+        udp.send_to(&labelled, h.cluster).expect("send");
+    }
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(h.cluster).expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: not-gossip\r\n\r\n").expect("write");
+    }
+    util::wait_for("every refusal counted", Duration::from_secs(30), || {
+        rejected("packet", "malformed") >= 100.0
+            && rejected("packet", "label_mismatch") >= 1.0
+            && rejected("stream", "malformed") >= 1.0
+    });
+    util::wait_for("a refusal logged", Duration::from_secs(30), || {
+        h.log_text().contains("refused a packet from 127.0.0.1:")
+    });
+    let lines = h.log_text().lines().filter(|l| l.contains("refused a ")).count();
+    assert!(lines <= 2, "refusals are logged at a bounded rate, not per packet: {lines} lines");
+    assert_eq!(get(h.web, "/-/healthy").map(|(code, _)| code), Some(200));
 }

@@ -528,10 +528,15 @@ impl<D: Delegate> Driver<D> {
         self.note_handshake(&conn.pipe, matches!(conn.role, Role::Inbound { .. }));
         let now = self.clock.now();
         match (conn.role, progress) {
-            (Role::Inbound { .. }, progress) => {
+            (Role::Inbound { from }, progress) => {
                 self.inbound = self.inbound.saturating_sub(1);
-                if matches!(progress, Progress::Failed(_)) {
+                if let Progress::Failed(failure) = &progress {
                     self.stats.streams_failed += 1;
+                    // Bytes that are no stream at all (garbage, another label, too large)
+                    // never reached the core: count them with the streams it refused.
+                    if let StreamFailure::Wire(e) = failure {
+                        self.peer.swim_mut().count_rejected_stream(Some(from), e);
+                    }
                 }
             }
             (Role::Outbound { id, .. }, Progress::Frame(len)) => {

@@ -25,7 +25,7 @@ use crate::core::cluster::PubSubUpdate;
 use crate::core::peer::gossip::{GossipEvent, JoinId};
 use crate::core::peer::redis::{LinkFailure, MsgKind, RedisEvent, RedisStats};
 use crate::core::swim::{BroadcastError, Member, MemberState};
-use crate::core::wire::{KeyringError, SecretKey};
+use crate::core::wire::{KeyringError, RejectReason, SecretKey};
 use crate::net::Driver;
 use crate::redis::driver::RedisDriver;
 
@@ -440,6 +440,11 @@ impl EventLoop {
                         let _ = reply.try_send(ok);
                     }
                 }
+                GossipEvent::StartupJoinFailed { of } => log::warn!(
+                    "joining the cluster at start failed: none of the {of} configured peer \
+                     addresses answered a push/pull; this node stays alone until one does \
+                     (re-joined every reconnect interval)"
+                ),
                 GossipEvent::LeaveComplete => {
                     for reply in self.leave_replies.drain(..) {
                         let _ = reply.try_send(());
@@ -538,6 +543,19 @@ impl EventLoop {
             Transport::Redis { .. } => self.publish_redis(),
         }
         if let Transport::Gossip(d) = &mut self.transport
+            && let Some(r) = d.peer_mut().swim_mut().take_last_rejection()
+            && self.throttle.allow("rejected")
+        {
+            let from = r.from.map_or_else(|| "a peer".to_owned(), |a| a.to_string());
+            // Counted in hearsay_cluster_rejected_total; logged once a minute at most.
+            log::warn!(
+                "refused a {} from {from}: {} (hearsay_cluster_rejected_total counts every \
+                 refusal by reason; this line appears at most once a minute)",
+                r.what,
+                r.error
+            );
+        }
+        if let Transport::Gossip(d) = &mut self.transport
             && let Some(line) = d.take_tls_failure()
             && self.throttle.allow("tls_handshake")
         {
@@ -563,6 +581,14 @@ impl EventLoop {
         );
         sync_counter(&m.pings_failures, swim.stats().probes_failed);
         let stats = swim.stats();
+        for reason in RejectReason::ALL {
+            for (transport, by) in
+                [("packet", &stats.packets_rejected_by), ("stream", &stats.streams_rejected_by)]
+            {
+                let counter = m.rejected.get_or_create(&metrics::rejected(transport, reason));
+                sync_counter(&counter, by[reason.index()]);
+            }
+        }
         let undecryptable = stats.packets_undecryptable + stats.streams_undecryptable;
         for (transport, total) in
             [("packet", stats.packets_undecryptable), ("stream", stats.streams_undecryptable)]

@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::core::wire::RejectReason;
+
 /// A `msg_type` label: `update` (gossiped state changes) or `full_state` (push/pull).
 pub(crate) type MsgType = Vec<(&'static str, &'static str)>;
 
@@ -53,6 +55,9 @@ pub(crate) struct Metrics {
     /// Packets and streams dropped because they did not decrypt, by `transport` (`packet`,
     /// `stream`). hearsay's own: Alertmanager only logs memberlist's "Decrypt packet failed".
     pub(crate) decrypt_failures: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Packets and streams from peers refused whole, by `transport` and `reason` (see
+    /// `RejectReason`). hearsay's own: memberlist only logs them.
+    pub(crate) rejected: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// The TLS transport's counters, when it is on.
     pub(crate) tls: Option<TlsMetrics>,
     /// Alertmanager exports these as summaries without quantiles (`_sum`, `_count`); the
@@ -126,6 +131,7 @@ impl Metrics {
             name_conflicts: Counter::default(),
             redis_connection_errors: Family::default(),
             decrypt_failures: Family::default(),
+            rejected: Family::default(),
             nflog_gc: default_histogram(),
             nflog_snapshot: default_histogram(),
             silences_gc: default_histogram(),
@@ -152,8 +158,17 @@ impl Metrics {
         }
         for transport in ["packet", "stream"] {
             let _ = m.decrypt_failures.get_or_create(&vec![("transport", transport)]);
+            for reason in RejectReason::ALL {
+                let _ = m.rejected.get_or_create(&rejected(transport, reason));
+            }
         }
         let r = registry;
+        r.register(
+            "hearsay_cluster_rejected",
+            "Packets and streams from peers refused whole (garbage, another cluster's label, bad \
+             checksum or compression, past a bound, not decryptable), by transport and reason",
+            m.rejected.clone(),
+        );
         r.register(
             "hearsay_cluster_decrypt_failures",
             "Packets and streams from peers dropped because no installed key decrypts them \
@@ -465,4 +480,12 @@ pub(crate) fn render(registry: &Registry) -> String {
     // Writing into a String cannot fail.
     let _ = encode(&mut out, registry);
     out
+}
+
+/// The labels of `hearsay_cluster_rejected_total`.
+pub(crate) fn rejected(
+    transport: &'static str,
+    reason: RejectReason,
+) -> Vec<(&'static str, &'static str)> {
+    vec![("transport", transport), ("reason", reason.label())]
 }

@@ -96,6 +96,13 @@ pub enum GossipEvent {
         /// Addresses tried.
         of: usize,
     },
+    /// The join with the configured peers at start found none of them: this member is alone
+    /// until a peer joins it or the re-join upkeep reaches one (for the host's log; the
+    /// re-joins are counted in [`UpkeepStats`]).
+    StartupJoinFailed {
+        /// Addresses tried.
+        of: usize,
+    },
     /// Our leave message went out.
     LeaveComplete,
     /// The peer settled.
@@ -503,8 +510,14 @@ impl<D: Delegate> GossipPeer<D> {
     }
 
     fn finish_join(&mut self, join: PendingJoin) {
-        if let Why::Host(id) = join.why {
-            self.events.push_back(GossipEvent::Joined { id, ok: join.ok, of: join.tried });
+        match join.why {
+            Why::Host(id) => {
+                self.events.push_back(GossipEvent::Joined { id, ok: join.ok, of: join.tried })
+            }
+            Why::Initial if join.ok == 0 => {
+                self.events.push_back(GossipEvent::StartupJoinFailed { of: join.tried })
+            }
+            Why::Initial | Why::Refresh | Why::Reconnect => {}
         }
     }
 }

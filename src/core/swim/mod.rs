@@ -42,7 +42,7 @@ pub use member::{Member, MemberState};
 
 use super::broadcast::{BroadcastQueue, QueueFull, QueueStats};
 use super::config::{ConfigError, SwimConfig};
-use super::wire::{Alive, Codec, Keyring, Message, PacketSummary, WireError};
+use super::wire::{Alive, Codec, Keyring, Message, PacketSummary, RejectReason, WireError};
 use super::{Incarnation, Millis, NodeName};
 use member::Members;
 use probe::{Probe, Relay};
@@ -232,6 +232,11 @@ pub struct SwimStats {
     /// Streams (inbound or replies) refused because they did not decrypt or were plain while
     /// encryption is verified. Also counted in `streams_rejected`.
     pub streams_undecryptable: u64,
+    /// `packets_rejected` by reason, indexed by [`RejectReason::index`].
+    pub packets_rejected_by: [u64; RejectReason::ALL.len()],
+    /// `streams_rejected` by reason, indexed by [`RejectReason::index`] (streams the driver
+    /// could not delimit included, see [`Swim::count_rejected_stream`]).
+    pub streams_rejected_by: [u64; RejectReason::ALL.len()],
 }
 
 /// Most in-flight indirect probes we run for others. Each costs a ping we send: the bound stops
@@ -253,6 +258,17 @@ enum Timer {
     RelayExpire(u32),
     Suspicion(NodeName, u64),
     StreamExpire(StreamId),
+}
+
+/// A packet or stream a peer sent that was refused: what the host's log line names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// `packet` or `stream`.
+    pub what: &'static str,
+    /// The sender, when known.
+    pub from: Option<SocketAddr>,
+    /// Why.
+    pub error: WireError,
 }
 
 #[derive(Clone, Debug)]
@@ -277,6 +293,8 @@ pub struct Swim<D: Delegate = ()> {
     generation: u64,
     leaving: bool,
     leave_token: Option<u64>,
+    /// The latest refused packet or stream, until the host takes it for its log.
+    last_rejection: Option<Rejected>,
     /// When the oldest never-sent user message was queued (eager flushing).
     fresh_since: Option<Millis>,
     /// Bumped on every change to the member table, so drivers can republish it cheaply.
@@ -376,6 +394,7 @@ impl<D: Delegate> Swim<D> {
             generation: 0,
             leaving: false,
             leave_token: None,
+            last_rejection: None,
             fresh_since: None,
             members_version: 0,
             rtts: VecDeque::new(),
@@ -496,7 +515,10 @@ impl<D: Delegate> Swim<D> {
             Ok(s) => self.stats.messages_malformed += (s.malformed + s.truncated) as u64,
             Err(e) => {
                 self.stats.packets_rejected += 1;
+                self.stats.packets_rejected_by[e.reason().index()] += 1;
                 self.stats.packets_undecryptable += u64::from(matches!(e, WireError::Decrypt(_)));
+                self.last_rejection =
+                    Some(Rejected { what: "packet", from: Some(from), error: e.clone() });
             }
         }
         result
@@ -515,7 +537,7 @@ impl<D: Delegate> Swim<D> {
         let codec = Arc::clone(&self.codec);
         let result = codec.decode_stream(frame, true, |msg| self.on_stream(from, msg));
         if let Err(e) = &result {
-            self.count_stream_error(e);
+            self.count_rejected_stream(Some(from), e);
         }
         result
     }
@@ -540,7 +562,11 @@ impl<D: Delegate> Swim<D> {
             Ok(frame) => codec
                 .decode_stream(frame, false, |msg| self.on_stream_reply(&pending, msg))
                 .unwrap_or_else(|e| {
-                    self.count_stream_error(&e);
+                    let peer = match &pending {
+                        PendingStream::PushPull { peer, .. } => Some(*peer),
+                        _ => None,
+                    };
+                    self.count_rejected_stream(peer, &e);
                     Err(StreamFailure::Wire(e))
                 }),
             Err(failure) => Err(failure),
@@ -660,9 +686,19 @@ impl<D: Delegate> Swim<D> {
         self.codec.keyring.as_ref()
     }
 
-    fn count_stream_error(&mut self, e: &WireError) {
+    /// Count a stream from `from` (when known) that was refused with `e`: by the codec here,
+    /// or by the driver, which delimits streams before they reach [`Self::handle_stream`].
+    pub fn count_rejected_stream(&mut self, from: Option<SocketAddr>, e: &WireError) {
         self.stats.streams_rejected += 1;
+        self.stats.streams_rejected_by[e.reason().index()] += 1;
         self.stats.streams_undecryptable += u64::from(matches!(e, WireError::Decrypt(_)));
+        self.last_rejection = Some(Rejected { what: "stream", from, error: e.clone() });
+    }
+
+    /// The latest packet or stream refused, once (for the host's rate-limited log line; the
+    /// counts are in [`SwimStats`]).
+    pub fn take_last_rejection(&mut self) -> Option<Rejected> {
+        self.last_rejection.take()
     }
 
     /// The delegate.

@@ -758,6 +758,13 @@ fn encrypted_members_talk_and_others_are_dropped_and_counted() {
     assert_eq!(state(&a, "c"), None);
     let stats = a.stats();
     assert_eq!((stats.packets_undecryptable, stats.packets_rejected), (3, 3));
+    assert_eq!(stats.packets_rejected_by[RejectReason::Encryption.index()], 3);
+    assert_eq!(stats.packets_rejected_by.iter().sum::<u64>(), 3, "one reason each");
+    // The latest refusal, once, for the host's log line.
+    let last = a.take_last_rejection().expect("a refusal");
+    assert_eq!((last.what, last.from), ("packet", Some(addr(3))));
+    assert!(matches!(last.error, WireError::Decrypt(_)));
+    assert_eq!(a.take_last_rejection(), None);
 
     // Rotation through the shared handle: after a adds k2, c's packets open.
     a.keyring().expect("encrypting").add_key(k2).unwrap();

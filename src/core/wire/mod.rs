@@ -72,6 +72,72 @@ pub enum IntEncoding {
     Signed,
 }
 
+/// A [`WireError`]'s class, for counters (`hearsay_cluster_rejected_total{reason}`): few enough
+/// to label a metric, fine enough to tell a foreign cluster from a broken peer or an attack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// Not memberlist at all, or a broken message (bad msgpack, unknown type, cut short).
+    Malformed,
+    /// Another cluster's label, or none where we want one.
+    Label,
+    /// The checksum did not match.
+    Crc,
+    /// Compressed with something other than LZW, or corrupt LZW.
+    Compression,
+    /// Past a size, count or nesting bound.
+    TooLarge,
+    /// Encrypted where we have no key, not opened by any key, or plain where encryption is
+    /// required.
+    Encryption,
+}
+
+impl RejectReason {
+    /// Every reason, in index order (see [`RejectReason::index`]).
+    pub const ALL: [RejectReason; 6] = [
+        Self::Malformed,
+        Self::Label,
+        Self::Crc,
+        Self::Compression,
+        Self::TooLarge,
+        Self::Encryption,
+    ];
+
+    /// Position in [`RejectReason::ALL`] (and in the per-reason counter arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Label => "label_mismatch",
+            Self::Crc => "crc_mismatch",
+            Self::Compression => "compression",
+            Self::TooLarge => "too_large",
+            Self::Encryption => "encryption",
+        }
+    }
+}
+
+impl WireError {
+    /// The class this error is counted under.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            Self::Truncated(_)
+            | Self::UnexpectedMarker { .. }
+            | Self::IntOutOfRange(_)
+            | Self::InvalidUtf8(_)
+            | Self::UnexpectedType(_) => RejectReason::Malformed,
+            Self::LabelMismatch | Self::InvalidLabel => RejectReason::Label,
+            Self::CrcMismatch => RejectReason::Crc,
+            Self::UnknownCompression(_) | Self::Lzw => RejectReason::Compression,
+            Self::TooLarge { .. } | Self::TooDeep => RejectReason::TooLarge,
+            Self::EncryptionNotConfigured | Self::Decrypt(_) => RejectReason::Encryption,
+        }
+    }
+}
+
 /// Why bytes from a peer were rejected. Nothing is ever partially applied: the caller's state
 /// is unchanged by a decode error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
