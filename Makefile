@@ -53,14 +53,15 @@ unit:
 # Real sockets on loopback; the C ABI from a C program (and the committed header checked
 # against cbindgen); real Go memberlist peers (v0.5.0 and the latest); stock
 # Alertmanagers (Debian's 0.25 and the latest release) in one cluster with hearsay, also over
-# Alertmanager's TLS transport.
+# Alertmanager's TLS transport; hearsay with Go peers in Grafana's Redis layout on one
+# redis-server (tests/interop/grafanapeer).
 integration:
 	@for f in tests/*.rs; do t=$$(basename $$f .rs); grep -q -- "--test $$t " Makefile || \
 	  { echo "tests/$$t.rs is not run by make test: add it here"; exit 1; }; done
 	$(CARGO) test --locked --test node_loopback --test node_states --test interop_memberlist \
 	  --test c_abi -- --test-threads=4
 	$(CARGO) test --locked --test mixed_cluster --test hearsay_api --test redis_peer \
-	  --test cluster_tls -- --test-threads=2
+	  --test cluster_tls --test grafana_redis_peer -- --test-threads=2
 
 # The Go binding (cgo) against this build of the library, with the race detector; it runs
 # Alertmanager's own Go silences on hearsay nodes.
@@ -68,6 +69,9 @@ go:
 	$(CARGO) build --release --lib --locked
 	@test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; echo "gofmt: run gofmt -w bindings/go"; exit 1; }
 	cd bindings/go && go vet ./... && go test -race -count=1 ./...
+	@# The Go Redis peer the integration tests run (tests/interop/grafanapeer).
+	@test -z "$$(gofmt -l tests/interop/grafanapeer)" || { gofmt -l tests/interop/grafanapeer; echo "gofmt: run gofmt -w tests/interop/grafanapeer"; exit 1; }
+	cd tests/interop/grafanapeer && go vet ./...
 
 # The simulator runs optimised: it executes millions of protocol steps per seed range.
 sim:

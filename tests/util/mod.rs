@@ -5,6 +5,7 @@
 pub mod alertmanager;
 pub mod certs;
 pub mod golang;
+pub mod grafana;
 pub mod logs;
 pub mod redis;
 pub mod redis_sim;
