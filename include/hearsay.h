@@ -391,6 +391,21 @@ hs_result hs_config_set_gossip_verify_outgoing(struct hs_config *config, bool ve
 // why). Unused on Redis. Not thread-safe, like every `hs_config_*` call.
 hs_result hs_config_set_cluster_tls_config_file(struct hs_config *config, struct hs_str path);
 
+// Read Grafana's configuration file at `path` (`grafana.ini`, `custom.ini`): its
+// `[unified_alerting]` section, with Grafana's rules (`GF_UNIFIED_ALERTING_<KEY>` variables of
+// this process override the file; `${VAR}`, `$__env{VAR}`, `$__file{path}` are expanded;
+// Grafana's durations). Every setting the keys mirror is set to what the file says, its
+// default where the file is silent: bind, advertise, peers, label, gossip and push/pull
+// intervals, reconnect timeout, retention (`notification_log_retention`; silences keep
+// Grafana's 5 days), the silence limits, and Redis mode when `ha_redis_address` is set
+// (address, credentials, database, prefix, peer name as the node's name, TLS). Setters called
+// afterwards override it, as flags beside `--config.file` do. On failure the config is
+// unchanged: `HS_RESULT_IO` when the file cannot be read, else `HS_RESULT_INVALID_CONFIG`, and
+// `hs_last_error_message` names the key and its line (or environment variable); an unknown
+// `ha_*` key, and Redis Sentinel, Redis Cluster or single-node evaluation turned on, are
+// refused by name. Not thread-safe, like every `hs_config_*` call.
+hs_result hs_config_load_grafana_ini(struct hs_config *config, struct hs_str path);
+
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with
 // `hs_node_free`. `config` is only read. A corrupt snapshot file gives

@@ -22,6 +22,7 @@
 
 pub mod core;
 pub mod ffi;
+pub mod grafana;
 pub mod net;
 pub mod node;
 pub(crate) mod redis;

@@ -35,8 +35,15 @@ import (
 // Version is the library's version.
 func Version() string { return C.GoString(C.hs_version()) }
 
-// Config says how a node starts. Zero fields take Alertmanager's defaults.
+// Config says how a node starts. Zero fields take Alertmanager's defaults, or with
+// GrafanaConfigFile what that file says; fields set here override the file.
 type Config struct {
+	// GrafanaConfigFile names Grafana's configuration file (grafana.ini or custom.ini): its
+	// [unified_alerting] section is read with Grafana's rules (GF_UNIFIED_ALERTING_<KEY>
+	// variables of this process override it; ${VAR}, $__env{VAR} and $__file{path} are
+	// expanded) and sets what its ha_* keys mirror, Redis mode included (ha_redis_address).
+	// A bad value is ErrInvalidConfig naming the key and its line; an unreadable file, ErrIO.
+	GrafanaConfigFile string
 	// Name, unique in the cluster (--cluster.peer-name). Default: a random ULID.
 	Name string
 	// BindAddr is ip:port for UDP and TCP (--cluster.listen-address). Default 0.0.0.0:9094;
@@ -158,6 +165,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	defer C.hs_config_free(config)
 	steps := []func() C.hs_result{}
+	if cfg.GrafanaConfigFile != "" {
+		// First, so that every other field given overrides the file.
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_load_grafana_ini(config, str(&p, cfg.GrafanaConfigFile))
+		})
+	}
 	if cfg.Name != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_name(config, str(&p, cfg.Name)) })
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -161,6 +163,47 @@ func TestErrorsAreSentinelsWithMessages(t *testing.T) {
 	}
 	if _, err := a.ShouldNotify(hearsay.Flush{GroupKey: "\xff", Now: now}); !errors.Is(err, hearsay.ErrInvalidUTF8) {
 		t.Fatalf("bad UTF-8: %v", err)
+	}
+}
+
+// A node started from Grafana's ini file: two of them form a cluster and share a silence;
+// fields set beside the file override it; a bad value names the key and its line.
+func TestNodesStartFromGrafanasConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	ini := write("custom.ini", "[server]\nroot_url = %(protocol)s://%(domain)s/\n\n"+
+		"[unified_alerting]\nenabled = true\nha_listen_address = \"127.0.0.1:0\"\n"+
+		"ha_gossip_interval = 50ms\nha_label = from-ini\nha_peer_timeout = 15s ; Grafana's default\n")
+	a := start(t, "a", hearsay.Config{GrafanaConfigFile: ini})
+	b := start(t, "b", hearsay.Config{GrafanaConfigFile: ini})
+	join(t, b, a)
+	now := time.Now()
+	_, err := a.SetSilence(hearsay.Silence{
+		Matchers: []hearsay.Matcher{{Name: "alertname", Value: "FromIni"}},
+		StartsAt: now, EndsAt: now.Add(time.Hour), CreatedBy: "go-test",
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the silence on b", func() bool {
+		n, err := b.Mutes(hearsay.Labels{"alertname": "FromIni"}, time.Now())
+		return err == nil && n == 1
+	})
+
+	bad := write("bad.ini", "[unified_alerting]\n\nha_peer_timeout = 15x\n")
+	_, err = hearsay.Start(hearsay.Config{GrafanaConfigFile: bad})
+	if !errors.Is(err, hearsay.ErrInvalidConfig) || !strings.Contains(err.Error(), "line 3") ||
+		!strings.Contains(err.Error(), "ha_peer_timeout") {
+		t.Fatalf("bad value: %v", err)
+	}
+	if _, err := hearsay.Start(hearsay.Config{GrafanaConfigFile: filepath.Join(dir, "missing.ini")}); !errors.Is(err, hearsay.ErrIO) {
+		t.Fatalf("missing file: %v", err)
 	}
 }
 

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::core::wire::SecretKey;
 use crate::core::wire::keyring::MAX_KEYS;
+use crate::grafana::{GrafanaConfigError, UnifiedAlerting};
 use crate::tls::{TlsClient, TlsVersion};
 
 /// A node's settings, Alertmanager's defaults until changed. Not thread-safe: build it on one
@@ -43,6 +44,15 @@ pub struct hs_config {
     pub(crate) gossip_verify_outgoing: bool,
     /// Alertmanager's TLS transport, from a `--cluster.tls-config` file.
     pub(crate) cluster_tls: Option<crate::tls::ClusterTls>,
+    /// How long a lost member is retried (`ha_reconnect_timeout`); `None`: 6 h.
+    pub(crate) reconnect_timeout: Option<Duration>,
+    /// Advertise a public address found at start (Grafana's memberlist peer does).
+    pub(crate) allow_public_advertise: bool,
+    /// Silences' own retention (Grafana's fixed 5 days); `None`: `retention`.
+    pub(crate) silence_retention: Option<Duration>,
+    /// `alertmanager_max_silences_count`, `alertmanager_max_silence_size_bytes` (0: no limit).
+    pub(crate) max_silences: usize,
+    pub(crate) max_silence_size_bytes: usize,
 }
 
 impl Default for hs_config {
@@ -69,6 +79,11 @@ impl Default for hs_config {
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
             cluster_tls: None,
+            reconnect_timeout: None,
+            allow_public_advertise: false,
+            silence_retention: None,
+            max_silences: 0,
+            max_silence_size_bytes: 0,
         }
     }
 }
@@ -216,6 +231,7 @@ pub extern "C" fn hs_config_set_storage_dir(config: *mut hs_config, dir: hs_str)
 pub extern "C" fn hs_config_set_retention_ms(config: *mut hs_config, ms: u64) -> hs_result {
     set(config, |c| {
         c.retention = millis(ms, "retention")?;
+        c.silence_retention = None;
         Ok(())
     })
 }
@@ -450,4 +466,112 @@ pub extern "C" fn hs_config_set_cluster_tls_config_file(
         c.cluster_tls = Some(tls);
         Ok(())
     })
+}
+
+/// Read Grafana's configuration file at `path` (`grafana.ini`, `custom.ini`): its
+/// `[unified_alerting]` section, with Grafana's rules (`GF_UNIFIED_ALERTING_<KEY>` variables of
+/// this process override the file; `${VAR}`, `$__env{VAR}`, `$__file{path}` are expanded;
+/// Grafana's durations). Every setting the keys mirror is set to what the file says, its
+/// default where the file is silent: bind, advertise, peers, label, gossip and push/pull
+/// intervals, reconnect timeout, retention (`notification_log_retention`; silences keep
+/// Grafana's 5 days), the silence limits, and Redis mode when `ha_redis_address` is set
+/// (address, credentials, database, prefix, peer name as the node's name, TLS). Setters called
+/// afterwards override it, as flags beside `--config.file` do. On failure the config is
+/// unchanged: `HS_RESULT_IO` when the file cannot be read, else `HS_RESULT_INVALID_CONFIG`, and
+/// `hs_last_error_message` names the key and its line (or environment variable); an unknown
+/// `ha_*` key, and Redis Sentinel, Redis Cluster or single-node evaluation turned on, are
+/// refused by name. Not thread-safe, like every `hs_config_*` call.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_load_grafana_ini(config: *mut hs_config, path: hs_str) -> hs_result {
+    set(config, |c| {
+        let path = text(path, "path")?;
+        let g = UnifiedAlerting::load(std::path::Path::new(path)).map_err(|e| {
+            let code = match e {
+                GrafanaConfigError::Io { .. } => hs_result::Io,
+                _ => hs_result::InvalidConfig,
+            };
+            Failure::new(code, e.to_string())
+        })?;
+        c.apply_grafana(&g);
+        Ok(())
+    })
+}
+
+impl hs_config {
+    /// Every field Grafana's keys mirror, from `g`.
+    fn apply_grafana(&mut self, g: &UnifiedAlerting) {
+        self.bind = g.listen_address;
+        self.advertise = g.advertise_address;
+        self.peers.clone_from(&g.peers);
+        self.label.clone_from(&g.label);
+        self.gossip_interval = g.gossip_interval;
+        self.push_pull_interval = g.push_pull_interval;
+        self.reconnect_timeout = Some(g.reconnect_timeout);
+        self.allow_public_advertise = true;
+        self.retention = g.notification_log_retention;
+        self.silence_retention = Some(crate::grafana::SILENCE_RETENTION);
+        self.max_silences = g.max_silences_count;
+        self.max_silence_size_bytes = g.max_silence_size_bytes;
+        self.redis = g.redis.as_ref().map(|r| (format!("redis://{}", r.address), r.prefix.clone()));
+        let redis = g.redis.as_ref();
+        self.redis_username = redis.map(|r| r.username.clone()).filter(|u| !u.is_empty());
+        self.redis_password = redis.map(|r| r.password.clone()).filter(|p| !p.is_empty());
+        self.redis_db = redis.map(|r| r.db);
+        self.redis_tls_enabled = redis.is_some_and(|r| r.tls.is_some());
+        self.redis_tls = redis.and_then(|r| r.tls.clone()).unwrap_or_default();
+        if let Some(name) = redis.and_then(|r| r.peer_name.clone()) {
+            self.name = Some(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> hs_str {
+        hs_str { data: text.as_ptr().cast(), len: text.len() }
+    }
+
+    #[test]
+    fn a_grafana_file_sets_the_fields_it_mirrors() {
+        let dir = std::env::temp_dir().join(format!("hearsay-ffi-ini-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ini = dir.join("custom.ini");
+        let mut config: *mut hs_config = std::ptr::null_mut();
+        assert_eq!(hs_config_new(&mut config), hs_result::Ok);
+        let path = ini.display().to_string();
+
+        std::fs::write(
+            &ini,
+            "[unified_alerting]\nha_listen_address = 127.0.0.1:9199\n\
+                              ha_peers = a:1,b:2\nha_redis_address = redis:6379\n\
+                              ha_redis_peer_name = g0\nalertmanager_max_silences_count = 3\n",
+        )
+        .expect("write");
+        assert_eq!(hs_config_load_grafana_ini(config, s(&path)), hs_result::Ok);
+        // SAFETY: `config` came from hs_config_new and is freed below, once.
+        let c = unsafe { &*config };
+        assert_eq!(c.bind.to_string(), "127.0.0.1:9199");
+        assert_eq!(c.peers, vec!["a:1", "b:2"]);
+        assert_eq!(c.redis, Some(("redis://redis:6379".into(), String::new())));
+        assert_eq!(c.name.as_deref(), Some("g0"));
+        assert_eq!(c.max_silences, 3);
+
+        std::fs::write(&ini, "[unified_alerting]\n\nha_peer_timeout = 15x\n").expect("write");
+        assert_eq!(hs_config_load_grafana_ini(config, s(&path)), hs_result::InvalidConfig);
+        let message = crate::ffi::LAST_ERROR.with(|m| m.borrow().clone());
+        assert!(message.contains("line 3") && message.contains("ha_peer_timeout"), "{message}");
+        // SAFETY: as above; unchanged by the failed call.
+        assert_eq!(unsafe { &*config }.bind.to_string(), "127.0.0.1:9199");
+
+        let missing = dir.join("missing.ini").display().to_string();
+        assert_eq!(hs_config_load_grafana_ini(config, s(&missing)), hs_result::Io);
+        assert_eq!(
+            hs_config_load_grafana_ini(std::ptr::null_mut(), s(&path)),
+            hs_result::NullParameter
+        );
+        hs_config_free(config);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }

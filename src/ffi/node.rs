@@ -7,11 +7,12 @@ use super::{
     Failure, FfiResult, borrow, boundary, copy_out, errors_metric, hs_config, hs_result, hs_str,
     out_ptr, text, write,
 };
+use crate::core::state::silences::SilencesConfig;
 use crate::core::wire::SecretKey;
 use crate::node::snapshot::SnapshotError;
 use crate::node::{
     ALERTMANAGER_STATES, Node, NodeConfig, NodeError, RedisConfig, Snapshots, StateError,
-    alertmanager_states,
+    alertmanager_states_with,
 };
 
 /// A running peer — on gossip, or on Redis when the config says so — with its threads and
@@ -90,7 +91,13 @@ pub extern "C" fn hs_node_start(
     boundary(|| {
         let c = borrow(config, "config")?;
         let out = out_ptr(node_out, "node_out")?;
-        let cluster = alertmanager_states(c.storage_dir.as_deref(), c.retention)?;
+        let silences = SilencesConfig {
+            retention: c.silence_retention.unwrap_or(c.retention),
+            max_silences: c.max_silences,
+            max_silence_size_bytes: c.max_silence_size_bytes,
+            ..SilencesConfig::default()
+        };
+        let cluster = alertmanager_states_with(c.storage_dir.as_deref(), c.retention, silences)?;
         let snapshots = c.storage_dir.as_ref().map(|dir| Snapshots {
             dir: dir.clone(),
             files: ALERTMANAGER_STATES
@@ -114,6 +121,10 @@ pub extern "C" fn hs_node_start(
             None => NodeConfig::alertmanager(c.name.as_deref(), c.bind, c.peers.clone()),
         };
         nc.advertise = c.advertise;
+        nc.allow_public_advertise = c.allow_public_advertise;
+        if let Some(timeout) = c.reconnect_timeout {
+            nc.reconnect_timeout = timeout;
+        }
         nc.swim.gossip_interval = c.gossip_interval;
         nc.swim.push_pull_interval = c.push_pull_interval;
         nc.swim.label = c.label.clone().into_bytes();

@@ -51,6 +51,7 @@ use metrics::Metrics;
 use state_metrics::StateMetrics;
 pub use states::{
     ALERTMANAGER_STATES, NFLOG_KEY, SILENCES_KEY, StateError, States, alertmanager_states,
+    alertmanager_states_with,
 };
 
 /// How a node is started.

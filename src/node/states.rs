@@ -71,18 +71,30 @@ pub fn alertmanager_states(
     dir: Option<&Path>,
     retention: Duration,
 ) -> Result<Cluster, SnapshotError> {
+    let silences = SilencesConfig { retention, ..SilencesConfig::default() };
+    alertmanager_states_with(dir, retention, silences)
+}
+
+/// [`alertmanager_states`] with the notification log kept for `nflog_retention` and the
+/// silences configured apart (Grafana: its own retention and limits).
+pub fn alertmanager_states_with(
+    dir: Option<&Path>,
+    nflog_retention: Duration,
+    silences: SilencesConfig,
+) -> Result<Cluster, SnapshotError> {
     let [(_, nflog_file), (_, silences_file)] = ALERTMANAGER_STATES;
     let load = |name: &str| dir.map_or(Ok(None), |d| snapshot::read(d, name));
     let nflog = match load(nflog_file)? {
-        Some(b) => Nflog::load(&b, retention).map_err(|source| corrupt(dir, nflog_file, source))?,
-        None => Nflog::new(retention),
+        Some(b) => {
+            Nflog::load(&b, nflog_retention).map_err(|source| corrupt(dir, nflog_file, source))?
+        }
+        None => Nflog::new(nflog_retention),
     };
-    let config = SilencesConfig { retention, ..SilencesConfig::default() };
     let seed = rand::random();
     let silences = match load(silences_file)? {
-        Some(b) => Silences::load(&b, config, seed)
+        Some(b) => Silences::load(&b, silences, seed)
             .map_err(|source| corrupt(dir, silences_file, source))?,
-        None => Silences::new(config, seed),
+        None => Silences::new(silences, seed),
     };
     let mut cluster = Cluster::new();
     cluster.register(NFLOG_KEY, nflog);

@@ -133,6 +133,28 @@ impl Server {
         Self::spawn(cmd, dir, peers, "hearsay")
     }
 
+    /// Start `cmd` — a `hearsay` whose cluster settings the caller gave (a Grafana ini file,
+    /// say) — adding only `--storage.path`, `--web.listen-address` and snapshots every second.
+    /// `cluster` is recorded as the node's gossip address; nothing checks it.
+    pub fn spawn_plain(mut cmd: Command, dir: &Path, cluster: SocketAddr, kind: &str) -> Self {
+        std::fs::create_dir_all(dir).expect("dir");
+        let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let log = dir.join(format!("{kind}.log"));
+        cmd.arg(format!("--storage.path={}", dir.display()))
+            .arg(format!("--web.listen-address={web}"))
+            .arg("--data.maintenance-interval=1s")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {kind}: {e}"));
+        let server = Self { web, cluster, dir: dir.to_path_buf(), child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while get(server.web, "/-/ready").map(|(code, _)| code) != Some(200) {
+            assert!(Instant::now() < deadline, "{kind} not ready; log:\n{}", server.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
     /// The value of the sample `series` (name and labels exactly as exposed) in `/metrics`.
     pub fn metric(&self, series: &str) -> Option<f64> {
         let (_, body) = get(self.web, "/metrics")?;

@@ -2,8 +2,10 @@
 //! gossiped with stock Alertmanagers, snapshotted in their file format, and served through the
 //! slice of Alertmanager's API that `amtool` uses for silences and cluster status.
 //!
-//! Flags are Alertmanager's (`hearsay --help`). SIGTERM or SIGINT leaves the cluster and writes
-//! the snapshots, as Alertmanager does on shutdown.
+//! Flags are Alertmanager's (`hearsay --help`); `--config.file=grafana.ini` reads Grafana's
+//! `[unified_alerting]` section instead, gossip or Redis, and flags given beside it override
+//! the file. SIGTERM or SIGINT leaves the cluster and writes the snapshots, as Alertmanager
+//! does on shutdown.
 
 mod api;
 mod flags;
@@ -13,8 +15,10 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
+use hearsay::core::NodeName;
+use hearsay::core::state::silences::SilencesConfig;
 use hearsay::node::{
-    ALERTMANAGER_STATES, Node, NodeConfig, SILENCES_KEY, Snapshots, alertmanager_states,
+    ALERTMANAGER_STATES, Node, NodeConfig, SILENCES_KEY, Snapshots, alertmanager_states_with,
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
 use time::OffsetDateTime;
@@ -38,14 +42,21 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: &flags::Flags) -> Result<(), String> {
-    let cluster =
-        alertmanager_states(Some(&flags.storage), flags.retention).map_err(|e| e.to_string())?;
-    let mut config =
-        NodeConfig::alertmanager(flags.peer_name.as_deref(), flags.listen, flags.peers.clone());
+    let silences = SilencesConfig {
+        retention: flags.silence_retention.unwrap_or(flags.retention),
+        max_silences: flags.max_silences,
+        max_silence_size_bytes: flags.max_silence_size_bytes,
+        ..SilencesConfig::default()
+    };
+    let cluster = alertmanager_states_with(Some(&flags.storage), flags.retention, silences)
+        .map_err(|e| e.to_string())?;
+    let mut config = node_config(flags);
     config.advertise = flags.advertise;
     config.reconnect_interval = flags.reconnect_interval;
     config.reconnect_timeout = flags.reconnect_timeout;
-    config.settle_timeout = flags.settle_timeout;
+    if let Some(settle) = flags.settle_timeout {
+        config.settle_timeout = settle;
+    }
     config.maintenance_interval = flags.maintenance_interval;
     let swim = &mut config.swim;
     swim.gossip_interval = flags.gossip_interval;
@@ -73,12 +84,15 @@ fn run(flags: &flags::Flags) -> Result<(), String> {
     };
     let mut node = Node::start_cluster(config, cluster, Some(snapshots))
         .map_err(|e| format!("cluster: {e}"))?;
-    log::info!(
-        "hearsay {} listening on {} (advertising {})",
-        node.name(),
-        node.local_addr(),
-        node.advertise_addr()
-    );
+    match &config_redis(flags) {
+        Some(url) => log::info!("hearsay {} on Redis at {url}", node.name()),
+        None => log::info!(
+            "hearsay {} listening on {} (advertising {})",
+            node.name(),
+            node.local_addr(),
+            node.advertise_addr()
+        ),
+    }
 
     let rejected = http::RejectCounters::default();
     for why in http::Rejection::ALL {
@@ -126,6 +140,35 @@ fn with_web_metrics(node: String, web: &prometheus_client::registry::Registry) -
         out.push_str("# EOF\n");
     }
     out
+}
+
+/// On Redis when the Grafana file says so (`ha_redis_address`), else on gossip. Grafana's
+/// memberlist peer may advertise a public address it found; Alertmanager's may not.
+fn node_config(flags: &flags::Flags) -> NodeConfig {
+    let grafana = flags.grafana.as_ref();
+    match grafana.filter(|g| g.redis.is_some()) {
+        Some(g) => {
+            let mut config = g.node_config();
+            if let Some(name) = &flags.peer_name {
+                config.swim.name = NodeName::from(name.as_str());
+            }
+            config
+        }
+        None => {
+            let mut config = NodeConfig::alertmanager(
+                flags.peer_name.as_deref(),
+                flags.listen,
+                flags.peers.clone(),
+            );
+            config.allow_public_advertise = grafana.is_some();
+            config
+        }
+    }
+}
+
+/// The Redis address, in Redis mode.
+fn config_redis(flags: &flags::Flags) -> Option<String> {
+    Some(flags.grafana.as_ref()?.redis.as_ref()?.address.clone())
 }
 
 fn wait_for_signal() {
