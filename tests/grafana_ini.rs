@@ -176,6 +176,97 @@ fn redis_nodes_from_ini_files() {
     assert_eq!(keys, ["ini-test:grafana-a", "ini-test:grafana-b"]);
 }
 
+/// The metric families (`# TYPE` lines) of a `/metrics` exposition.
+fn families(h: &Hearsay) -> Vec<String> {
+    let (_, body) = util::alertmanager::get(h.web, "/metrics").expect("/metrics answers");
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next().map(str::to_owned))
+        .collect()
+}
+
+/// A Redis-backed node is run the way an Alertmanager is: amtool lists the cluster and
+/// manages silences on it, and `/metrics` has the families Grafana's Redis peer registers —
+/// and none of memberlist's, which would always read zero there.
+#[test]
+fn amtool_and_grafanas_redis_metrics_on_a_redis_node() {
+    let redis = RedisServer::start();
+    let dir = scratch("ini-redis-amtool");
+    let ini = |name: &str| {
+        grafana_ini(&format!(
+            "ha_redis_address = 127.0.0.1:{}\nha_redis_peer_name = {name}\n\
+             ha_push_pull_interval = 2s\n",
+            redis.port
+        ))
+    };
+    let unused: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = hearsay(&write(&dir, "a.ini", &ini("amtool-a")), &dir.join("a"), unused, &[]);
+    let b = hearsay(&write(&dir, "b.ini", &ini("amtool-b")), &dir.join("b"), unused, &[]);
+    replicates(&a, &b);
+
+    let show = a.amtool(&["cluster", "show", "-o", "json"]);
+    assert!(
+        show.status.success(),
+        "amtool cluster show: {}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON status");
+    let mut peers: Vec<&str> = status["peers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("peers in {status}"))
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    peers.sort_unstable();
+    assert_eq!(peers, ["amtool-a", "amtool-b"], "amtool cluster show on a Redis node");
+
+    // A silence added through b, expired through a: both ends see each step.
+    let id = add_silence(b.web, "severity=page", "amtool-redis");
+    wait_until(30, "b's silence on a", || {
+        summary(&a.silences()).iter().any(|(_, sid, state)| *sid == id && state == "active")
+    });
+    util::alertmanager::expire_silence(a.web, &id);
+    wait_until(30, "the expiry on b", || {
+        summary(&b.silences()).iter().any(|(_, sid, state)| *sid == id && state == "expired")
+    });
+
+    let have = families(&a);
+    for grafana in [
+        "alertmanager_cluster_messages_received",
+        "alertmanager_cluster_messages_received_size",
+        "alertmanager_cluster_messages_sent",
+        "alertmanager_cluster_messages_sent_size",
+        "alertmanager_cluster_messages_publish_failures",
+        "alertmanager_cluster_members",
+        "alertmanager_peer_position",
+        "alertmanager_cluster_health_score",
+        "alertmanager_cluster_pings_seconds",
+        "alertmanager_cluster_pings_failures",
+    ] {
+        assert!(have.iter().any(|f| f == grafana), "{grafana} missing from {have:?}");
+    }
+    for memberlist in [
+        "alertmanager_cluster_messages_queued",
+        "alertmanager_cluster_messages_pruned",
+        "alertmanager_cluster_failed_peers",
+        "alertmanager_cluster_peers_joined",
+        "alertmanager_cluster_reconnections",
+        "alertmanager_oversize_gossip_message_duration_seconds",
+    ] {
+        assert!(!have.iter().any(|f| f == memberlist), "{memberlist} exported on Redis");
+    }
+    for reason in ["redis_issue", "buffer_overflow"] {
+        let series = format!(
+            "alertmanager_cluster_messages_publish_failures_total{{msg_type=\"update\",reason=\"{reason}\"}}"
+        );
+        assert_eq!(a.metric(&series), Some(0.0), "{series}");
+    }
+    assert!(
+        a.metric("alertmanager_cluster_pings_seconds_count{peer=\"redis-server\"}")
+            .is_some_and(|n| n > 0.0),
+        "Redis pings are timed under peer=\"redis-server\""
+    );
+}
+
 /// The seed's Kubernetes block, verbatim, on 127.0.0.2 and 127.0.0.3 port 9094.
 #[test]
 fn kubernetes_block_verbatim() {

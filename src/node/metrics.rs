@@ -4,6 +4,12 @@
 //! `alertmanager_cluster_messages_publish_failures_total` and
 //! `alertmanager_cluster_pings_failures_total` exist upstream only in Grafana's Redis mode; in
 //! gossip mode they count broadcasts we refused and probes that got no answer.
+//!
+//! A Redis-mode node registers exactly the families Grafana's Redis peer registers (messages
+//! received and sent with their sizes, publish failures, members, position, health score,
+//! pings and ping failures), plus hearsay's own Redis connection errors: the memberlist-only
+//! families (queued and pruned messages, failed peers, joins, reconnections, ...) would always
+//! read zero there and make a dashboard believe it watches gossip.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::TransportKind;
 use crate::core::wire::RejectReason;
 
 /// A `msg_type` label: `update` (gossiped state changes) or `full_state` (push/pull).
@@ -105,8 +112,9 @@ fn ping_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// Create the metrics and register them, with `alertmanager_cluster_peer_info{peer=name}`.
-    pub(crate) fn new(registry: &mut Registry, name: &str) -> Self {
+    /// Create the metrics and register those `transport` exports, with
+    /// `alertmanager_cluster_peer_info{peer=name}` on gossip.
+    pub(crate) fn new(registry: &mut Registry, name: &str, transport: TransportKind) -> Self {
         let m = Self {
             members: Gauge::default(),
             position: Gauge::default(),
@@ -164,28 +172,6 @@ impl Metrics {
         }
         let r = registry;
         r.register(
-            "hearsay_cluster_rejected",
-            "Packets and streams from peers refused whole (garbage, another cluster's label, bad \
-             checksum or compression, past a bound, not decryptable), by transport and reason",
-            m.rejected.clone(),
-        );
-        r.register(
-            "hearsay_cluster_decrypt_failures",
-            "Packets and streams from peers dropped because no installed key decrypts them \
-             (or they are plain while encryption is verified)",
-            m.decrypt_failures.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_enabled",
-            "Indicates whether the clustering is enabled or not",
-            enabled,
-        );
-        r.register(
-            "alertmanager_cluster_peer_info",
-            "A metric with a constant '1' value labeled by peer name",
-            info,
-        );
-        r.register(
             "alertmanager_cluster_members",
             "Number indicating current number of members in cluster",
             m.members.clone(),
@@ -199,51 +185,6 @@ impl Metrics {
             "alertmanager_cluster_health_score",
             "Health score of the cluster. Lower values are better and zero means 'totally healthy'",
             m.health_score.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_messages_queued",
-            "Number of cluster messages which are queued",
-            m.messages_queued.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_failed_peers",
-            "Number indicating the current number of failed peers in the cluster",
-            m.failed_peers.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_peers_joined",
-            "A counter of the number of peers that have joined",
-            m.peers_joined.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_peers_left",
-            "A counter of the number of peers that have left",
-            m.peers_left.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_peers_update",
-            "A counter of the number of peers that have updated metadata",
-            m.peers_update.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_reconnections",
-            "A counter of the number of cluster peer reconnections",
-            m.reconnections.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_reconnections_failed",
-            "A counter of the number of failed cluster peer reconnection attempts",
-            m.reconnections_failed.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_refresh_join",
-            "A counter of the number of cluster peer joined via refresh",
-            m.refresh_join.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_refresh_join_failed",
-            "A counter of the number of failed cluster peer joined attempts via refresh",
-            m.refresh_join_failed.clone(),
         );
         r.register(
             "alertmanager_cluster_messages_received",
@@ -266,11 +207,6 @@ impl Metrics {
             m.messages_sent_size.clone(),
         );
         r.register(
-            "alertmanager_cluster_messages_pruned",
-            "Total number of cluster messages pruned",
-            m.messages_pruned.clone(),
-        );
-        r.register(
             "alertmanager_cluster_messages_publish_failures",
             "Total number of messages that failed to be published",
             m.publish_failures.clone(),
@@ -285,6 +221,80 @@ impl Metrics {
             "Total number of failed pings",
             m.pings_failures.clone(),
         );
+        if transport == TransportKind::Gossip {
+            r.register(
+                "hearsay_cluster_rejected",
+                "Packets and streams from peers refused whole (garbage, another cluster's label, bad \
+                 checksum or compression, past a bound, not decryptable), by transport and reason",
+                m.rejected.clone(),
+            );
+            r.register(
+                "hearsay_cluster_decrypt_failures",
+                "Packets and streams from peers dropped because no installed key decrypts them \
+                 (or they are plain while encryption is verified)",
+                m.decrypt_failures.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_enabled",
+                "Indicates whether the clustering is enabled or not",
+                enabled,
+            );
+            r.register(
+                "alertmanager_cluster_peer_info",
+                "A metric with a constant '1' value labeled by peer name",
+                info,
+            );
+            r.register(
+                "alertmanager_cluster_messages_queued",
+                "Number of cluster messages which are queued",
+                m.messages_queued.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_failed_peers",
+                "Number indicating the current number of failed peers in the cluster",
+                m.failed_peers.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_peers_joined",
+                "A counter of the number of peers that have joined",
+                m.peers_joined.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_peers_left",
+                "A counter of the number of peers that have left",
+                m.peers_left.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_peers_update",
+                "A counter of the number of peers that have updated metadata",
+                m.peers_update.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_reconnections",
+                "A counter of the number of cluster peer reconnections",
+                m.reconnections.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_reconnections_failed",
+                "A counter of the number of failed cluster peer reconnection attempts",
+                m.reconnections_failed.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_refresh_join",
+                "A counter of the number of cluster peer joined via refresh",
+                m.refresh_join.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_refresh_join_failed",
+                "A counter of the number of failed cluster peer joined attempts via refresh",
+                m.refresh_join_failed.clone(),
+            );
+            r.register(
+                "alertmanager_cluster_messages_pruned",
+                "Total number of cluster messages pruned",
+                m.messages_pruned.clone(),
+            );
+        }
         let durations = [
             (
                 "alertmanager_nflog_gc_duration_seconds",
@@ -320,21 +330,35 @@ impl Metrics {
         for (name, help, histogram) in durations {
             r.register(name, help, histogram.clone());
         }
-        r.register(
-            "alertmanager_oversize_gossip_message_duration_seconds",
-            "Duration of oversized gossip message requests",
-            m.oversize.clone(),
-        );
-        r.register(
-            "alertmanager_cluster_peer_name_conflicts",
-            "Total number of times memberlist has noticed conflicting peer names",
-            m.name_conflicts.clone(),
-        );
-        r.register(
-            "hearsay_redis_connection_errors",
-            "Redis connections that failed or were dropped, by reason (each is retried)",
-            m.redis_connection_errors.clone(),
-        );
+        match transport {
+            TransportKind::Gossip => {
+                r.register(
+                    "alertmanager_oversize_gossip_message_duration_seconds",
+                    "Duration of oversized gossip message requests",
+                    m.oversize.clone(),
+                );
+                r.register(
+                    "alertmanager_cluster_peer_name_conflicts",
+                    "Total number of times memberlist has noticed conflicting peer names",
+                    m.name_conflicts.clone(),
+                );
+            }
+            TransportKind::Redis => {
+                r.register(
+                    "hearsay_redis_connection_errors",
+                    "Redis connections that failed or were dropped, by reason (each is retried)",
+                    m.redis_connection_errors.clone(),
+                );
+                // Grafana's Redis peer reports both reasons from the start.
+                for msg_type in ["update", "full_state", "request"] {
+                    for reason in ["redis_issue", "buffer_overflow"] {
+                        let _ = m
+                            .publish_failures
+                            .get_or_create(&vec![("msg_type", msg_type), ("reason", reason)]);
+                    }
+                }
+            }
+        }
         m
     }
 }

@@ -570,7 +570,7 @@ impl Node {
         let (out_tx, out_rx) = bounded(OUTBOUND_LEN);
         let (event_tx, event_rx) = bounded(config.event_queue_len.max(1));
         let mut registry = Registry::default();
-        let mut metrics = Metrics::new(&mut registry, config.swim.name.as_str());
+        let mut metrics = Metrics::new(&mut registry, config.swim.name.as_str(), kind);
         if config.tls.is_some() && kind == TransportKind::Gossip {
             metrics.tls = Some(metrics::TlsMetrics::new(&mut registry));
         }

@@ -8,7 +8,7 @@ use hearsay::core::state::Timestamp;
 use hearsay::core::state::silences::{
     Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState,
 };
-use hearsay::node::{Node, StateError, States as _};
+use hearsay::node::{Node, StateError, States as _, TransportKind};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -154,13 +154,25 @@ impl Api<'_> {
     }
 
     fn status(&self) -> Reply {
-        let mut peers: Vec<serde_json::Value> = self
-            .node
-            .members()
-            .iter()
-            .filter(|m| !m.state.is_gone())
-            .map(|m| serde_json::json!({ "name": m.name.as_str(), "address": m.addr.to_string() }))
-            .collect();
+        let peer =
+            |name: &str, address: String| serde_json::json!({ "name": name, "address": address });
+        // Redis has no gossip members: the live heartbeat keys are the cluster, without an
+        // address (Alertmanager's schema wants the field; Grafana's Redis peer has none).
+        let mut peers: Vec<serde_json::Value> = match self.node.transport() {
+            TransportKind::Gossip => self
+                .node
+                .members()
+                .iter()
+                .filter(|m| !m.state.is_gone())
+                .map(|m| peer(m.name.as_str(), m.addr.to_string()))
+                .collect(),
+            TransportKind::Redis => self
+                .node
+                .visible_members()
+                .iter()
+                .map(|m| peer(&m.name, m.addr.map(|a| a.to_string()).unwrap_or_default()))
+                .collect(),
+        };
         peers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         let body = serde_json::json!({
             "cluster": {
