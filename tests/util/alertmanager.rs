@@ -186,6 +186,11 @@ impl Server {
         server
     }
 
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `amtool --alertmanager.url=…` with `args`.
     pub fn amtool(&self, args: &[&str]) -> Output {
         amtool(self.web, args)
