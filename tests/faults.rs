@@ -3,11 +3,17 @@
 
 mod util;
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::Duration;
 
-use util::alertmanager::{Hearsay, add_silence, scratch, summary};
+use util::alertmanager::{Hearsay, add_silence, amtool, scratch, summary};
+use util::redis::RedisServer;
 
 /// Resident memory of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -103,4 +109,83 @@ fn a_flood_of_garbage_leaves_the_node_a_member_bounded_and_counting() {
     });
     let lines = a.log_text().lines().filter(|l| l.contains("refused a ")).count();
     assert!(lines <= 10, "refusals are logged at a bounded rate, not per packet: {lines} lines");
+}
+
+/// The IDs of the silences `h` holds.
+fn silence_ids(h: &Hearsay) -> BTreeSet<String> {
+    summary(&h.silences()).into_iter().map(|(_, id, _)| id).collect()
+}
+
+/// A `hearsay` binary in Redis mode on `redis`, from a Grafana ini file.
+fn redis_node(redis: &RedisServer, dir: &Path, name: &str) -> Hearsay {
+    std::fs::create_dir_all(dir).expect("dir");
+    let ini = dir.join("grafana.ini");
+    let text = format!(
+        "[unified_alerting]\nha_redis_address = 127.0.0.1:{}\nha_redis_peer_name = {name}\n\
+         ha_push_pull_interval = 2s\n",
+        redis.port
+    );
+    std::fs::write(&ini, text).expect("ini");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearsay"));
+    cmd.arg(format!("--config.file={}", ini.display())).arg("--cluster.settle-timeout=3s");
+    let unused: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    Hearsay::spawn_plain(cmd, dir, unused, "hearsay")
+}
+
+/// Silences added through `web` one after another until `stop`; the IDs of those the API
+/// acknowledged. A refused write (the node could not carry it) is not acknowledged.
+fn write_until(web: SocketAddr, who: &str, stop: &AtomicBool) -> Vec<String> {
+    let mut acked = Vec::new();
+    let mut n = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let matcher = format!("alertname=Load{who}{n}");
+        let out = amtool(web, &["silence", "add", &matcher, "-c", "under fault", "-a", who]);
+        if out.status.success() {
+            acked.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        }
+    }
+    acked
+}
+
+/// Redis killed (SIGKILL, back empty on the same port) and then made slow (every client
+/// paused) while both Redis-mode peers take writes: every write either API acknowledged is on
+/// both peers afterwards.
+#[test]
+fn redis_killed_and_slowed_under_load_loses_no_acknowledged_write() {
+    let mut redis = RedisServer::start();
+    let a = redis_node(&redis, &scratch("faults-redis-a"), "fault-a");
+    let b = redis_node(&redis, &scratch("faults-redis-b"), "fault-b");
+    let members_are_two = |h: &Hearsay| h.metric("alertmanager_cluster_members") == Some(2.0);
+    util::wait_for("two members on both", Duration::from_secs(60), || {
+        members_are_two(&a) && members_are_two(&b)
+    });
+    let stop = AtomicBool::new(false);
+    let (acked_a, acked_b) = thread::scope(|s| {
+        let on_a = s.spawn(|| write_until(a.web, "a", &stop));
+        let on_b = s.spawn(|| write_until(b.web, "b", &stop));
+        let phase = Duration::from_secs(3);
+        thread::sleep(phase);
+        redis.kill();
+        thread::sleep(phase);
+        redis.restart();
+        thread::sleep(phase);
+        let paused: String = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(3000)
+            .arg("ALL")
+            .query(&mut redis.client())
+            .expect("CLIENT PAUSE");
+        assert_eq!(paused, "OK");
+        thread::sleep(phase + phase);
+        stop.store(true, Ordering::Relaxed);
+        (on_a.join().expect("writer a"), on_b.join().expect("writer b"))
+    });
+    assert!(!acked_a.is_empty() && !acked_b.is_empty(), "both peers took writes");
+    let acked: BTreeSet<String> = acked_a.iter().chain(&acked_b).cloned().collect();
+    util::wait_for("every acknowledged write on both peers", Duration::from_secs(60), || {
+        let (on_a, on_b) = (silence_ids(&a), silence_ids(&b));
+        acked.iter().all(|id| on_a.contains(id) && on_b.contains(id))
+    });
+    eprintln!("acknowledged under fault: {} on a, {} on b", acked_a.len(), acked_b.len());
 }
