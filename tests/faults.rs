@@ -189,3 +189,218 @@ fn redis_killed_and_slowed_under_load_loses_no_acknowledged_write() {
     });
     eprintln!("acknowledged under fault: {} on a, {} on b", acked_a.len(), acked_b.len());
 }
+
+/// A network namespace this test created, removed (with its links) on drop. The addresses
+/// the test gives its links exist only inside these namespaces.
+struct Netns(String);
+
+/// `ip` with `args`; fails the test loudly when it cannot (no root, no `ip`).
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("`ip` (iproute2) runs");
+    assert!(
+        out.status.success(),
+        "ip {}: {} (partition tests need root and iproute2 to create network namespaces)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+impl Netns {
+    fn create(side: &str) -> Self {
+        let name = format!("hearsay-{}-{side}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Self(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `program args…` inside the namespace.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.0]).arg(program);
+        cmd
+    }
+
+    /// An HTTP GET from inside the namespace: the body, or `None` when nothing answered 2xx.
+    fn get(&self, url: &str) -> Option<String> {
+        let out = self.command(Path::new("curl")).args(["-sf", "-m", "5", url]).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A hearsay or Alertmanager process inside a namespace.
+struct NsServer<'n> {
+    ns: &'n Netns,
+    web: SocketAddr,
+    cluster: SocketAddr,
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl<'n> NsServer<'n> {
+    /// Start `kind` (`hearsay`, or Debian's Alertmanager) in `ns` on `ip`, with its web API
+    /// on port `port` and gossip on `port + 1`, joining `peers`.
+    fn start(ns: &'n Netns, kind: &str, ip: &str, port: u16, peers: &[SocketAddr]) -> Self {
+        let dir = scratch(&format!("partition-{kind}-{ip}-{port}"));
+        let web: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
+        let cluster: SocketAddr = format!("{ip}:{}", port + 1).parse().expect("addr");
+        let mut cmd = if kind == "hearsay" {
+            ns.command(Path::new(env!("CARGO_BIN_EXE_hearsay")))
+        } else {
+            std::fs::write(dir.join("am.yml"), util::alertmanager::CONFIG).expect("config");
+            let mut cmd = ns.command(&util::alertmanager::debian());
+            cmd.arg(format!("--config.file={}", dir.join("am.yml").display()));
+            cmd
+        };
+        let log = dir.join(format!("{kind}.log"));
+        cmd.arg(format!("--storage.path={}", dir.display()))
+            .arg(format!("--web.listen-address={web}"))
+            .arg(format!("--cluster.listen-address={cluster}"))
+            .arg(format!("--cluster.advertise-address={cluster}"))
+            // Failed members are re-joined quickly once the partition heals.
+            .arg("--cluster.reconnect-interval=2s")
+            .args(util::alertmanager::FAST_CLUSTER)
+            .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {kind} in {}: {e}", ns.0));
+        let server = Self { ns, web, cluster, child, log };
+        util::wait_for(&format!("{kind} on {web} ready"), Duration::from_secs(60), || {
+            server.ns.get(&format!("http://{web}/-/ready")).is_some()
+        });
+        server
+    }
+
+    fn metric(&self, series: &str) -> Option<f64> {
+        let body = self.ns.get(&format!("http://{}/metrics", self.web))?;
+        body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    fn silence_ids(&self) -> BTreeSet<String> {
+        let body = self.ns.get(&format!("http://{}/api/v2/silences", self.web));
+        let Some(silences) = body.and_then(|b| serde_json::from_str(&b).ok()) else {
+            return BTreeSet::new();
+        };
+        summary(&silences).into_iter().map(|(_, id, _)| id).collect()
+    }
+
+    /// Add a silence with amtool, from inside the namespace; its ID.
+    fn add_silence(&self, matcher: &str) -> String {
+        let out = self
+            .ns
+            .command(Path::new(util::alertmanager::AMTOOL))
+            .arg(format!("--alertmanager.url=http://{}", self.web))
+            .args([
+                "silence",
+                "add",
+                matcher,
+                "-c",
+                "partition test",
+                "-a",
+                "partition",
+                "-d",
+                "1h",
+            ])
+            .output()
+            .expect("amtool runs");
+        assert!(out.status.success(), "amtool add: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for NsServer<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two network namespaces joined by a veth pair, two hearsay nodes and one Alertmanager 0.25
+/// on each side. The link goes down: each side carries on alone and takes silences. It comes
+/// back up (and then runs through a `tbf` rate limit: this kernel has no `netem` for loss or
+/// delay): every member converges on every silence, sees all six members again, and the six
+/// positions are 0 to 5 once each.
+#[test]
+fn a_partition_between_real_processes_heals_into_one_cluster() {
+    let (left, right) = (Netns::create("l"), Netns::create("r"));
+    let (l_if, r_if) = (format!("hsl{}", std::process::id()), format!("hsr{}", std::process::id()));
+    ip(&[
+        "link", "add", &l_if, "netns", &left.0, "type", "veth", "peer", "name", &r_if, "netns",
+        &right.0,
+    ]);
+    let (l_ip, r_ip) = ("10.231.0.1", "10.231.0.2");
+    for (ns, dev, addr) in [(&left, &l_if, l_ip), (&right, &r_if, r_ip)] {
+        ip(&["-n", &ns.0, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+        ip(&["-n", &ns.0, "link", "set", dev, "up"]);
+    }
+    let h1 = NsServer::start(&left, "hearsay", l_ip, 9100, &[]);
+    let seed = [h1.cluster];
+    let servers = [
+        NsServer::start(&left, "hearsay", l_ip, 9110, &seed),
+        NsServer::start(&left, "alertmanager", l_ip, 9120, &seed),
+        NsServer::start(&right, "hearsay", r_ip, 9100, &seed),
+        NsServer::start(&right, "hearsay", r_ip, 9110, &seed),
+        NsServer::start(&right, "alertmanager", r_ip, 9120, &seed),
+    ];
+    let all: Vec<&NsServer> = std::iter::once(&h1).chain(&servers).collect();
+    let sees = |n: f64| move |s: &&NsServer| s.metric("alertmanager_cluster_members") == Some(n);
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while !f() {
+            if std::time::Instant::now() > deadline {
+                let logs: Vec<String> =
+                    all.iter().map(|s| format!("== {}\n{}", s.web, s.log_tail())).collect();
+                panic!("timed out waiting for {what}; the logs end:\n{}", logs.join("\n"));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("six members on every process", &mut || all.iter().all(sees(6.0)));
+
+    ip(&["-n", &left.0, "link", "set", &l_if, "down"]);
+    wait("each side down to its own three", &mut || all.iter().all(sees(3.0)));
+    let written: Vec<String> = all
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.add_silence(&format!("alertname=Split{i}")))
+        .collect();
+
+    ip(&["-n", &left.0, "link", "set", &l_if, "up"]);
+    for (ns, dev) in [(&left, &l_if), (&right, &r_if)] {
+        let tbf = [
+            "qdisc", "add", "dev", dev, "root", "tbf", "rate", "2mbit", "burst", "32kbit",
+            "latency", "50ms",
+        ];
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "tc"])
+            .args(tbf)
+            .output()
+            .expect("tc runs");
+        assert!(out.status.success(), "tc tbf: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    wait("six members again on every process", &mut || all.iter().all(sees(6.0)));
+    wait("every silence on every process", &mut || {
+        all.iter().all(|s| {
+            let ids = s.silence_ids();
+            written.iter().all(|id| ids.contains(id))
+        })
+    });
+    wait("positions 0 to 5 once each", &mut || {
+        let mut positions: Vec<f64> =
+            all.iter().filter_map(|s| s.metric("alertmanager_peer_position")).collect();
+        positions.sort_by(f64::total_cmp);
+        positions == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    });
+}

@@ -89,10 +89,10 @@ pub type Alertmanager = Server;
 /// See [`Server`].
 pub type Hearsay = Server;
 
-const CONFIG: &str = "route:\n  receiver: hook\nreceivers:\n  - name: hook\n";
+pub const CONFIG: &str = "route:\n  receiver: hook\nreceivers:\n  - name: hook\n";
 
 /// Cluster flags both kinds take: fast gossip, probes and settling for tests.
-const FAST_CLUSTER: [&str; 5] = [
+pub const FAST_CLUSTER: [&str; 5] = [
     "--cluster.gossip-interval=50ms",
     "--cluster.pushpull-interval=2s",
     "--cluster.probe-interval=200ms",
