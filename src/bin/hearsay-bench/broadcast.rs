@@ -228,6 +228,12 @@ pub(crate) fn run(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
         ("p50_latency_at_10k", paced.percentile_ms(0.5), "ms"),
         ("p99_latency_at_10k", paced.percentile_ms(0.99), "ms"),
     ];
+    let ceiling = udp_ceiling(args.seconds.min(3.0), args.size)?;
+    out.push(Figure::new("broadcast", "udp_ceiling", ceiling, "messages/s"));
+    out.push(Figure {
+        anchor: Some(("one-thread loopback UDP ceiling, same run".to_owned(), ceiling)),
+        ..Figure::new("broadcast", "delivered_rate_vs_udp_ceiling", max.rate(), "messages/s")
+    });
     let go = if args.compare { Some(go_figures(args)?) } else { None };
     for (metric, value, unit) in ours {
         let anchor = go.as_ref().and_then(|(name, f)| f.get(metric).map(|v| (name.clone(), *v)));
@@ -248,6 +254,65 @@ pub(crate) fn run(args: &Args, out: &mut Vec<Figure>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Largest gossip packet (memberlist's `UDPBufferSize`, Alertmanager's
+/// `MaxGossipPacketSize`).
+const PACKET_BYTES: usize = 1400;
+
+/// How many `size`-byte user messages one full gossip packet carries: a compound of
+/// user-message parts (each its type byte and payload) no larger than [`PACKET_BYTES`].
+fn messages_per_packet(size: usize) -> usize {
+    let part = [&[8u8][..], &vec![0; size][..]].concat();
+    let mut fits = 0;
+    for n in 1..=255 {
+        let parts = vec![part.as_slice(); n];
+        let mut packet = Vec::new();
+        if hearsay::core::wire::encode_compound(&parts, &mut packet).is_err()
+            || packet.len() > PACKET_BYTES
+        {
+            break;
+        }
+        fits = n;
+    }
+    fits
+}
+
+/// What the network path itself allows: one sender thread to one receiver thread over plain
+/// loopback UDP for `seconds`, full-size datagrams as fast as `send_to` returns; datagrams
+/// received per second × the `size`-byte messages a full packet carries.
+fn udp_ceiling(seconds: f64, size: usize) -> Result<f64, String> {
+    use std::net::UdpSocket;
+    let bind = || UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("udp ceiling: {e}"));
+    let (rx, tx) = (bind()?, bind()?);
+    let to = rx.local_addr().map_err(|e| e.to_string())?;
+    rx.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
+    let stop = AtomicBool::new(false);
+    let received = std::thread::scope(|s| {
+        let receiver = s.spawn(|| {
+            let mut buf = [0u8; PACKET_BYTES];
+            let mut n = 0u64;
+            let end = Instant::now() + Duration::from_secs_f64(seconds);
+            while Instant::now() < end {
+                if rx.recv(&mut buf).is_ok() {
+                    n += 1;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            n
+        });
+        let datagram = [0x5au8; PACKET_BYTES];
+        while !stop.load(Ordering::Relaxed) {
+            let _ = tx.send_to(&datagram, to);
+        }
+        receiver.join().expect("receiver thread")
+    });
+    let rate = received as f64 / seconds;
+    eprintln!(
+        "[bench] loopback UDP: {rate:.0} datagrams/s of {PACKET_BYTES} bytes, {} messages of {size} bytes each",
+        messages_per_packet(size)
+    );
+    Ok(rate * messages_per_packet(size) as f64)
 }
 
 /// `--key`: the same as-fast-as-accepted run with an AES-256-GCM keyring on every node,

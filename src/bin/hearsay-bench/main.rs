@@ -13,7 +13,9 @@
 //! * `broadcast` — N nodes (default 3) on 127.0.0.1; node 0 broadcasts `size`-byte messages
 //!   (default 200) as fast as its queue accepts, then at a paced 10,000 messages/s. Figures:
 //!   messages/s delivered to every peer, p50/p99 delivery latency, bytes on the wire per
-//!   message. `--compare` runs Go hashicorp/memberlist (the `mlpeer bench` harness in
+//!   message; and the ceiling of the network path (one sender thread to one receiver thread
+//!   over plain loopback UDP, datagrams/s × the messages a full 1,400-byte packet carries),
+//!   with the fraction of it hearsay delivers. `--compare` runs Go hashicorp/memberlist (the `mlpeer bench` harness in
 //!   tests/interop, built with the local Go toolchain) with the same settings and reports ratios.
 //!   `--key` runs the as-fast-as-accepted part again with an AES-256-GCM keyring on every node
 //!   and reports its rate, p99 and bytes per message against the plaintext run. `--tls` does
