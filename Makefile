@@ -87,7 +87,8 @@ bench:
 # fails it and leaves the input in fuzz/artifacts).
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
-FUZZ_TARGETS := decode decrypt state tls_frame
+FUZZ_TARGETS := decode decrypt state tls_frame stream snapshot redis_resp silence_json flags \
+  grafana_ini ffi
 FUZZ_TARGET := x86_64-unknown-linux-gnu
 FUZZ_FLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
   -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

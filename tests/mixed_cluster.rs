@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use hearsay::core::UnixMillis;
 use hearsay::core::cluster::Cluster;
+use hearsay::core::state::labels::{LabelSet, fingerprint};
 use hearsay::core::state::nflog::{Nflog, Receiver};
-use hearsay::core::state::silences::{Silences, SilencesConfig};
-use hearsay::node::Node;
+use hearsay::core::state::silences::matcher::MAX_PATTERN_BYTES;
+use hearsay::core::state::silences::{Query, Silences, SilencesConfig};
+use hearsay::node::{Node, States as _};
 use util::alertmanager::{
     Alertmanager, Hearsay, add_silence, copy_dir, debian, expire_silence, latest, scratch, summary,
 };
@@ -106,6 +108,56 @@ fn nflog_reaches_alertmanager_snapshot(am_bin: &Path) {
     wait_for("the entry in Alertmanager's nflog file", SPREAD, || logged().is_some());
     assert_eq!(logged(), Some(vec![1, 2, 3]));
     am.stop();
+}
+
+/// Alertmanager has no bound on a regex matcher: a silence with one longer than hearsay's
+/// ([`MAX_PATTERN_BYTES`]) reaches hearsay by gossip and is kept (listed, counted) but never
+/// mutes, while a small silence sent after it does.
+#[test]
+fn a_gossiped_regex_over_the_bound_is_kept_and_never_mutes() {
+    let am = Alertmanager::alertmanager(&debian(), &scratch("am-huge"), &[]);
+    let mut cluster = Cluster::new();
+    cluster.register("sil", Silences::new(SilencesConfig::default(), 1));
+    let config = util::fast_config("hs-huge", vec![am.cluster.to_string()]);
+    let node = Node::start_cluster(config, cluster, None).expect("starts");
+    wait_for("hearsay joins the Alertmanager", SPREAD, || util::alive(&node).len() == 2);
+
+    // `Huge|host-000000|host-000001|…`, past the bound: it would match `Huge` if compiled.
+    let mut pattern = String::from("Huge");
+    for i in 0.. {
+        if pattern.len() > MAX_PATTERN_BYTES {
+            break;
+        }
+        pattern.push_str(&format!("|host-{i:06}"));
+    }
+    let huge = add_silence(am.web, &format!("alertname=~\"{pattern}\""), "am-user");
+    let small = add_silence(am.web, "alertname=Small", "am-user");
+    let alert = |name: &str| -> LabelSet { [("alertname".to_owned(), name.to_owned())].into() };
+    let now = || {
+        UnixMillis(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as i64,
+        )
+    };
+    let both = Query { ids: vec![huge.clone(), small], ..Query::default() };
+    wait_for("both silences reach hearsay", SPREAD, || {
+        node.query_silences("sil", &both, now()).expect("registered").len() == 2
+    });
+    let mutes = |name: &str| {
+        let a = alert(name);
+        node.mutes("sil", fingerprint(&a), &a, now()).expect("registered").is_muted()
+    };
+    assert!(mutes("Small"), "the small silence works");
+    assert!(!mutes("Huge"), "the one over the bound never matches");
+    let errors = node.with_cluster(|c| {
+        c.state::<Silences>("sil").expect("registered").metrics().matcher_compile_errors_index_total
+    });
+    assert_eq!(errors, Some(1));
+    let listed = node.query_silences("sil", &both, now()).expect("registered");
+    let kept = listed.iter().find(|(_, s)| s.id == huge).expect("kept");
+    assert_eq!(kept.1.matcher_sets[0].matchers[0].pattern, pattern);
 }
 
 #[test]

@@ -4,16 +4,13 @@
 use std::time::Instant;
 
 use hearsay::core::UnixMillis;
-use hearsay::core::state::Timestamp;
-use hearsay::core::state::silences::{
-    Matcher, MatcherSet, MatcherType, Query, Silence, SilenceError, SilenceState,
-};
+use hearsay::core::state::silences::{MatcherType, Query, Silence, SilenceError, SilenceState};
 use hearsay::node::{Node, StateError, States as _, TransportKind};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::http::{Request, Response};
+use crate::silence_json::{self, ApiMatcher, api_matcher, rfc3339, timestamp_str};
 
 /// What the handlers need.
 pub(crate) struct Api<'a> {
@@ -22,34 +19,6 @@ pub(crate) struct Api<'a> {
     pub(crate) started: OffsetDateTime,
     pub(crate) ready: &'a dyn Fn() -> bool,
     pub(crate) metrics: &'a dyn Fn() -> String,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-struct ApiMatcher {
-    name: String,
-    value: String,
-    is_regex: bool,
-    #[serde(default = "yes")]
-    is_equal: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PostableSilence {
-    #[serde(default)]
-    id: Option<String>,
-    matchers: Vec<ApiMatcher>,
-    starts_at: String,
-    ends_at: String,
-    #[serde(default)]
-    created_by: String,
-    #[serde(default)]
-    comment: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,11 +98,7 @@ impl Api<'_> {
     }
 
     fn post(&self, body: &[u8]) -> Reply {
-        let posted: PostableSilence = match serde_json::from_slice(body) {
-            Ok(p) => p,
-            Err(e) => return text(400, &format!("invalid silence: {e}")),
-        };
-        let silence = match from_postable(posted, now()) {
+        let silence = match silence_json::decode(body, now()) {
             Ok(s) => s,
             Err(e) => return text(400, &e),
         };
@@ -214,27 +179,6 @@ fn json(code: u16, body: &impl Serialize) -> Reply {
     Response { status: code, content_type: "application/json", body: bytes }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-fn timestamp_str(t: Timestamp) -> String {
-    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
-    // Millisecond precision, as Go's strfmt.DateTime prints.
-    let millis = nanos.div_euclid(1_000_000) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(millis).map(rfc3339).unwrap_or_default()
-}
-
-fn parse_time(s: &str) -> Result<Timestamp, String> {
-    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("invalid time {s:?}: {e}"))?;
-    let nanos = t.unix_timestamp_nanos();
-    Ok(Timestamp {
-        seconds: i64::try_from(nanos.div_euclid(1_000_000_000))
-            .map_err(|_| "time out of range".to_owned())?,
-        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
-    })
-}
-
 fn gettable(s: &Silence, state: SilenceState) -> GettableSilence {
     let matchers = s
         .matcher_sets
@@ -257,53 +201,6 @@ fn gettable(s: &Silence, state: SilenceState) -> GettableSilence {
         created_by: s.created_by.clone(),
         comment: s.comment.clone(),
     }
-}
-
-fn api_matcher(m: &Matcher) -> ApiMatcher {
-    let (is_regex, is_equal) = match m.kind() {
-        Some(MatcherType::Regexp) => (true, true),
-        Some(MatcherType::NotRegexp) => (true, false),
-        Some(MatcherType::NotEqual) => (false, false),
-        Some(MatcherType::Equal) | None => (false, true),
-    };
-    ApiMatcher { name: m.name.clone(), value: m.pattern.clone(), is_regex, is_equal }
-}
-
-/// The API's checks (Alertmanager `postSilencesHandler`), then the protobuf silence.
-fn from_postable(p: PostableSilence, now: UnixMillis) -> Result<Silence, String> {
-    let starts_at = parse_time(&p.starts_at)?;
-    let ends_at = parse_time(&p.ends_at)?;
-    if starts_at >= ends_at {
-        return Err("start time must be before end time".into());
-    }
-    if ends_at < Timestamp::from(now) {
-        return Err("end time can't be in the past".into());
-    }
-    if p.matchers.is_empty() {
-        return Err("silence must have at least one matcher".into());
-    }
-    let matchers = p
-        .matchers
-        .iter()
-        .map(|m| {
-            let kind = match (m.is_regex, m.is_equal) {
-                (false, true) => MatcherType::Equal,
-                (false, false) => MatcherType::NotEqual,
-                (true, true) => MatcherType::Regexp,
-                (true, false) => MatcherType::NotRegexp,
-            };
-            Matcher::new(kind, m.name.clone(), m.value.clone())
-        })
-        .collect();
-    Ok(Silence {
-        id: p.id.unwrap_or_default(),
-        starts_at,
-        ends_at,
-        created_by: p.created_by,
-        comment: p.comment,
-        matcher_sets: vec![MatcherSet { matchers }],
-        ..Silence::default()
-    })
 }
 
 /// A `filter=` query parameter: `name="value"`, `name!="value"`, `name=~"re"`, `name!~"re"`.

@@ -10,6 +10,7 @@
 mod api;
 mod flags;
 mod http;
+mod silence_json;
 
 use std::process::ExitCode;
 use std::thread;

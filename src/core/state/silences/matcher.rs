@@ -17,9 +17,20 @@ use super::re2;
 /// Rust-side nesting limit: the translator keeps Go's tree height (≤ 1000); Rust counts a
 /// group and its repetition as two levels.
 const NEST_LIMIT: u32 = 2 * re2::MAX_HEIGHT + 10;
-/// Compiled-program size limit per regex (Rust's default is 10 MiB; a peer's pattern should
-/// not cost more than this each).
-const SIZE_LIMIT: usize = 4 << 20;
+/// Longest regex pattern of a matcher, in bytes. Parsing and compiling cost memory in
+/// proportion to the text before the compiled-size limit can apply (a 900 KB pattern raised
+/// resident memory by about 95 MB; at this bound an alternation of names peaks near 5 MB
+/// while compiling, in a debug build), so the text is bounded first. Alertmanager has no bound;
+/// a silence over it is refused when written here and never matches when a peer or a snapshot
+/// delivers it. 16 KiB holds an alternation of several hundred alert names.
+pub const MAX_PATTERN_BYTES: usize = 16 << 10;
+/// Compiled-program size limit per regex (`RegexBuilder::size_limit`; Rust's default is
+/// 10 MiB): what one matcher's automaton may cost, however short its text (`\pL{1000}`).
+pub const MAX_COMPILED_BYTES: usize = 4 << 20;
+/// Lazy-DFA cache per regex and searching thread (`RegexBuilder::dfa_size_limit`; Rust's
+/// default is 2 MiB). Past it the cache is cleared and refilled, or the search falls back to
+/// a slower engine: matching stays correct, memory stays bounded.
+const DFA_CACHE_BYTES: usize = 1 << 20;
 /// Largest finite language kept as a set rather than a regex.
 const MAX_SET: usize = 64;
 
@@ -27,6 +38,17 @@ const MAX_SET: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct PatternError(pub String);
+
+/// A pattern longer than [`MAX_PATTERN_BYTES`], refused before it is parsed.
+fn check_len(pattern: &str) -> Result<(), PatternError> {
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Err(PatternError(format!(
+            "regular expression is {} bytes long, over the limit of {MAX_PATTERN_BYTES} bytes",
+            pattern.len()
+        )));
+    }
+    Ok(())
+}
 
 /// The positive form of a matcher (`=` / `=~`); `!=` / `!~` negate its result.
 #[derive(Debug, Clone)]
@@ -95,6 +117,7 @@ pub(super) struct RegexParts {
 
 /// Translate and split the regex of an `=~` / `!~` matcher (see [`RegexParts`]).
 pub(super) fn split_regex(pattern: &str) -> Result<RegexParts, PatternError> {
+    check_len(pattern)?;
     let rust = translate(&format!("^(?:{pattern})$"))?;
     let hir = parse(&rust)?;
     Ok(split(&hir, &rust).unwrap_or(RegexParts { values: Vec::new(), residual: Some(rust) }))
@@ -104,13 +127,20 @@ pub(super) fn split_regex(pattern: &str) -> Result<RegexParts, PatternError> {
 pub(super) fn build(rust: &str) -> Result<Regex, PatternError> {
     RegexBuilder::new(rust)
         .nest_limit(NEST_LIMIT)
-        .size_limit(SIZE_LIMIT)
+        .size_limit(MAX_COMPILED_BYTES)
+        .dfa_size_limit(DFA_CACHE_BYTES)
         .build()
-        .map_err(|e| PatternError(e.to_string()))
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => PatternError(format!(
+                "regular expression compiles to more than the limit of {limit} bytes"
+            )),
+            e => PatternError(e.to_string()),
+        })
 }
 
 /// Whether Go's `regexp.Compile(pattern)` (unwrapped, as validation calls it) would succeed.
 pub fn check_regex(pattern: &str) -> Result<(), PatternError> {
+    check_len(pattern)?;
     let rust = translate(pattern)?;
     parse(&rust)?;
     Ok(())
@@ -365,6 +395,38 @@ mod tests {
         assert!(
             Pattern::compile(true, &format!("{}a{}", "(".repeat(999), ")".repeat(999))).is_err()
         );
+    }
+
+    /// An alternation of `host-NNNNNN` names, `len` bytes long.
+    fn names(len: usize) -> String {
+        let mut p: String = (0..len / 12).map(|i| format!("host-{i:06}|")).collect();
+        p.push_str(&"x".repeat(len - p.len()));
+        p
+    }
+
+    #[test]
+    fn patterns_are_bounded_in_text_and_in_compiled_size() {
+        // Text: at the bound it compiles and matches; one byte over, nothing parses it.
+        let at_bound = names(MAX_PATTERN_BYTES);
+        assert_eq!(at_bound.len(), MAX_PATTERN_BYTES);
+        assert!(re(&at_bound).matches("host-000100"));
+        let over = names(MAX_PATTERN_BYTES + 1);
+        let limit = format!("limit of {MAX_PATTERN_BYTES} bytes");
+        for e in [
+            Pattern::compile(true, &over).unwrap_err(),
+            check_regex(&over).unwrap_err(),
+            split_regex(&over).unwrap_err(),
+        ] {
+            assert!(e.0.contains(&limit), "{e}");
+        }
+        // An `=` value is text, not a program: no bound here (the silence size limit applies).
+        assert!(Pattern::compile(false, &over).is_ok());
+        // Short text, large program: Go accepts it, the compiled-size limit refuses it.
+        let heavy = r"\pL{1000}";
+        assert!(check_regex(heavy).is_ok(), "valid Go syntax");
+        let e = Pattern::compile(true, heavy).unwrap_err();
+        assert!(e.0.contains(&format!("limit of {MAX_COMPILED_BYTES} bytes")), "{e}");
+        assert!(re(r"\pL{10}").matches(&"é".repeat(10)), "a hundredth of it fits");
     }
 
     #[test]

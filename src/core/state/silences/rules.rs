@@ -62,9 +62,8 @@ pub(super) fn validate(s: &Silence, names: NameValidation) -> Result<(), String>
         }
         let mut all_match_empty = true;
         for (j, m) in set.matchers.iter().enumerate() {
-            validate_matcher(m, names)
+            all_match_empty &= validate_matcher(m, names)
                 .map_err(|e| format!("invalid label matcher {j} in set {i}: {e}"))?;
-            all_match_empty &= matches_empty(m);
         }
         if all_match_empty {
             return Err(format!(
@@ -96,27 +95,33 @@ fn valid_name(name: &str, names: NameValidation) -> bool {
     }
 }
 
-fn validate_matcher(m: &Matcher, names: NameValidation) -> Result<(), String> {
+/// Check one matcher; `Ok` says whether it accepts an absent label (negative matchers never
+/// count, as in Go). A regex is compiled here, with the bounds the index compiles it with, so
+/// a pattern the index could not hold ([`super::matcher::MAX_PATTERN_BYTES`], [`super::matcher::MAX_COMPILED_BYTES`]) is
+/// refused to the writer rather than stored as a silence that never matches.
+fn validate_matcher(m: &Matcher, names: NameValidation) -> Result<bool, String> {
     if !valid_name(&m.name, names) {
         return Err(format!("invalid label name {:?}", m.name));
     }
-    match m.kind() {
+    let kind = m.kind().ok_or_else(|| format!("unknown matcher type {}", m.r#type))?;
+    let regex = match kind {
         // Values are `String`s, so always valid UTF-8.
-        Some(MatcherType::Equal | MatcherType::NotEqual) => Ok(()),
-        Some(MatcherType::Regexp | MatcherType::NotRegexp) => check_regex(&m.pattern)
-            .map_err(|e| format!("invalid regular expression {:?}: {e}", m.pattern)),
-        None => Err(format!("unknown matcher type {}", m.r#type)),
-    }
+        MatcherType::Equal => return Ok(m.pattern.is_empty()),
+        MatcherType::NotEqual => return Ok(false),
+        MatcherType::Regexp | MatcherType::NotRegexp => check_regex(&m.pattern)
+            .and_then(|()| Pattern::compile(true, &m.pattern))
+            .map_err(|e| format!("invalid regular expression {}: {e}", excerpt(&m.pattern)))?,
+    };
+    Ok(kind == MatcherType::Regexp && regex.matches(""))
 }
 
-/// Whether a matcher accepts an absent label; negative matchers never count (as in Go).
-fn matches_empty(m: &Matcher) -> bool {
-    match m.kind() {
-        Some(MatcherType::Equal) => m.pattern.is_empty(),
-        Some(MatcherType::Regexp) => {
-            Pattern::compile(true, &m.pattern).is_ok_and(|p| p.matches(""))
-        }
-        _ => false,
+/// A pattern as quoted in an error: whole when short, else its start, so a refused 1 MB regex
+/// is not echoed back in full.
+fn excerpt(pattern: &str) -> String {
+    const SHOWN: usize = 64;
+    match pattern.char_indices().nth(SHOWN) {
+        None => format!("{pattern:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &pattern[..cut], pattern.len()),
     }
 }
 

@@ -611,6 +611,57 @@ fn a_bad_regex_never_matches_and_breaks_nothing_else() {
     assert_eq!(s.gc(at(HOUR + 121 * HOUR)), Ok(3));
 }
 
+#[test]
+fn a_regex_over_the_bounds_is_refused_locally_and_never_matches_from_a_peer() {
+    use super::matcher::{MAX_COMPILED_BYTES, MAX_PATTERN_BYTES};
+    // `Huge|host-000000|host-000001|…`: what it would match, were it compiled.
+    let names = |len: usize| {
+        let mut p = String::from("Huge");
+        let mut i = 0;
+        while p.len() + 12 <= len {
+            p.push_str(&format!("|host-{i:06}"));
+            i += 1;
+        }
+        p.push_str(&"x".repeat(len - p.len()));
+        p
+    };
+    let long = names(MAX_PATTERN_BYTES + 1);
+    let heavy = r"Huge|\pL{1000}";
+    let mut s = store();
+    for (pattern, bound) in [(long.as_str(), MAX_PATTERN_BYTES), (heavy, MAX_COMPILED_BYTES)] {
+        for m in [re("alertname", pattern), nre("job", pattern)] {
+            let e = s.set(silence(vec![eq("team", "a"), m], 0, HOUR), at(0)).unwrap_err();
+            let SilenceError::Invalid { reason } = &e else { panic!("{e:?}") };
+            assert!(reason.contains(&format!("limit of {bound} bytes")), "{reason}");
+            assert!(reason.len() < 400, "the pattern is not echoed whole: {}", reason.len());
+        }
+    }
+    assert!(s.is_empty(), "refused writes change nothing");
+    let huge = labels(&[("alertname", "Huge"), ("team", "a")]);
+    let at_bound = names(MAX_PATTERN_BYTES);
+    let ok = s.set(silence(vec![re("alertname", &at_bound)], 0, HOUR), at(0)).expect("fits");
+    assert_eq!(active_ids(&s.mutes(fingerprint(&huge), &huge, at(1))), [ok.id.as_str()]);
+
+    // From a peer (no bound in Go): kept, counted, gossiped on, never matching.
+    let mut s = store();
+    let p1 = peer_silence("long", vec![re("alertname", &long)], 0, HOUR, 0);
+    let p2 = peer_silence("heavy", vec![re("alertname", heavy)], 0, HOUR, 0);
+    let mut data = peer(&p1, ts(HOUR));
+    data.extend(peer(&p2, ts(HOUR)));
+    assert_eq!(s.merge(&data, at(0)), Ok(2), "kept in state");
+    assert_eq!(s.metrics().matcher_compile_errors_index_total, 2);
+    assert!(s.get("long").is_some() && s.get("heavy").is_some());
+    assert!(!s.mutes(fingerprint(&huge), &huge, at(1)).is_muted());
+    let q = Query { matches: Some(&huge), ..Default::default() };
+    assert!(s.query(&q, at(1)).is_empty());
+    assert_eq!(s.marshal(), data, "re-emitted unchanged");
+    // And from a snapshot file.
+    let loaded = Silences::load(&data, SilencesConfig::default(), 0).expect("loads");
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(loaded.metrics().matcher_compile_errors_load_snapshot_total, 2);
+    assert!(loaded.query(&q, at(1)).is_empty());
+}
+
 // ---------------------------------------------------------------------------------------
 // GC, queries, version.
 
