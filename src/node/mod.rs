@@ -1269,4 +1269,26 @@ mod tests {
         let negative = RedisConfig { db: Some(-1), ..keep };
         assert!(endpoint.overlay(&negative).is_err());
     }
+
+    #[test]
+    fn sentinel_settings_need_a_name_and_host_port_addresses() {
+        let ok = RedisSentinel {
+            master_name: "mymaster".into(),
+            addrs: vec!["127.0.0.1:26379".into(), "sentinel-b:26379".into()],
+            username: Some(String::new()),
+            password: Some("spw".into()),
+        };
+        let settings = ok.settings().expect("valid");
+        assert_eq!((settings.username, settings.password.as_deref()), (None, Some("spw")));
+        assert!(!format!("{ok:?}").contains("spw"), "Debug leaves the password out");
+        for bad in [
+            RedisSentinel { master_name: String::new(), ..ok.clone() },
+            RedisSentinel { addrs: Vec::new(), ..ok.clone() },
+            RedisSentinel { addrs: vec!["no-port".into()], ..ok.clone() },
+            RedisSentinel { addrs: vec![":26379".into()], ..ok.clone() },
+        ] {
+            let e = bad.settings().expect_err("refused");
+            assert!(e.to_string().contains("sentinel"), "{e}");
+        }
+    }
 }
