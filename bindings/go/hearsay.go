@@ -278,7 +278,7 @@ func redisSteps(p *runtime.Pinner, config *C.hs_config, cfg *Config) []func() C.
 				str(p, st.Username), str(p, st.Password))
 		})
 	}
-		if t := cfg.RedisTLS; t != nil {
+	if t := cfg.RedisTLS; t != nil {
 		steps = append(steps, func() C.hs_result {
 			return C.hs_config_set_redis_tls(config, str(p, t.CAFile), str(p, t.CertFile), str(p, t.KeyFile),
 				str(p, t.ServerName), C.bool(t.InsecureSkipVerify))
