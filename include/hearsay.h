@@ -338,6 +338,21 @@ hs_result hs_config_set_redis_auth(struct hs_config *config,
                                    struct hs_str username,
                                    struct hs_str password);
 
+// Redis Sentinel (`ha_redis_sentinel_mode_enabled`): learn the master named `master_name`
+// (`ha_redis_sentinel_master_name`) from the Sentinels at `addrs`, a comma list of
+// `host:port` (`ha_redis_address` in Sentinel mode), and follow it through failovers.
+// `username` and `password` (`ha_redis_sentinel_username`, `_password`; empty: none) are
+// the Sentinels' own; the master takes those of `hs_config_set_redis_auth` or the URL, and
+// the URL of `hs_config_set_redis` (still required) gives the scheme and database, its host
+// unused. An empty master name or address list is `HS_RESULT_INVALID_ARGUMENT`; a master
+// no Sentinel knows is no start error: the node logs it, counts it
+// (`hearsay_redis_connection_errors_total{reason="unknown_master"}`) and retries.
+hs_result hs_config_set_redis_sentinel(struct hs_config *config,
+                                       struct hs_str master_name,
+                                       struct hs_str addrs,
+                                       struct hs_str username,
+                                       struct hs_str password);
+
 // The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
 // `HS_RESULT_INVALID_ARGUMENT` when negative.
 hs_result hs_config_set_redis_db(struct hs_config *config, int64_t db);
@@ -402,9 +417,10 @@ hs_result hs_config_set_cluster_tls_config_file(struct hs_config *config, struct
 // afterwards override it, as flags beside `--config.file` do. On failure the config is
 // unchanged: `HS_RESULT_IO` when the file cannot be read, else `HS_RESULT_INVALID_CONFIG`, and
 // `hs_last_error_message` names the key and its line (or environment variable); an unknown
-// `ha_*` key, and Redis Sentinel, Redis Cluster or single-node evaluation turned on, are
-// refused by name. Not thread-safe, like every `hs_config_*` call.
-hs_result hs_config_load_grafana_ini(struct hs_config *config, struct hs_str path);
+// `ha_*` key, and Redis Cluster or single-node evaluation turned on, are refused by name;
+// Redis Sentinel is read (as `hs_config_set_redis_sentinel` sets it). Not thread-safe, like every `hs_config_*` call.
+hs_result hs_config_load_grafana_ini(struct hs_config *config,
+                                     struct hs_str path);
 
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with

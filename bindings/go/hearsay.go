@@ -99,6 +99,22 @@ type Config struct {
 	// RedisTLS turns TLS to Redis on (ha_redis_tls_enabled), also for a redis:// URL.
 	// Nil: plain TCP, unless the URL is rediss:// (then TLS with the system roots).
 	RedisTLS *RedisTLSConfig
+	// RedisSentinel turns Redis Sentinel on (ha_redis_sentinel_mode_enabled): the master is
+	// learnt from the Sentinels and followed through failovers. RedisURL is still required:
+	// its scheme and database apply to the master, its host is unused. Nil: RedisURL's server.
+	RedisSentinel *RedisSentinelConfig
+}
+
+// RedisSentinelConfig holds Grafana's ha_redis_sentinel_* keys.
+type RedisSentinelConfig struct {
+	// MasterName (ha_redis_sentinel_master_name) is the master as the Sentinels know it.
+	MasterName string
+	// Addrs are the Sentinels' host:port (ha_redis_address in Sentinel mode), tried in turn.
+	Addrs []string
+	// Username and Password (ha_redis_sentinel_username, _password) are the Sentinels' own;
+	// empty: none. The master takes RedisUsername and RedisPassword.
+	Username string
+	Password string
 }
 
 // RedisTLSConfig holds Grafana's ha_redis_tls_* keys. Empty fields take the defaults.
@@ -254,6 +270,13 @@ func redisSteps(p *runtime.Pinner, config *C.hs_config, cfg *Config) []func() C.
 	}
 	if cfg.RedisDB != nil {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_redis_db(config, C.int64_t(*cfg.RedisDB)) })
+	}
+	if st := cfg.RedisSentinel; st != nil {
+		addrs := strings.Join(st.Addrs, ",")
+		steps = append(steps, func() C.hs_result {
+			return C.hs_config_set_redis_sentinel(config, str(p, st.MasterName), str(p, addrs),
+				str(p, st.Username), str(p, st.Password))
+		})
 	}
 	if t := cfg.RedisTLS; t != nil {
 		steps = append(steps, func() C.hs_result {

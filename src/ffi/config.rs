@@ -38,6 +38,8 @@ pub struct hs_config {
     /// Redis TLS settings, used once `redis_tls_enabled` (set by `hs_config_set_redis_tls`).
     pub(crate) redis_tls: TlsClient,
     pub(crate) redis_tls_enabled: bool,
+    /// Redis Sentinel (set by `hs_config_set_redis_sentinel`, or Grafana's ini).
+    pub(crate) redis_sentinel: Option<crate::node::RedisSentinel>,
     /// AES-GCM keys, the first the primary; empty is no encryption.
     pub(crate) secret_keys: Vec<SecretKey>,
     pub(crate) gossip_verify_incoming: bool,
@@ -75,6 +77,7 @@ impl Default for hs_config {
             redis_db: None,
             redis_tls: TlsClient::default(),
             redis_tls_enabled: false,
+            redis_sentinel: None,
             secret_keys: Vec::new(),
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
@@ -299,6 +302,48 @@ pub extern "C" fn hs_config_set_redis_auth(
     })
 }
 
+/// Redis Sentinel (`ha_redis_sentinel_mode_enabled`): learn the master named `master_name`
+/// (`ha_redis_sentinel_master_name`) from the Sentinels at `addrs`, a comma list of
+/// `host:port` (`ha_redis_address` in Sentinel mode), and follow it through failovers.
+/// `username` and `password` (`ha_redis_sentinel_username`, `_password`; empty: none) are
+/// the Sentinels' own; the master takes those of `hs_config_set_redis_auth` or the URL, and
+/// the URL of `hs_config_set_redis` (still required) gives the scheme and database, its host
+/// unused. An empty master name or address list is `HS_RESULT_INVALID_ARGUMENT`; a master
+/// no Sentinel knows is no start error: the node logs it, counts it
+/// (`hearsay_redis_connection_errors_total{reason="unknown_master"}`) and retries.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_redis_sentinel(
+    config: *mut hs_config,
+    master_name: hs_str,
+    addrs: hs_str,
+    username: hs_str,
+    password: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        let master_name = text(master_name, "master_name")?.to_owned();
+        let addrs: Vec<String> = text(addrs, "addrs")?
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if master_name.is_empty() || addrs.is_empty() {
+            return Err(Failure::new(
+                hs_result::InvalidArgument,
+                "Redis Sentinel needs a master name and at least one Sentinel address",
+            ));
+        }
+        let given = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
+        c.redis_sentinel = Some(crate::node::RedisSentinel {
+            master_name,
+            addrs,
+            username: given(text(username, "username")?),
+            password: given(text(password, "password")?),
+        });
+        Ok(())
+    })
+}
+
 /// The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
 /// `HS_RESULT_INVALID_ARGUMENT` when negative.
 #[unsafe(no_mangle)]
@@ -479,8 +524,8 @@ pub extern "C" fn hs_config_set_cluster_tls_config_file(
 /// afterwards override it, as flags beside `--config.file` do. On failure the config is
 /// unchanged: `HS_RESULT_IO` when the file cannot be read, else `HS_RESULT_INVALID_CONFIG`, and
 /// `hs_last_error_message` names the key and its line (or environment variable); an unknown
-/// `ha_*` key, and Redis Sentinel, Redis Cluster or single-node evaluation turned on, are
-/// refused by name. Not thread-safe, like every `hs_config_*` call.
+/// `ha_*` key, and Redis Cluster or single-node evaluation turned on, are refused by name;
+/// Redis Sentinel is read (as `hs_config_set_redis_sentinel` sets it). Not thread-safe, like every `hs_config_*` call.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_config_load_grafana_ini(config: *mut hs_config, path: hs_str) -> hs_result {
     set(config, |c| {
@@ -512,7 +557,10 @@ impl hs_config {
         self.silence_retention = Some(crate::grafana::SILENCE_RETENTION);
         self.max_silences = g.max_silences_count;
         self.max_silence_size_bytes = g.max_silence_size_bytes;
-        self.redis = g.redis.as_ref().map(|r| (format!("redis://{}", r.address), r.prefix.clone()));
+        let node = g.node_config();
+        let from_ini = node.redis.as_ref();
+        self.redis = g.redis.as_ref().zip(from_ini).map(|(r, n)| (n.url.clone(), r.prefix.clone()));
+        self.redis_sentinel = from_ini.and_then(|n| n.sentinel.clone());
         let redis = g.redis.as_ref();
         self.redis_username = redis.map(|r| r.username.clone()).filter(|u| !u.is_empty());
         self.redis_password = redis.map(|r| r.password.clone()).filter(|p| !p.is_empty());

@@ -114,6 +114,7 @@ pub extern "C" fn hs_node_start(
                     // A `rediss://` URL turns TLS on too; the options set apply then as well.
                     tls: (c.redis_tls_enabled || url.starts_with("rediss://"))
                         .then(|| c.redis_tls.clone()),
+                    sentinel: c.redis_sentinel.clone(),
                     ..RedisConfig::grafana(url, prefix)
                 };
                 NodeConfig::grafana_redis(c.name.as_deref(), redis)

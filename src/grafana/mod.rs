@@ -18,8 +18,10 @@
 //! Where Grafana is lenient, hearsay is not: Grafana's `MustInt`/`MustBool` turn a typo into
 //! the default silently; here a bad value is an error naming the key and its line (or its
 //! environment variable), and so is an unknown `ha_*` key. A key that asks for what hearsay
-//! cannot do yet (Redis Sentinel or Cluster, single-node evaluation) is an error naming it when
-//! it would change behaviour; `false` or empty is fine. Nothing is ever half-loaded.
+//! cannot do yet (Redis Cluster, single-node evaluation) is an error naming it when it would
+//! change behaviour; `false` or empty is fine. Nothing is ever half-loaded. Redis Sentinel is
+//! `ha_redis_sentinel_mode_enabled` (or a master name alone, as go-redis decides) with
+//! `ha_redis_address` the comma list of Sentinels.
 
 #![forbid(unsafe_code)]
 
@@ -34,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::state::silences::SilencesConfig;
-use crate::node::{NodeConfig, RedisConfig};
+use crate::node::{NodeConfig, RedisConfig, RedisSentinel};
 use crate::tls::{TlsClient, TlsVersion};
 pub use ini::MAX_FILE_BYTES;
 
@@ -164,7 +166,32 @@ pub struct GrafanaRedis {
     /// hearsay pipelines every command on one connection, so no pool is needed.
     pub max_conns: i64,
     /// TLS (`ha_redis_tls_enabled` and the `ha_redis_tls_*` keys); `None` is plain TCP.
+    /// In Sentinel mode it applies to the Sentinels and the master alike.
     pub tls: Option<TlsClient>,
+    /// Redis Sentinel (`ha_redis_sentinel_mode_enabled`, or a master name alone, as in
+    /// go-redis): `address` is then a comma list of Sentinels. `None`: one server.
+    pub sentinel: Option<GrafanaSentinel>,
+}
+
+/// Grafana's `ha_redis_sentinel_*` keys. `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GrafanaSentinel {
+    /// The master's name (`ha_redis_sentinel_master_name`; required in Sentinel mode).
+    pub master_name: String,
+    /// ACL user for the Sentinels (`ha_redis_sentinel_username`, default none).
+    pub username: String,
+    /// Password for the Sentinels (`ha_redis_sentinel_password`, default none: no `AUTH`).
+    pub password: String,
+}
+
+impl std::fmt::Debug for GrafanaSentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrafanaSentinel")
+            .field("master_name", &self.master_name)
+            .field("username", &self.username)
+            .field("password", &(!self.password.is_empty()).then_some("<redacted>"))
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for GrafanaRedis {
@@ -178,6 +205,7 @@ impl std::fmt::Debug for GrafanaRedis {
             .field("peer_name", &self.peer_name)
             .field("max_conns", &self.max_conns)
             .field("tls", &self.tls)
+            .field("sentinel", &self.sentinel)
             .finish()
     }
 }
@@ -298,12 +326,22 @@ impl UnifiedAlerting {
     pub fn node_config(&self) -> NodeConfig {
         let mut config = match &self.redis {
             Some(r) => {
-                let url = format!("redis://{}", r.address);
+                let addrs: Vec<String> = split_addresses(&r.address).map(str::to_owned).collect();
+                // In Sentinel mode the URL carries the scheme and database; its host (the
+                // first Sentinel) is unused.
+                let url = format!("redis://{}", addrs.first().map_or("", String::as_str));
+                let sentinel = r.sentinel.as_ref().map(|s| RedisSentinel {
+                    master_name: s.master_name.clone(),
+                    addrs: addrs.clone(),
+                    username: Some(s.username.clone()).filter(|u| !u.is_empty()),
+                    password: Some(s.password.clone()).filter(|p| !p.is_empty()),
+                });
                 let redis = RedisConfig {
                     username: Some(r.username.clone()).filter(|u| !u.is_empty()),
                     password: Some(r.password.clone()).filter(|p| !p.is_empty()),
                     db: Some(r.db),
                     tls: r.tls.clone(),
+                    sentinel,
                     ..RedisConfig::grafana(&url, &r.prefix)
                 };
                 NodeConfig::grafana_redis(r.peer_name.as_deref(), redis)
@@ -492,9 +530,16 @@ impl Keys<'_> {
 
     /// What would change behaviour in Grafana but is not built yet: refused by name.
     fn refuse_unsupported(&self) -> Result<(), GrafanaConfigError> {
+        let cluster = self.bool("ha_redis_cluster_mode_enabled")?;
+        if let (Some((true, origin)), Some((true, _))) =
+            (&cluster, self.bool("ha_redis_sentinel_mode_enabled")?)
+        {
+            let why = "Redis Cluster and Redis Sentinel are mutually exclusive: turn one off \
+                       (ha_redis_sentinel_mode_enabled is on too)";
+            return Err(self.error("ha_redis_cluster_mode_enabled", origin.clone(), why.into()));
+        }
         let flags = [
             ("ha_redis_cluster_mode_enabled", "Redis Cluster is not supported yet"),
-            ("ha_redis_sentinel_mode_enabled", "Redis Sentinel is not supported yet"),
             (
                 "ha_single_node_evaluation",
                 "single-node evaluation (alerts broadcast from position 0) is not supported yet",
@@ -509,28 +554,43 @@ impl Keys<'_> {
                 ));
             }
         }
-        // go-redis picks its Sentinel client whenever a master name is set (spec §4.2).
-        if let Some(v) = self.get("ha_redis_sentinel_master_name")? {
-            let why = "Redis Sentinel is not supported yet (a master name selects it)";
-            return Err(self.error("ha_redis_sentinel_master_name", v.origin, why.into()));
-        }
-        // Read so that their values are checked for expansion errors too.
-        self.string("ha_redis_sentinel_username")?;
-        self.string("ha_redis_sentinel_password")?;
         Ok(())
+    }
+
+    /// The Sentinel keys: `Some` in Sentinel mode, which the flag turns on, and so does a
+    /// master name alone (go-redis picks its Sentinel client whenever one is set).
+    fn sentinel(&self) -> Result<Option<GrafanaSentinel>, GrafanaConfigError> {
+        let enabled = self.bool("ha_redis_sentinel_mode_enabled")?;
+        let master_name = self.string("ha_redis_sentinel_master_name")?;
+        let username = self.string("ha_redis_sentinel_username")?.unwrap_or_default();
+        let password = self.string("ha_redis_sentinel_password")?.unwrap_or_default();
+        match (enabled, master_name) {
+            (Some((true, origin)), None) => Err(self.error(
+                "ha_redis_sentinel_mode_enabled",
+                origin,
+                "needs ha_redis_sentinel_master_name, the master's name as the Sentinels know it"
+                    .into(),
+            )),
+            (_, Some(master_name)) => Ok(Some(GrafanaSentinel { master_name, username, password })),
+            _ => Ok(None),
+        }
     }
 
     /// Every Redis key is checked, also without `ha_redis_address` (then they are unused).
     fn redis(&self) -> Result<Option<GrafanaRedis>, GrafanaConfigError> {
         let address = self.get("ha_redis_address")?;
+        let sentinel = self.sentinel()?;
         if let Some(a) = &address {
-            if a.text.contains(',') {
-                let why = "several addresses select Redis Cluster or Sentinel in Grafana: not \
-                           supported yet; give one host:port";
+            if a.text.contains(',') && sentinel.is_none() {
+                let why = "several addresses select Redis Cluster in Grafana: not supported \
+                           yet; give one host:port (or turn on ha_redis_sentinel_mode_enabled \
+                           for a list of Sentinels)";
                 return Err(self.error("ha_redis_address", a.origin.clone(), why.into()));
             }
-            redis_address(&a.text)
-                .map_err(|m| self.error("ha_redis_address", a.origin.clone(), m))?;
+            for one in split_addresses(&a.text) {
+                redis_address(one)
+                    .map_err(|m| self.error("ha_redis_address", a.origin.clone(), m))?;
+            }
         }
         let db = self.parsed("ha_redis_db", |v| parse_int(v, 0, i64::MAX))?.unwrap_or(0);
         let max_conns = self.parsed("ha_redis_max_conns", |v| parse_int(v, i64::MIN, i64::MAX))?;
@@ -548,6 +608,7 @@ impl Keys<'_> {
             peer_name,
             max_conns: max_conns.unwrap_or(5),
             tls,
+            sentinel,
         }))
     }
 
@@ -644,6 +705,12 @@ fn parse_peers(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// One `host:port`, as go-redis' `Addr` takes it (no URL).
+/// The addresses of a comma list (spaces around each are dropped, unlike go-redis, which
+/// would fail to dial them).
+fn split_addresses(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim)
+}
+
 fn redis_address(s: &str) -> Result<(), String> {
     if s.contains("://") {
         return Err(format!("{s:?} is a URL; Grafana's key takes host:port"));

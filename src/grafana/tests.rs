@@ -162,8 +162,6 @@ fn unknown_ha_keys_are_refused_with_a_suggestion() {
 fn what_hearsay_cannot_do_yet_is_refused_by_name() {
     for (text, key) in [
         ("ha_redis_cluster_mode_enabled = true", "ha_redis_cluster_mode_enabled"),
-        ("ha_redis_sentinel_mode_enabled = yes", "ha_redis_sentinel_mode_enabled"),
-        ("ha_redis_sentinel_master_name = mymaster", "ha_redis_sentinel_master_name"),
         ("ha_single_node_evaluation = true", "ha_single_node_evaluation"),
         ("ha_redis_address = a:6379,b:6379", "ha_redis_address"),
     ] {
@@ -317,4 +315,49 @@ fn arbitrary_text_never_panics() {
         let _ = UnifiedAlerting::parse(&text, "fuzz", &no_env);
         let _ = UnifiedAlerting::parse(&format!("[unified_alerting]\nha_peers = {text}"), "fuzz", &no_env);
     });
+}
+
+#[test]
+fn sentinel_mode_reads_a_list_of_sentinels_and_their_credentials() {
+    let s = parse(
+        "[unified_alerting]\nha_redis_address = 10.0.0.1:26379, sentinel-b:26379\n\
+         ha_redis_sentinel_mode_enabled = true\nha_redis_sentinel_master_name = mymaster\n\
+         ha_redis_sentinel_username = watcher\nha_redis_sentinel_password = s3cret\n\
+         ha_redis_password = data-pw\nha_redis_db = 2\n",
+    )
+    .expect("loads");
+    let redis = s.node_config().redis.expect("Redis mode");
+    let sentinel = redis.sentinel.clone().expect("Sentinel mode");
+    assert_eq!(sentinel.master_name, "mymaster");
+    assert_eq!(sentinel.addrs, ["10.0.0.1:26379", "sentinel-b:26379"]);
+    assert_eq!(sentinel.username.as_deref(), Some("watcher"));
+    assert_eq!(sentinel.password.as_deref(), Some("s3cret"));
+    // The master's own credentials and database stay the data ones.
+    assert_eq!((redis.password.as_deref(), redis.db), (Some("data-pw"), Some(2)));
+    assert!(!format!("{redis:?}").contains("s3cret"), "Debug leaves the password out");
+
+    // A master name alone selects Sentinel, as in go-redis.
+    let s = parse(
+        "[unified_alerting]\nha_redis_address = a:26379,b:26379\n\
+         ha_redis_sentinel_master_name = m\n",
+    )
+    .expect("loads");
+    assert!(s.node_config().redis.and_then(|r| r.sentinel).is_some());
+}
+
+#[test]
+fn sentinel_mode_needs_a_master_name_and_excludes_cluster_mode() {
+    let e = error(
+        "[unified_alerting]\nha_redis_address = a:26379\nha_redis_sentinel_mode_enabled = true\n",
+    );
+    assert!(e.contains("ha_redis_sentinel_master_name") && e.contains("line 3"), "{e}");
+    let e = error(
+        "[unified_alerting]\nha_redis_cluster_mode_enabled = true\n\
+         ha_redis_sentinel_mode_enabled = true\nha_redis_sentinel_master_name = m\n",
+    );
+    assert!(e.contains("mutually exclusive") && e.contains("line 2"), "{e}");
+    let e = error(
+        "[unified_alerting]\nha_redis_address = a:26379,nope\nha_redis_sentinel_master_name = m\n",
+    );
+    assert!(e.contains("ha_redis_address") && e.contains("\"nope\""), "{e}");
 }

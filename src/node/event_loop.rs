@@ -239,7 +239,9 @@ impl EventLoop {
             Transport::Gossip(d) => d.flush(),
             Transport::Redis { driver, .. } => {
                 driver.flush();
-                if let Some(host) = driver.take_lookup() {
+                // A lookup the resolver has no room for is asked again when its link's
+                // connect times out and is retried.
+                while let Some(host) = driver.take_lookup() {
                     self.resolver.ask(Lookup::Redis(host));
                 }
             }
@@ -296,8 +298,8 @@ impl EventLoop {
                     d.peer_mut().leave(now);
                     self.leave_replies.push(reply);
                 }
-                (Command::RedisResolved(addrs), Transport::Redis { driver, .. }) => {
-                    driver.resolved(addrs)
+                (Command::RedisResolved(host, addrs), Transport::Redis { driver, .. }) => {
+                    driver.resolved(&host, addrs)
                 }
                 (Command::FullState(chunks), Transport::Redis { driver, .. }) => {
                     driver.peer_mut().publish_full_state(chunks)
@@ -493,9 +495,14 @@ impl EventLoop {
                     let kind = match link {
                         crate::core::peer::redis::Link::Command => "redis-command",
                         crate::core::peer::redis::Link::Subscriber => "redis-subscriber",
+                        crate::core::peer::redis::Link::Sentinel => "redis-sentinel",
                     };
-                    if self.throttle.allow(kind) {
-                        let target = driver.describe_target();
+                    if !self.throttle.allow(kind) {
+                    } else if link == crate::core::peer::redis::Link::Sentinel {
+                        // `what` names the Sentinel: the target moved on to the next already.
+                        log::error!("redis sentinel connection: {what}");
+                    } else {
+                        let target = driver.describe_target(link);
                         log::error!("redis {target} ({} connection): {what}", link.as_str());
                     }
                 }

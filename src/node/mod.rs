@@ -137,6 +137,67 @@ pub struct RedisConfig {
     /// as several, each merging on its own, so no subscriber's output buffer nears Redis'
     /// 32 MB pub/sub limit.
     pub full_state_chunk_bytes: usize,
+    /// Redis Sentinel (`ha_redis_sentinel_mode_enabled`): `Some` learns the master from the
+    /// Sentinels and follows it through failovers; the URL's scheme, credentials and database
+    /// then apply to the master, and its host and port are unused. Default `None`: the
+    /// URL's server.
+    pub sentinel: Option<RedisSentinel>,
+}
+
+/// Where the Sentinels are (Grafana's `ha_redis_sentinel_*` keys). `Debug` leaves the password
+/// out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSentinel {
+    /// The master's name as the Sentinels monitor it (`ha_redis_sentinel_master_name`;
+    /// required, not empty).
+    pub master_name: String,
+    /// The Sentinels' `host:port` addresses (`ha_redis_address`, a comma list), tried in turn;
+    /// 1 to [`MAX_SENTINELS`]. A host name is resolved off the loop.
+    pub addrs: Vec<String>,
+    /// ACL user for the Sentinels (`ha_redis_sentinel_username`; default none).
+    pub username: Option<String>,
+    /// Password for the Sentinels (`ha_redis_sentinel_password`; default none: no `AUTH`).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for RedisSentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSentinel")
+            .field("master_name", &self.master_name)
+            .field("addrs", &self.addrs)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Most Sentinel addresses a [`RedisSentinel`] may list.
+pub const MAX_SENTINELS: usize = 32;
+
+impl RedisSentinel {
+    /// The core's settings, or why these cannot be used.
+    fn settings(&self) -> Result<crate::core::peer::redis::SentinelSettings, NodeError> {
+        let refuse = |why: String| Err(NodeError::Redis(format!("sentinel: {why}")));
+        if self.master_name.is_empty() {
+            return refuse("the master name is empty (ha_redis_sentinel_master_name)".into());
+        }
+        if !(1..=MAX_SENTINELS).contains(&self.addrs.len()) {
+            return refuse(format!("give 1 to {MAX_SENTINELS} Sentinel addresses"));
+        }
+        for addr in &self.addrs {
+            let port = addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p != 0) {
+                return refuse(format!("{addr:?} is no host:port"));
+            }
+        }
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        Ok(crate::core::peer::redis::SentinelSettings {
+            master_name: self.master_name.clone(),
+            addrs: self.addrs.clone(),
+            username: given(&self.username),
+            password: given(&self.password),
+        })
+    }
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -157,6 +218,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("tls", &self.tls)
             .field("prefix", &self.prefix)
             .field("full_state_chunk_bytes", &self.full_state_chunk_bytes)
+            .field("sentinel", &self.sentinel)
             .finish()
     }
 }
@@ -175,6 +237,7 @@ impl RedisConfig {
             tls: None,
             prefix: prefix.to_owned(),
             full_state_chunk_bytes: 1 << 20,
+            sentinel: None,
         }
     }
 }
@@ -356,7 +419,7 @@ enum Command {
         reply: Sender<usize>,
     },
     Resolved(Vec<SocketAddr>),
-    RedisResolved(Result<Vec<SocketAddr>, String>),
+    RedisResolved(String, Result<Vec<SocketAddr>, String>),
     SendReliable {
         to: SocketAddr,
         msg: Vec<u8>,
@@ -1028,6 +1091,7 @@ fn start_redis(
         ..RedisSettings::grafana(config.swim.name.as_str(), &redis.prefix)
     };
     endpoint.apply(&mut settings);
+    settings.sentinel = redis.sentinel.as_ref().map(RedisSentinel::settings).transpose()?;
     let keys: Vec<String> =
         cluster.map(|c| c.lock().keys().map(str::to_owned).collect()).unwrap_or_default();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -1204,5 +1268,27 @@ mod tests {
         );
         let negative = RedisConfig { db: Some(-1), ..keep };
         assert!(endpoint.overlay(&negative).is_err());
+    }
+
+    #[test]
+    fn sentinel_settings_need_a_name_and_host_port_addresses() {
+        let ok = RedisSentinel {
+            master_name: "mymaster".into(),
+            addrs: vec!["127.0.0.1:26379".into(), "sentinel-b:26379".into()],
+            username: Some(String::new()),
+            password: Some("spw".into()),
+        };
+        let settings = ok.settings().expect("valid");
+        assert_eq!((settings.username, settings.password.as_deref()), (None, Some("spw")));
+        assert!(!format!("{ok:?}").contains("spw"), "Debug leaves the password out");
+        for bad in [
+            RedisSentinel { master_name: String::new(), ..ok.clone() },
+            RedisSentinel { addrs: Vec::new(), ..ok.clone() },
+            RedisSentinel { addrs: vec!["no-port".into()], ..ok.clone() },
+            RedisSentinel { addrs: vec![":26379".into()], ..ok.clone() },
+        ] {
+            let e = bad.settings().expect_err("refused");
+            assert!(e.to_string().contains("sentinel"), "{e}");
+        }
     }
 }

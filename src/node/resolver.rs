@@ -14,7 +14,7 @@ use super::{Command, Shared, peers};
 pub(super) enum Lookup {
     /// The configured gossip peers (our own address left out).
     Peers { peers: Vec<String>, own: SocketAddr },
-    /// The Redis server's `host:port`.
+    /// A Redis server's or Sentinel's `host:port`.
     Redis(String),
 }
 
@@ -39,11 +39,13 @@ impl Resolver {
                     Lookup::Peers { peers, own } => {
                         Command::Resolved(peers::resolve(&peers, own).unwrap_or_default())
                     }
-                    Lookup::Redis(host) => Command::RedisResolved(
-                        host.to_socket_addrs()
+                    Lookup::Redis(host) => {
+                        let addrs = host
+                            .to_socket_addrs()
                             .map(|a| a.collect::<Vec<_>>())
-                            .map_err(|e| format!("resolving {host}: {e}")),
-                    ),
+                            .map_err(|e| format!("resolving {host}: {e}"));
+                        Command::RedisResolved(host, addrs)
+                    }
                 };
                 if shared.send(reply).is_err() {
                     return;

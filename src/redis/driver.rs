@@ -1,7 +1,9 @@
-//! The mio loop of a Redis-mode node: moves bytes between two Redis connections and a
+//! The mio loop of a Redis-mode node: moves bytes between its Redis connections and a
 //! [`RedisPeer`] core.
 //!
-//! One thread, one `Poll`: the command and subscriber connections and a [`Waker`]. Each turn
+//! One thread, one `Poll`: the command and subscriber connections (and, with Redis Sentinel,
+//! one to a Sentinel) and a [`Waker`]. Each link connects where the core says
+//! ([`RedisPeer::target`]: a Sentinel, the master it named) or else to the configured server. Each turn
 //! sleeps until a connection is ready, the core's deadline or the caller's; drives every ready
 //! connection (reads until `WouldBlock` or a fairness budget, parses every reply); and writes
 //! everything the core queued — all of it packed into one buffer per connection, so a burst of
@@ -30,6 +32,9 @@ const WAKER: Token = Token(0);
 /// Bytes packed for a connection and not yet written; past it the core's commands wait (in
 /// the core, which bounds them) until the socket drains.
 const WRITE_BUFFER_BYTES: usize = 4 << 20;
+/// Host names whose addresses are kept (the configured server, the Sentinels, a master
+/// named by name); past it the oldest is forgotten and resolved again when next needed.
+const MAX_NAMES: usize = 16;
 
 fn token(link: Link) -> Token {
     Token(1 + link as usize)
@@ -44,6 +49,13 @@ pub(crate) enum Target {
     Host(String),
 }
 
+impl Target {
+    /// `host:port` as the core names it: an address literal, or a name to resolve.
+    fn parse(addr: &str) -> Self {
+        addr.parse().map_or_else(|_| Self::Host(addr.to_owned()), Self::Addr)
+    }
+}
+
 /// The event loop around one Redis peer core.
 #[derive(Debug)]
 pub(crate) struct RedisDriver {
@@ -54,15 +66,19 @@ pub(crate) struct RedisDriver {
     target: Target,
     /// TLS over every connection, when configured.
     tls: Option<TlsSetup>,
-    /// The addresses of a named target still to try (the first is in use); a failed connect
-    /// moves to the next, and past the last the name is resolved again.
-    resolved: Vec<SocketAddr>,
-    /// Links waiting for a resolution, and whether one was asked for.
-    unresolved: Vec<Link>,
-    lookup_wanted: bool,
-    conns: [Option<RespConn>; 2],
+    /// Per host name, its addresses still to try (the first is in use); a failed connect
+    /// moves to the next, and past the last the name is resolved again. At most
+    /// [`MAX_NAMES`] names.
+    resolved: Vec<(String, Vec<SocketAddr>)>,
+    /// Links waiting for their name's resolution.
+    unresolved: Vec<(Link, String)>,
+    /// Names to hand to the resolver (see [`Self::take_lookup`]).
+    lookups: Vec<String>,
+    conns: [Option<RespConn>; 3],
+    /// The name each connection was opened to, if it was one.
+    conn_names: [Option<String>; 3],
     /// A connection stopped reading at its budget: drive it again without waiting.
-    more: [bool; 2],
+    more: [bool; 3],
     peer: RedisPeer,
     values: Vec<::redis::Value>,
     scratch: Vec<u8>,
@@ -89,9 +105,10 @@ impl RedisDriver {
             tls,
             resolved: Vec::new(),
             unresolved: Vec::new(),
-            lookup_wanted: false,
-            conns: [None, None],
-            more: [false, false],
+            lookups: Vec::new(),
+            conns: [None, None, None],
+            conn_names: [None, None, None],
+            more: [false; 3],
             peer,
             values: Vec::new(),
             scratch: Vec::new(),
@@ -174,21 +191,25 @@ impl RedisDriver {
         }
     }
 
-    /// Whether a name needs resolving (once per request): the caller resolves it off the
+    /// A name that needs resolving (once per request): the caller resolves it off the
     /// loop and hands the outcome to [`Self::resolved`].
     pub(crate) fn take_lookup(&mut self) -> Option<String> {
-        match (&self.target, std::mem::take(&mut self.lookup_wanted)) {
-            (Target::Host(host), true) => Some(host.clone()),
-            _ => None,
-        }
+        self.lookups.pop()
     }
 
-    /// The outcome of a lookup asked for by [`Self::take_lookup`].
-    pub(crate) fn resolved(&mut self, addrs: Result<Vec<SocketAddr>, String>) {
-        let waiting = std::mem::take(&mut self.unresolved);
+    /// The outcome of a lookup of `host` asked for by [`Self::take_lookup`].
+    pub(crate) fn resolved(&mut self, host: &str, addrs: Result<Vec<SocketAddr>, String>) {
+        let (waiting, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.unresolved).into_iter().partition(|(_, h)| h == host);
+        self.unresolved = others;
+        let waiting: Vec<Link> = waiting.into_iter().map(|(l, _)| l).collect();
         match addrs {
             Ok(addrs) if !addrs.is_empty() => {
-                self.resolved = addrs;
+                self.resolved.retain(|(h, _)| h != host);
+                if self.resolved.len() >= MAX_NAMES {
+                    self.resolved.remove(0);
+                }
+                self.resolved.push((host.to_owned(), addrs));
                 for link in waiting {
                     self.open(link);
                 }
@@ -207,17 +228,37 @@ impl RedisDriver {
         }
     }
 
+    /// Where `link` connects now: where the core says, else the configured server.
+    fn target_of(&self, link: Link) -> Target {
+        self.peer.target(link).map_or_else(|| self.target.clone(), Target::parse)
+    }
+
     fn open(&mut self, link: Link) {
         self.close(link);
-        let addr = match (&self.target, self.resolved.first()) {
-            (Target::Addr(addr), _) => *addr,
-            (Target::Host(_), Some(addr)) => *addr,
-            (Target::Host(_), None) => {
-                if !self.unresolved.contains(&link) {
-                    self.unresolved.push(link);
+        let i = link as usize;
+        let addr = match self.target_of(link) {
+            Target::Addr(addr) => {
+                self.conn_names[i] = None;
+                addr
+            }
+            Target::Host(host) => {
+                let known = self.resolved.iter().find(|(h, _)| *h == host);
+                match known.and_then(|(_, addrs)| addrs.first()) {
+                    Some(addr) => {
+                        let addr = *addr;
+                        self.conn_names[i] = Some(host);
+                        addr
+                    }
+                    None => {
+                        self.unresolved.retain(|(l, _)| *l != link);
+                        if !self.unresolved.iter().any(|(_, h)| *h == host) {
+                            self.lookups.retain(|h| *h != host);
+                            self.lookups.push(host.clone());
+                        }
+                        self.unresolved.push((link, host));
+                        return;
+                    }
                 }
-                self.lookup_wanted = true;
-                return;
             }
         };
         let registered = RespConn::connect_with(addr, Limits::default(), self.tls.as_ref())
@@ -255,8 +296,14 @@ impl RedisDriver {
     /// is resolved again once every address failed).
     fn failed(&mut self, link: Link, reason: LinkFailure, why: &str) {
         self.close(link);
-        if matches!(self.target, Target::Host(_)) && !self.resolved.is_empty() {
-            self.resolved.remove(0);
+        if let Some(host) = self.conn_names[link as usize].take()
+            && let Some(i) = self.resolved.iter().position(|(h, _)| *h == host)
+        {
+            let addrs = &mut self.resolved[i].1;
+            addrs.remove(0);
+            if addrs.is_empty() {
+                self.resolved.remove(i);
+            }
         }
         let now = self.clock.now();
         self.peer.handle_disconnected(now, self.clock.unix(), link, reason, why);
@@ -294,11 +341,11 @@ impl RedisDriver {
         }
     }
 
-    /// Where Redis is, for log lines.
-    pub(crate) fn describe_target(&self) -> String {
-        match &self.target {
+    /// Where `link` connects, for log lines.
+    pub(crate) fn describe_target(&self, link: Link) -> String {
+        match self.target_of(link) {
             Target::Addr(a) => a.to_string(),
-            Target::Host(h) => h.clone(),
+            Target::Host(h) => h,
         }
     }
 }

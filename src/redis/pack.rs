@@ -31,6 +31,9 @@ pub(crate) fn pack(cmd: &Command, out: &mut Vec<u8>) {
         Command::Subscribe(channels) => ::redis::cmd("SUBSCRIBE").arg(channels).clone(),
         Command::Del(key) => ::redis::cmd("DEL").arg(key).clone(),
         Command::Ping => ::redis::cmd("PING"),
+        Command::SentinelMaster(name) => {
+            ::redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(name).clone()
+        }
     };
     packed.write_packed_command(out);
 }

@@ -178,3 +178,84 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// One Redis Sentinel (`redis-server <conf> --sentinel`) on a loopback port, watching the
+/// master named `master` on `127.0.0.1:master_port`, stopped when dropped. Its configuration
+/// file lives in a scratch directory: Sentinel rewrites it as it learns.
+pub struct Sentinel {
+    pub port: u16,
+    child: Child,
+}
+
+impl Sentinel {
+    /// A Sentinel with quorum 2 that calls a master down after 1 s of silence.
+    pub fn start(master: &str, master_port: u16) -> Self {
+        let port = super::alertmanager::free_port();
+        let dir = super::alertmanager::scratch(&format!("sentinel-{port}"));
+        let conf = dir.join("sentinel.conf");
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
+             sentinel monitor {master} 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds {master} 1000\n\
+             sentinel failover-timeout {master} 10000\n\
+             sentinel parallel-syncs {master} 1\n",
+            dir = dir.display()
+        );
+        std::fs::write(&conf, text).expect("write sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is required (Debian package redis-server; make deps)");
+        let sentinel = Self { port, child };
+        super::wait_for("the Sentinel answers", Duration::from_secs(10), || {
+            sentinel.connection().is_some()
+        });
+        sentinel
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn connection(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(format!("redis://{}", self.addr())).ok()?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(1)).ok()?;
+        redis::cmd("PING").query::<String>(&mut conn).ok()?;
+        Some(conn)
+    }
+
+    /// The master's port as this Sentinel names it now (`None` when it cannot say).
+    pub fn master_port(&self, master: &str) -> Option<u16> {
+        let mut conn = self.connection()?;
+        let (_, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(master)
+            .query(&mut conn)
+            .ok()?;
+        Some(port)
+    }
+
+    /// How many other Sentinels and replicas of `master` this one knows.
+    pub fn known(&self, master: &str) -> (usize, usize) {
+        let Some(mut conn) = self.connection() else { return (0, 0) };
+        let mut count = |what: &str| {
+            redis::cmd("SENTINEL")
+                .arg(what)
+                .arg(master)
+                .query::<Vec<redis::Value>>(&mut conn)
+                .map_or(0, |v| v.len())
+        };
+        (count("SENTINELS"), count("REPLICAS"))
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

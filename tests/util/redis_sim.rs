@@ -386,7 +386,7 @@ struct Node {
     name: String,
     run: Option<Running>,
     /// The connection each link is on, as the driver holds it.
-    links: [Option<ConnId>; 2],
+    links: [Option<ConnId>; Link::ALL.len()],
     clock_offset_ms: u64,
     drift_ppm: i64,
     wall_skew_ms: i64,
@@ -437,7 +437,7 @@ impl RedisSim {
             .map(|i| Node {
                 name: format!("peer-{i:02}"),
                 run: None,
-                links: [None, None],
+                links: [None; Link::ALL.len()],
                 clock_offset_ms: rng.random_range(0..1_000_000),
                 drift_ppm: rng.random_range(-1000..=1000),
                 wall_skew_ms: rng.random_range(-100..=100),

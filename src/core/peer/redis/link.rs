@@ -1,5 +1,5 @@
-//! One connection to Redis as the peer sees it: down (and when to retry), connecting, or up;
-//! what was sent on it and not answered yet; the reconnect backoff.
+//! One connection to Redis as the peer sees it: idle (not wanted now), down (and when to
+//! retry), connecting, or up; what was sent on it and not answered yet; the reconnect backoff.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -9,26 +9,33 @@ use rand::rngs::SmallRng;
 
 use crate::core::Millis;
 
-/// The peer's two connections. Grafana opens one per subscription and a pool for commands;
+/// The peer's connections. Grafana opens one per subscription and a pool for commands;
 /// one subscriber connection carries every channel here, and one command connection carries
-/// every command, pipelined.
+/// every command, pipelined. With Redis Sentinel a third one talks to a Sentinel: it asks for
+/// the master and listens for its changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Link {
     /// Heartbeats, membership scans, publishes.
     Command,
     /// `SUBSCRIBE`d to the full-state, request and state channels.
     Subscriber,
+    /// To one Sentinel (Sentinel mode only): `SENTINEL GET-MASTER-ADDR-BY-NAME`, then
+    /// `SUBSCRIBE +switch-master`.
+    Sentinel,
 }
 
 impl Link {
-    /// Both links, in a fixed order.
-    pub const ALL: [Link; 2] = [Link::Command, Link::Subscriber];
+    /// Every link, in a fixed order.
+    pub const ALL: [Link; 3] = [Link::Command, Link::Subscriber, Link::Sentinel];
+    /// The links to the data server (the master, in Sentinel mode).
+    pub const DATA: [Link; 2] = [Link::Command, Link::Subscriber];
 
     /// A name for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Link::Command => "command",
             Link::Subscriber => "subscriber",
+            Link::Sentinel => "sentinel",
         }
     }
 }
@@ -56,11 +63,16 @@ pub enum LinkFailure {
     Protocol,
     /// The connect or a reply took too long.
     Timeout,
+    /// A Sentinel does not know the configured master name.
+    UnknownMaster,
+    /// The master moved (a Sentinel said so), or the server refused to act as one
+    /// (`READONLY`, `LOADING`, `MASTERDOWN`): the links go to the master the Sentinels name.
+    Failover,
 }
 
 impl LinkFailure {
     /// Every reason, in a fixed order.
-    pub const ALL: [LinkFailure; 9] = [
+    pub const ALL: [LinkFailure; 11] = [
         LinkFailure::Connect,
         LinkFailure::Resolve,
         LinkFailure::Tls,
@@ -70,6 +82,8 @@ impl LinkFailure {
         LinkFailure::Io,
         LinkFailure::Protocol,
         LinkFailure::Timeout,
+        LinkFailure::UnknownMaster,
+        LinkFailure::Failover,
     ];
 
     /// The label value.
@@ -84,6 +98,8 @@ impl LinkFailure {
             LinkFailure::Io => "io",
             LinkFailure::Protocol => "protocol",
             LinkFailure::Timeout => "timeout",
+            LinkFailure::UnknownMaster => "unknown_master",
+            LinkFailure::Failover => "failover",
         }
     }
 
@@ -102,6 +118,9 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
+    /// Not wanted now: the Sentinel link outside Sentinel mode, the data links before a
+    /// Sentinel has named the master.
+    Idle,
     /// Not connected; open again at `retry_at`.
     Down { retry_at: Millis },
     /// The driver is connecting; give up at `deadline`.
@@ -118,6 +137,8 @@ pub(super) enum Sent {
     Heartbeat,
     Scan,
     Mget(Vec<String>),
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME`.
+    Master,
     /// A `PUBLISH` of an update, a full-state chunk or a request, and its payload size.
     Publish(super::MsgKind, usize),
     Del,
@@ -149,6 +170,18 @@ impl LinkState {
         }
     }
 
+    /// Not wanted until [`Self::open`].
+    pub(super) fn idle() -> Self {
+        Self { state: State::Idle, ..Self::new(Millis(0)) }
+    }
+
+    /// Being opened at `now`, outside the backoff (a first open, or a move to a new master).
+    pub(super) fn open(&mut self, now: Millis) {
+        self.state = State::Connecting { deadline: now + CONNECT_TIMEOUT };
+        self.in_flight.clear();
+        self.control.clear();
+    }
+
     pub(super) fn is_up(&self) -> bool {
         self.state == State::Up
     }
@@ -172,6 +205,7 @@ impl LinkState {
     /// When this link needs attention: its retry, connect deadline or oldest reply.
     pub(super) fn deadline(&self, reply_timeout: Duration) -> Option<Millis> {
         match self.state {
+            State::Idle => None,
             State::Down { retry_at } => Some(retry_at),
             State::Connecting { deadline } => Some(deadline),
             State::Up => self.in_flight.front().map(|(_, at)| *at + reply_timeout),

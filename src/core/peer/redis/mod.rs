@@ -32,6 +32,7 @@
 mod echo;
 mod layout;
 mod link;
+mod sentinel;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -45,12 +46,14 @@ pub use layout::{
     RedisInbound, RedisLayout, SETTLE_INTERVAL, SETTLE_TIMEOUT, live_members,
 };
 pub use link::{Link, LinkFailure};
+pub use sentinel::{SWITCH_MASTER_CHANNEL, SentinelSettings};
 
 use super::{Lifecycle, Position, earliest};
 use crate::core::cluster::Part;
 use crate::core::{Millis, UnixMillis};
 use echo::Echoes;
 use link::{CONNECT_TIMEOUT, LinkState, Sent, State};
+use sentinel::Discovery;
 
 /// Largest coalesced update message.
 pub const MESSAGE_BYTES: usize = 64 << 10;
@@ -95,6 +98,9 @@ pub struct RedisSettings {
     pub maintenance_interval: Duration,
     /// Largest full-state message (1 MiB); larger full states travel as several.
     pub full_state_chunk_bytes: usize,
+    /// Redis Sentinel (`ha_redis_sentinel_mode_enabled`): the master is the one the
+    /// Sentinels name. `None` (the default): one server, the driver's configured one.
+    pub sentinel: Option<SentinelSettings>,
 }
 
 impl RedisSettings {
@@ -110,6 +116,7 @@ impl RedisSettings {
             settle_timeout: SETTLE_TIMEOUT,
             maintenance_interval: Duration::from_secs(15 * 60),
             full_state_chunk_bytes: 1 << 20,
+            sentinel: None,
         }
     }
 }
@@ -159,6 +166,8 @@ pub enum Command {
     Del(String),
     /// `PING`.
     Ping,
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME name` (on the Sentinel link).
+    SentinelMaster(String),
 }
 
 /// Open or close a link.
@@ -294,7 +303,12 @@ pub struct RedisPeer {
     rng: SmallRng,
     now: Millis,
     unix: UnixMillis,
-    links: [LinkState; 2],
+    links: [LinkState; 3],
+    /// Sentinel mode: the Sentinels and the master they named.
+    sentinel: Option<Discovery>,
+    /// The subscriber link reconnected: once its subscriptions are confirmed, ask for every
+    /// full state and push ours (what was published meanwhile is not replayed).
+    resubscribing: bool,
     members: Vec<String>,
     members_read_at: Option<Millis>,
     scanned: usize,
@@ -319,7 +333,8 @@ pub struct RedisPeer {
 }
 
 impl RedisPeer {
-    /// A peer starting at `now`, with the states under `keys`; both links open at once.
+    /// A peer starting at `now`, with the states under `keys`; both links open at once (in
+    /// Sentinel mode the Sentinel link does, and the others once it has named the master).
     pub fn new(
         settings: RedisSettings,
         keys: &[&str],
@@ -328,6 +343,12 @@ impl RedisPeer {
         seed: u64,
     ) -> Self {
         let layout = RedisLayout::new(&settings.prefix);
+        let sentinel = settings.sentinel.clone().map(Discovery::new);
+        let (links, first): ([LinkState; 3], &[Link]) = if sentinel.is_some() {
+            ([LinkState::idle(), LinkState::idle(), LinkState::new(now)], &[Link::Sentinel])
+        } else {
+            ([LinkState::new(now), LinkState::new(now), LinkState::idle()], &Link::DATA)
+        };
         Self {
             own_key: layout.heartbeat_key(&settings.name),
             layout,
@@ -341,7 +362,9 @@ impl RedisPeer {
             rng: SmallRng::seed_from_u64(seed),
             now,
             unix,
-            links: [LinkState::new(now), LinkState::new(now)],
+            links,
+            sentinel,
+            resubscribing: false,
             members: Vec::new(),
             members_read_at: None,
             scanned: 0,
@@ -359,7 +382,7 @@ impl RedisPeer {
             echoes: Echoes::default(),
             stopping: Stopping::Running,
             events: VecDeque::new(),
-            actions: Link::ALL.iter().map(|l| LinkAction::Open(*l)).collect(),
+            actions: first.iter().map(|l| LinkAction::Open(*l)).collect(),
             stats: RedisStats::default(),
             settings,
         }
@@ -370,6 +393,10 @@ impl RedisPeer {
     /// The link's connection is established.
     pub fn handle_connected(&mut self, now: Millis, unix: UnixMillis, link: Link) {
         self.advance(now, unix);
+        if link == Link::Sentinel {
+            self.sentinel_connected();
+            return;
+        }
         let reconnect = self.link(link).ever_up;
         let s = &self.settings;
         let auth = s
@@ -391,7 +418,9 @@ impl RedisPeer {
                     vec![self.layout.full_state_channel(), self.layout.request_channel()];
                 channels.extend(self.keys.iter().map(|k| self.layout.state_channel(k)));
                 self.link_mut(link).control.push_back(Command::Subscribe(channels));
+                self.resubscribing = reconnect;
             }
+            Link::Sentinel => {}
         }
         if reconnect {
             // Either side may have missed messages while the link was down.
@@ -425,6 +454,7 @@ impl RedisPeer {
         match link {
             Link::Command => self.on_reply(value),
             Link::Subscriber => self.on_subscriber_value(value),
+            Link::Sentinel => self.on_sentinel_value(value),
         }
     }
 
@@ -446,7 +476,8 @@ impl RedisPeer {
             self.next_beat = now + HEARTBEAT_INTERVAL;
             self.heartbeat();
             self.start_scan();
-            self.ping_subscriber();
+            self.ping(Link::Subscriber);
+            self.ping(Link::Sentinel);
         }
         let due = self.lifecycle.handle_timeout(now, self.members.len());
         if due.ready {
@@ -557,7 +588,7 @@ impl RedisPeer {
             self.sent(link, &cmd);
             return Some(cmd);
         }
-        if link == Link::Subscriber || self.stopping == Stopping::Stopped {
+        if link != Link::Command || self.stopping == Stopping::Stopped {
             return None;
         }
         if let Stopping::Draining { del_sent: false, .. } = self.stopping {
@@ -637,6 +668,21 @@ impl RedisPeer {
         self.link(link).is_up()
     }
 
+    /// Where `link` connects: a Sentinel, or the master a Sentinel named (Sentinel mode);
+    /// `None` outside Sentinel mode for the data links, which go to the configured server.
+    pub fn target(&self, link: Link) -> Option<&str> {
+        let d = self.sentinel.as_ref()?;
+        match link {
+            Link::Sentinel => Some(d.current()),
+            Link::Command | Link::Subscriber => d.master.as_deref(),
+        }
+    }
+
+    /// The master the Sentinels named last (Sentinel mode).
+    pub fn master(&self) -> Option<&str> {
+        self.sentinel.as_ref().and_then(|d| d.master.as_deref())
+    }
+
     /// Our name.
     pub fn name(&self) -> &str {
         &self.settings.name
@@ -703,10 +749,11 @@ impl RedisPeer {
         self.link_mut(Link::Command).control.push_back(cmd);
     }
 
-    fn ping_subscriber(&mut self) {
-        let l = self.link(Link::Subscriber);
+    /// A ping on a link that otherwise only listens, so a dead one is noticed.
+    fn ping(&mut self, link: Link) {
+        let l = self.link(link);
         if l.is_up() && !l.in_flight.iter().any(|(s, _)| *s == Sent::Ping) {
-            self.link_mut(Link::Subscriber).control.push_back(Command::Ping);
+            self.link_mut(link).control.push_back(Command::Ping);
         }
     }
 
@@ -735,6 +782,7 @@ impl RedisPeer {
             Command::Subscribe(_) => Sent::Subscribe,
             Command::Del(_) => Sent::Del,
             Command::Ping => Sent::Ping,
+            Command::SentinelMaster(_) => Sent::Master,
         };
         let now = self.now;
         self.link_mut(link).in_flight.push_back((sent, now));
@@ -762,6 +810,7 @@ impl RedisPeer {
     }
 
     fn fail_link(&mut self, link: Link, reason: LinkFailure, what: String) {
+        let what = if link == Link::Sentinel { self.sentinel_failed(what) } else { what };
         self.stats.disconnects += 1;
         self.stats.link_failures[reason.index()] += 1;
         // Publishes in flight are lost with the link; the full-state exchange after the
@@ -786,13 +835,18 @@ impl RedisPeer {
             if self.link(link).in_flight.iter().any(|(s, _)| *s == Sent::Heartbeat) {
                 self.events.push_back(RedisEvent::Heartbeat(None));
             }
-        } else {
+        } else if link == Link::Subscriber {
             self.echoes.clear();
         }
         self.links[link as usize].down(self.now, &mut self.rng);
         self.events.push_back(RedisEvent::Failure { link, what });
         if self.stopping != Stopping::Running && link == Link::Command {
             self.stop();
+        }
+        // The master may have moved and its notice been missed; a move already known needs
+        // no question.
+        if link != Link::Sentinel && reason != LinkFailure::Failover {
+            self.rediscover();
         }
     }
 
@@ -827,7 +881,9 @@ impl RedisPeer {
             return;
         };
         if let redis::Value::ServerError(e) = &value {
-            self.on_error_reply(sent, e.to_string());
+            if !self.not_a_master(e.code(), &e.to_string()) {
+                self.on_error_reply(sent, e.to_string());
+            }
             return;
         }
         self.link_mut(Link::Command).healthy();
@@ -846,7 +902,7 @@ impl RedisPeer {
                 }
             }
             Sent::Del => self.stop(),
-            Sent::Auth | Sent::Select | Sent::Subscribe | Sent::Ping => {}
+            Sent::Auth | Sent::Select | Sent::Subscribe | Sent::Ping | Sent::Master => {}
         }
     }
 
@@ -861,7 +917,7 @@ impl RedisPeer {
             Sent::Heartbeat => self.events.push_back(RedisEvent::Heartbeat(None)),
             Sent::Scan | Sent::Mget(_) => self.scan = None,
             Sent::Del => self.stop(),
-            Sent::Auth | Sent::Select | Sent::Subscribe | Sent::Ping => {
+            Sent::Auth | Sent::Select | Sent::Subscribe | Sent::Ping | Sent::Master => {
                 // The connection is unusable (a wrong password, a missing database): drop it
                 // and retry with backoff, saying why.
                 let reason =
@@ -935,7 +991,7 @@ impl RedisPeer {
             }
             _ => {
                 // `+OK` to AUTH.
-                self.answered(Sent::Auth);
+                self.answered(Link::Subscriber, Sent::Auth);
                 return;
             }
         };
@@ -956,15 +1012,23 @@ impl RedisPeer {
                 self.link_mut(Link::Subscriber).healthy();
                 self.on_message(&channel, payload);
             }
-            (b"subscribe", _, _) => self.answered(Sent::Subscribe),
-            (b"pong", _, _) => self.answered(Sent::Ping),
+            (b"subscribe", _, _) => {
+                self.answered(Link::Subscriber, Sent::Subscribe);
+                if std::mem::take(&mut self.resubscribing) {
+                    // Subscribed again: what others answer now reaches us, and what we push
+                    // reaches everyone subscribed before us.
+                    self.request_due = true;
+                    self.want_full_state();
+                }
+            }
+            (b"pong", _, _) => self.answered(Link::Subscriber, Sent::Ping),
             _ => self.stats.unexpected += 1,
         }
     }
 
-    /// The oldest command of this kind on the subscriber link was answered.
-    fn answered(&mut self, kind: Sent) {
-        let l = self.link_mut(Link::Subscriber);
+    /// The oldest command of this kind on a listening link was answered.
+    fn answered(&mut self, link: Link, kind: Sent) {
+        let l = self.link_mut(link);
         if let Some(i) = l.in_flight.iter().position(|(s, _)| *s == kind) {
             l.in_flight.remove(i);
             l.healthy();

@@ -476,3 +476,233 @@ fn unknown_values_are_counted_not_fatal() {
     assert_eq!(p.stats().unexpected, 3);
     assert!(p.is_up(Link::Command) && p.is_up(Link::Subscriber));
 }
+
+// ---- Redis Sentinel ----
+
+const SENTINELS: [&str; 2] = ["10.0.0.1:26379", "10.0.0.2:26379"];
+
+fn sentinel_settings() -> RedisSettings {
+    RedisSettings {
+        sentinel: Some(SentinelSettings {
+            master_name: "mymaster".into(),
+            addrs: SENTINELS.iter().map(|s| (*s).to_owned()).collect(),
+            username: None,
+            password: Some("spw".into()),
+        }),
+        ..settings()
+    }
+}
+
+fn links(p: &mut RedisPeer) -> Vec<LinkAction> {
+    std::iter::from_fn(|| p.poll_link()).collect()
+}
+
+fn master_reply(host: &str, port: &str) -> Value {
+    Value::Array(vec![bulk(host.as_bytes()), bulk(port.as_bytes())])
+}
+
+fn subscribed(channel: &str) -> Value {
+    Value::Array(vec![bulk(b"subscribe"), bulk(channel.as_bytes()), Value::Int(1)])
+}
+
+/// The Sentinel link up at `now`, its handshake answered with `reply` to the question.
+fn sentinel_answers(p: &mut RedisPeer, now: Millis, reply: Value) {
+    p.handle_connected(now, unix(now), Link::Sentinel);
+    let sent = commands(p, Link::Sentinel);
+    assert_eq!(
+        sent,
+        [
+            Command::Auth { username: None, password: "spw".into() },
+            Command::SentinelMaster("mymaster".into()),
+            Command::Subscribe(vec!["+switch-master".into()]),
+        ]
+    );
+    p.handle_value(now, unix(now), Link::Sentinel, Value::Okay);
+    p.handle_value(now, unix(now), Link::Sentinel, reply);
+}
+
+/// A Sentinel-mode peer whose Sentinel named 10.0.0.9:6379, both data links up there.
+fn on_master(now: Millis) -> RedisPeer {
+    let mut p = peer_with(sentinel_settings());
+    assert_eq!(links(&mut p), [LinkAction::Open(Link::Sentinel)], "the Sentinel first");
+    assert_eq!(p.target(Link::Sentinel), Some(SENTINELS[0]));
+    assert_eq!(p.target(Link::Command), None, "no master known yet");
+    sentinel_answers(&mut p, now, master_reply("10.0.0.9", "6379"));
+    p.handle_value(now, unix(now), Link::Sentinel, subscribed("+switch-master"));
+    assert_eq!(
+        links(&mut p),
+        [LinkAction::Open(Link::Command), LinkAction::Open(Link::Subscriber)]
+    );
+    assert_eq!(p.target(Link::Command), Some("10.0.0.9:6379"));
+    assert_eq!(p.target(Link::Subscriber), Some("10.0.0.9:6379"));
+    for link in Link::DATA {
+        p.handle_connected(now, unix(now), link);
+    }
+    settle_commands(&mut p, now, &[]);
+    for _ in commands(&mut p, Link::Subscriber) {
+        p.handle_value(now, unix(now), Link::Subscriber, subscribed("ch"));
+    }
+    events(&mut p);
+    p
+}
+
+#[test]
+fn sentinel_mode_asks_a_sentinel_then_opens_the_links_at_the_master() {
+    let p = on_master(Millis(0));
+    assert_eq!(p.master(), Some("10.0.0.9:6379"));
+    assert!(p.is_up(Link::Command) && p.is_up(Link::Subscriber) && p.is_up(Link::Sentinel));
+    assert_eq!(p.stats().disconnects, 0);
+}
+
+#[test]
+fn an_ipv6_master_is_bracketed() {
+    let mut p = peer_with(sentinel_settings());
+    links(&mut p);
+    sentinel_answers(&mut p, Millis(0), master_reply("::1", "6380"));
+    assert_eq!(p.master(), Some("[::1]:6380"));
+}
+
+#[test]
+fn an_unknown_master_name_is_an_error_and_the_next_sentinel_is_asked() {
+    let mut p = peer_with(sentinel_settings());
+    links(&mut p);
+    sentinel_answers(&mut p, Millis(0), Value::Nil);
+    let failed = events(&mut p);
+    assert!(
+        matches!(&failed[..], [RedisEvent::Failure { link: Link::Sentinel, what }]
+            if what.contains("Sentinel 10.0.0.1:26379") && what.contains("\"mymaster\"")),
+        "{failed:?}"
+    );
+    assert_eq!(p.stats().link_failures[LinkFailure::UnknownMaster.index()], 1);
+    assert_eq!(links(&mut p), [LinkAction::Close(Link::Sentinel)]);
+    assert_eq!(p.target(Link::Sentinel), Some(SENTINELS[1]), "the next Sentinel");
+    assert!(!p.is_up(Link::Command), "no data link without a master");
+
+    // The second one is not reachable either: every Sentinel failed, and the log says so.
+    let retry = p.poll_timeout().expect("a retry");
+    p.handle_timeout(retry, unix(retry));
+    assert_eq!(links(&mut p), [LinkAction::Open(Link::Sentinel)]);
+    p.handle_disconnected(retry, unix(retry), Link::Sentinel, LinkFailure::Connect, "refused");
+    let failed = events(&mut p);
+    assert!(
+        matches!(&failed[..], [RedisEvent::Failure { link: Link::Sentinel, what }]
+            if what.contains("10.0.0.2:26379") && what.contains("none of the 2 Sentinels")),
+        "{failed:?}"
+    );
+    assert_eq!(p.target(Link::Sentinel), Some(SENTINELS[0]), "round again");
+    // With backoff: the next try waits longer than the first.
+    let again = p.poll_timeout().expect("a retry");
+    assert!(again.since(retry) > retry.since(Millis(0)) / 2, "{again} after {retry}");
+}
+
+#[test]
+fn a_switch_master_notice_moves_the_links_and_the_peer_resyncs_there() {
+    let mut p = on_master(Millis(0));
+    let now = Millis(1_000);
+    let notice = |payload: &str| {
+        Value::Array(vec![bulk(b"message"), bulk(b"+switch-master"), bulk(payload.as_bytes())])
+    };
+    // Another master's failover changes nothing.
+    p.handle_value(now, unix(now), Link::Sentinel, notice("other 1.1.1.1 1 2.2.2.2 2"));
+    assert_eq!(links(&mut p), []);
+    p.handle_value(now, unix(now), Link::Sentinel, notice("mymaster 10.0.0.9 6379 10.0.0.8 6380"));
+    assert_eq!(
+        links(&mut p),
+        [
+            LinkAction::Close(Link::Command),
+            LinkAction::Open(Link::Command),
+            LinkAction::Close(Link::Subscriber),
+            LinkAction::Open(Link::Subscriber),
+        ],
+        "no backoff before the new master, and no second question to the Sentinels"
+    );
+    assert_eq!(p.target(Link::Command), Some("10.0.0.8:6380"));
+    assert_eq!(p.stats().link_failures[LinkFailure::Failover.index()], 2);
+    events(&mut p);
+
+    for link in Link::DATA {
+        p.handle_connected(now, unix(now), link);
+    }
+    settle_commands(&mut p, now, &[]);
+    assert!(events(&mut p).contains(&RedisEvent::FullStateWanted), "the reconnect's push");
+    p.publish_full_state(Vec::new());
+    // Resubscribed: only now are full states asked for and pushed again, so that the
+    // answers reach us.
+    assert!(matches!(&commands(&mut p, Link::Subscriber)[..], [Command::Subscribe(_)]));
+    p.handle_value(now, unix(now), Link::Subscriber, subscribed("ch"));
+    assert!(events(&mut p).contains(&RedisEvent::FullStateWanted), "push ours again");
+    let sent = settle_commands(&mut p, now, &[]);
+    assert!(
+        sent.iter().any(
+            |c| matches!(c, Command::Publish { channel, .. } if channel == "g:full_state:request")
+        ),
+        "ask for theirs again: {sent:?}"
+    );
+}
+
+#[test]
+fn readonly_on_the_heartbeat_drops_the_link_and_asks_the_sentinels_again() {
+    let mut p = on_master(Millis(0));
+    let beat = Millis(5_000);
+    p.handle_timeout(beat, unix(beat));
+    let sent = commands(&mut p, Link::Command);
+    assert!(matches!(sent.first(), Some(Command::Set { .. })), "{sent:?}");
+    let readonly = server_error("READONLY You can't write against a read only replica.");
+    p.handle_value(beat, unix(beat), Link::Command, readonly);
+    assert_eq!(
+        links(&mut p),
+        [
+            LinkAction::Close(Link::Command),
+            LinkAction::Close(Link::Sentinel),
+            LinkAction::Open(Link::Sentinel),
+        ]
+    );
+    assert_eq!(p.stats().link_failures[LinkFailure::Failover.index()], 1);
+    // The Sentinel names a new master: the subscriber moves, the command link (down, waiting
+    // for its backoff) is opened there at once.
+    sentinel_answers(&mut p, beat, master_reply("10.0.0.8", "6380"));
+    assert_eq!(
+        links(&mut p),
+        [
+            LinkAction::Open(Link::Command),
+            LinkAction::Close(Link::Subscriber),
+            LinkAction::Open(Link::Subscriber),
+        ]
+    );
+}
+
+#[test]
+fn a_lost_data_link_asks_the_sentinels_again_and_the_same_answer_changes_nothing() {
+    let mut p = on_master(Millis(0));
+    let now = Millis(2_000);
+    p.handle_disconnected(now, unix(now), Link::Command, LinkFailure::Closed, "closed");
+    assert_eq!(
+        links(&mut p),
+        [LinkAction::Close(Link::Sentinel), LinkAction::Open(Link::Sentinel)]
+    );
+    // The other link failing meanwhile asks nothing more: a question is under way.
+    p.handle_disconnected(now, unix(now), Link::Subscriber, LinkFailure::Closed, "closed");
+    assert_eq!(links(&mut p), []);
+    sentinel_answers(&mut p, now, master_reply("10.0.0.9", "6379"));
+    assert_eq!(links(&mut p), [], "same master: the links retry with their backoff");
+    // Past both first retries (100 ms at most).
+    let retry = Millis(now.0 + 200);
+    p.handle_timeout(retry, unix(retry));
+    let reopened = links(&mut p);
+    assert!(reopened.contains(&LinkAction::Open(Link::Command)), "{reopened:?}");
+    assert!(reopened.contains(&LinkAction::Open(Link::Subscriber)), "{reopened:?}");
+    assert_eq!(p.target(Link::Command), Some("10.0.0.9:6379"));
+}
+
+#[test]
+fn outside_sentinel_mode_there_is_no_sentinel_link() {
+    let mut p = peer_with(settings());
+    assert_eq!(
+        links(&mut p),
+        [LinkAction::Open(Link::Command), LinkAction::Open(Link::Subscriber)]
+    );
+    assert_eq!(p.target(Link::Command), None);
+    assert_eq!(p.poll_command(Link::Sentinel), None);
+    p.handle_timeout(Millis(60_000), unix(Millis(60_000)));
+    assert!(!links(&mut p).contains(&LinkAction::Open(Link::Sentinel)));
+}
