@@ -58,8 +58,8 @@ unit:
 integration:
 	@for f in tests/*.rs; do t=$$(basename $$f .rs); grep -q -- "--test $$t " Makefile || \
 	  { echo "tests/$$t.rs is not run by make test: add it here"; exit 1; }; done
-	$(CARGO) test --locked --test node_loopback --test node_states --test interop_memberlist \
-	  --test c_abi -- --test-threads=4
+	$(CARGO) test --locked --test node_loopback --test node_states --test org_states \
+	  --test interop_memberlist --test c_abi -- --test-threads=4
 	$(CARGO) test --locked --test mixed_cluster --test hearsay_api --test redis_peer \
 	  --test cluster_tls --test grafana_redis_peer --test grafana_ini --test redis_sentinel \
 	  --test faults -- --test-threads=2

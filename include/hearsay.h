@@ -61,6 +61,13 @@ enum hs_result
   HS_RESULT_NFLOG_REFUSED = 15,
   // The output buffer is too small; `*len_out` holds the size needed.
   HS_RESULT_BUFFER_TOO_SMALL = 16,
+  // No state of the kind the call needs is registered under the key given (or, for the
+  // calls without a key, the node serves Grafana's organisations, not Alertmanager's
+  // `nfl`/`sil`); nothing changed.
+  HS_RESULT_NO_SUCH_STATE = 17,
+  // The flush log refused the entry (fingerprint 0, or a time out of Go's range); nothing
+  // changed.
+  HS_RESULT_FLUSH_LOG_REFUSED = 18,
   // A Rust panic was caught at the boundary. The handle stays usable, but the operation
   // may not have happened; please report it.
   HS_RESULT_PANIC = 99,
@@ -157,7 +164,7 @@ typedef uint32_t hs_match_type;
 typedef struct hs_config hs_config;
 
 // A running peer — on gossip, or on Redis when the config says so — with its threads and
-// the replicated notification log and silences. Every function taking a `const hs_node *`
+// the replicated notification logs and silences (and flush logs) of its configuration. Every function taking a `const hs_node *`
 // may be called from any thread at the same time; `hs_node_free` must not race with them.
 typedef struct hs_node hs_node;
 
@@ -259,6 +266,15 @@ typedef struct hs_silence {
   struct hs_str comment;
 } hs_silence;
 
+// One group's entry in a flush log.
+typedef struct hs_flush_entry {
+  // When the group was first flushed, Unix milliseconds (truncated from the stored
+  // nanoseconds).
+  int64_t flush_time_ms;
+  // When the entry expires, Unix milliseconds.
+  int64_t expires_at_ms;
+} hs_flush_entry;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -309,12 +325,27 @@ hs_result hs_config_set_push_pull_interval_ms(struct hs_config *config, uint64_t
 
 // Directory of the `nflog` and `silences` snapshot files, in Alertmanager's format
 // (`--storage.path`): loaded at start, written every maintenance interval and when the node
-// is freed. Without it nothing is written.
+// is freed. Without it nothing is written. With organisations (`hs_config_add_org`) the
+// files are `nflog:<org>`, `silences:<org>` and `flushlog:<org>`, one set per organisation.
 hs_result hs_config_set_storage_dir(struct hs_config *config, struct hs_str dir);
 
 // How long notification-log entries and expired silences are kept, in milliseconds
 // (`--data.retention`, 120 h).
 hs_result hs_config_set_retention_ms(struct hs_config *config, uint64_t ms);
+
+// Carry Grafana organisation `org_id`'s states: the notification log `notificationlog:<org>`
+// and the silences `silences:<org>` (and the flush log `flushlog:<org>` with
+// `hs_config_set_flush_log`), as Grafana's per-organisation Alertmanagers register them on
+// their shared peer. Call once per organisation, any number of them; an organisation given
+// twice is `HS_RESULT_INVALID_ARGUMENT`. Once any is added, the node carries no `nfl`/`sil`
+// states: the calls without a key (`hs_node_should_notify`, ...) then give
+// `HS_RESULT_NO_SUCH_STATE`; use their `_in` forms with the organisation's key.
+hs_result hs_config_add_org(struct hs_config *config, int64_t org_id);
+
+// Whether every organisation also carries a flush log, `flushlog:<org>` (default false), as
+// Grafana registers one with its `alertingSyncDispatchTimer` feature toggle. Unused without
+// organisations.
+hs_result hs_config_set_flush_log(struct hs_config *config, bool enabled);
 
 // GC and snapshot period in milliseconds (`--data.maintenance-interval`, 15 min).
 hs_result hs_config_set_maintenance_interval_ms(struct hs_config *config, uint64_t ms);
@@ -542,26 +573,44 @@ hs_result hs_alert_fingerprint(const struct hs_label *labels,
 
 // Alertmanager's Dedup stage: whether this flush must be sent, given what the replicated
 // notification log says was sent already. Writes the verdict to `*decision_out`. Reads only;
-// never waits on the network.
+// never waits on the network. Uses Alertmanager's `nfl`; `hs_node_should_notify_in` names
+// the state.
 hs_result hs_node_should_notify(const struct hs_node *node,
                                 const struct hs_flush *flush,
                                 struct hs_decision *decision_out);
+
+// `hs_node_should_notify` against the notification log under `key`: Grafana's
+// `notificationlog:<org>` for organisation `<org>` (`hs_config_add_org`), or `nfl`.
+// `HS_RESULT_NO_SUCH_STATE` when no notification log is registered under `key`. Each
+// organisation's log is its own: an entry logged in one never suppresses another's flush.
+hs_result hs_node_should_notify_in(const struct hs_node *node,
+                                   struct hs_str key,
+                                   const struct hs_flush *flush,
+                                   struct hs_decision *decision_out);
 
 // Alertmanager's SetNotifies stage: record that `flush` was delivered and send the entry to
 // every peer. The entry lives twice the repeat interval (or the retention if shorter).
 // Writes `false` to `*written_out`, changing nothing, when the stored entry is newer than
 // `now_ms` (this node's clock is behind a peer's). `HS_RESULT_QUEUE_FULL`, changing nothing,
 // when the transport's outbound queue has no room (Redis down or slow, gossip saturated).
+// Uses Alertmanager's `nfl`; `hs_node_log_notification_in` names the state.
 hs_result hs_node_log_notification(const struct hs_node *node,
                                    const struct hs_flush *flush,
                                    bool *written_out);
+
+// `hs_node_log_notification` into the notification log under `key` (Grafana's
+// `notificationlog:<org>`, or `nfl`); `HS_RESULT_NO_SUCH_STATE` when there is none.
+hs_result hs_node_log_notification_in(const struct hs_node *node,
+                                      struct hs_str key,
+                                      const struct hs_flush *flush,
+                                      bool *written_out);
 
 // Create or update a silence by Alertmanager's rules (validation, limits, update-or-replace)
 // and send it to every peer. Copies the silence's ID into `id_buf` (at least
 // `HS_SILENCE_ID_LEN` bytes for a new one): a new ID when the update had to replace the
 // silence. A refused silence gives `HS_RESULT_INVALID_SILENCE` or `HS_RESULT_SILENCE_LIMIT`
 // with the reason in `hs_last_error_message`; a full outbound queue `HS_RESULT_QUEUE_FULL`,
-// changing nothing.
+// changing nothing. Uses Alertmanager's `sil`; `hs_node_set_silence_in` names the state.
 hs_result hs_node_set_silence(const struct hs_node *node,
                               const struct hs_silence *silence,
                               int64_t now_ms,
@@ -569,18 +618,80 @@ hs_result hs_node_set_silence(const struct hs_node *node,
                               size_t id_cap,
                               size_t *id_len_out);
 
+// `hs_node_set_silence` in the silences under `key`: Grafana's `silences:<org>`, or `sil`.
+// `HS_RESULT_NO_SUCH_STATE` when none are registered under `key`. An organisation's
+// silences mute only its own alerts (`hs_node_mutes_in` with its key).
+hs_result hs_node_set_silence_in(const struct hs_node *node,
+                                 struct hs_str key,
+                                 const struct hs_silence *silence,
+                                 int64_t now_ms,
+                                 char *id_buf,
+                                 size_t id_cap,
+                                 size_t *id_len_out);
+
 // Expire the silence `id` at `now_ms` and send the change to every peer. Expiring an expired
 // silence succeeds and changes nothing; an unknown ID is `HS_RESULT_SILENCE_NOT_FOUND`; a full
-// outbound queue `HS_RESULT_QUEUE_FULL`, changing nothing.
+// outbound queue `HS_RESULT_QUEUE_FULL`, changing nothing. Uses Alertmanager's `sil`.
 hs_result hs_node_expire_silence(const struct hs_node *node, struct hs_str id, int64_t now_ms);
+
+// `hs_node_expire_silence` in the silences under `key` (Grafana's `silences:<org>`, or
+// `sil`); `HS_RESULT_NO_SUCH_STATE` when there are none.
+hs_result hs_node_expire_silence_in(const struct hs_node *node,
+                                    struct hs_str key,
+                                    struct hs_str id,
+                                    int64_t now_ms);
 
 // How many active silences mute the alert with these labels at `now_ms` (0: not muted),
 // written to `*silences_out`. Results are cached per label set until the silences change.
+// Uses Alertmanager's `sil`; `hs_node_mutes_in` names the state.
 hs_result hs_node_mutes(const struct hs_node *node,
                         const struct hs_label *labels,
                         size_t len,
                         int64_t now_ms,
                         size_t *silences_out);
+
+// `hs_node_mutes` against the silences under `key` (Grafana's `silences:<org>`, or `sil`);
+// `HS_RESULT_NO_SUCH_STATE` when there are none.
+hs_result hs_node_mutes_in(const struct hs_node *node,
+                           struct hs_str key,
+                           const struct hs_label *labels,
+                           size_t len,
+                           int64_t now_ms,
+                           size_t *silences_out);
+
+// Grafana's sync dispatch timer, on the instance at position 0: record that the aggregation
+// group `group_fingerprint` was first flushed at `flush_time_ms`, in the flush log under
+// `key` (`flushlog:<org>`; `hs_config_set_flush_log`), and send the entry to every peer. It
+// expires `expiry_ms` after `now_ms` (Grafana passes `max(2 × group_interval, 24 h)`), or
+// after the log's retention (120 h) if that is shorter; 0 means the retention. Writes
+// `false` to `*written_out`, changing nothing, when the stored flush time is later.
+// `HS_RESULT_FLUSH_LOG_REFUSED` for fingerprint 0 or a time outside Go's range,
+// `HS_RESULT_NO_SUCH_STATE` without a flush log under `key`, `HS_RESULT_QUEUE_FULL` when
+// the transport has no room; each changes nothing. Thread-safe.
+hs_result hs_node_log_flush(const struct hs_node *node,
+                            struct hs_str key,
+                            uint64_t group_fingerprint,
+                            int64_t flush_time_ms,
+                            uint64_t expiry_ms,
+                            int64_t now_ms,
+                            bool *written_out);
+
+// The flush log's entry for `group_fingerprint` under `key`: the replicated first-flush
+// time every instance aligns its group-interval ticks to. Writes whether there is one to
+// `*found_out`, and the entry to `*entry_out` only when there is. Reads only. Thread-safe.
+hs_result hs_node_flush_time(const struct hs_node *node,
+                             struct hs_str key,
+                             uint64_t group_fingerprint,
+                             bool *found_out,
+                             struct hs_flush_entry *entry_out);
+
+// Forget the group `group_fingerprint` (it ended) in the flush log under `key` and send the
+// deletion to every peer. Writes whether there was an entry to `*deleted_out` (`false`:
+// nothing changed, nothing sent). Thread-safe.
+hs_result hs_node_delete_flush(const struct hs_node *node,
+                               struct hs_str key,
+                               uint64_t group_fingerprint,
+                               bool *deleted_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,20 +3,20 @@
 //! `redis-server`, with an empty prefix and with one: every peer lists all four, positions
 //! agree, silences and notification-log entries written on either side reach the other under
 //! Grafana's keys (`silences:1`, `notificationlog:1`), and a full-state request from either
-//! side is answered.
+//! side is answered. hearsay's side runs its native multi-organisation states (organisations
+//! 1 and 2 with flush logs): organisation 2 and the flush logs travel between the hearsay
+//! peers and stay out of organisation 1, and the Go peers' full states skip the keys they
+//! do not carry without a merge error.
 
 mod util;
 
 use std::time::Duration;
 
 use hearsay::core::UnixMillis;
-use hearsay::core::cluster::Cluster;
 use hearsay::core::state::Timestamp;
-use hearsay::core::state::nflog::{Flush, Nflog, Receiver, Row};
-use hearsay::core::state::silences::{
-    Matcher, MatcherSet, MatcherType, Query, Silence, Silences, SilencesConfig,
-};
-use hearsay::node::{Node, NodeConfig, RedisConfig, States as _};
+use hearsay::core::state::nflog::{Flush, Receiver, Row};
+use hearsay::core::state::silences::{Matcher, MatcherSet, MatcherType, Query, Silence};
+use hearsay::node::{Node, NodeConfig, OrgId, RedisConfig, States as _, StatesConfig};
 use util::grafana::GrafanaPeer;
 use util::redis::RedisServer;
 use util::wait_for;
@@ -48,9 +48,9 @@ fn hearsay_peer(server: &RedisServer, name: &str, prefix: &str) -> Node {
         NodeConfig::grafana_redis(Some(name), RedisConfig::grafana(&server.url(), prefix));
     config.swim.push_pull_interval = Duration::from_secs(3600);
     config.settle_timeout = Duration::from_secs(1);
-    let mut cluster = Cluster::new();
-    cluster.register(SILENCES, Silences::new(SilencesConfig::default(), 7));
-    cluster.register(NFLOG, Nflog::new(Duration::from_secs(120 * 3600)));
+    // The native multi-organisation states, as a Grafana process serving organisations 1 and
+    // 2 with the sync dispatch timer registers them; the Go peers carry organisation 1 only.
+    let cluster = StatesConfig::grafana(&[1, 2], true).load(None).expect("empty states");
     Node::start_cluster(config, cluster, None).expect("starts")
 }
 
@@ -64,6 +64,10 @@ fn now() -> UnixMillis {
 }
 
 fn set_silence(peer: &Node, comment: &str) -> String {
+    set_silence_in(peer, SILENCES, comment)
+}
+
+fn set_silence_in(peer: &Node, key: &str, comment: &str) -> String {
     let t = now();
     let silence = Silence {
         matcher_sets: vec![MatcherSet {
@@ -75,12 +79,16 @@ fn set_silence(peer: &Node, comment: &str) -> String {
         comment: comment.into(),
         ..Silence::default()
     };
-    peer.set_silence(SILENCES, silence, t).expect("valid silence").as_str().to_owned()
+    peer.set_silence(key, silence, t).expect("valid silence").as_str().to_owned()
 }
 
 fn has(peer: &Node, id: &str) -> bool {
+    has_in(peer, SILENCES, id)
+}
+
+fn has_in(peer: &Node, key: &str, id: &str) -> bool {
     let query = Query { ids: vec![id.to_owned()], ..Query::default() };
-    peer.query_silences(SILENCES, &query, now()).is_ok_and(|found| found.len() == 1)
+    peer.query_silences(key, &query, now()).is_ok_and(|found| found.len() == 1)
 }
 
 fn flush(firing: &[u64]) -> Flush<'_> {
@@ -166,6 +174,20 @@ fn one_cluster(prefix: &str) {
     wait_for("hearsay holds the Go peer's silence", SPREAD, || {
         has(&h1, &from_go) && has(&h2, &from_go)
     });
+
+    // Organisation 2 (hearsay only) and the flush logs travel between the hearsay peers on
+    // their own channels, and stay out of organisation 1.
+    let org2 = OrgId(2).silences_key();
+    let in_org2 = set_silence_in(&h1, &org2, "organisation 2");
+    wait_for("h2 holds organisation 2's silence", SPREAD, || has_in(&h2, &org2, &in_org2));
+    assert!(!has(&h2, &in_org2) && !g1.silence_ids().contains(&in_org2));
+    let flushed = Timestamp::from(UnixMillis(now().0 - 30_000));
+    let flush_log = OrgId(1).flush_log_key();
+    assert!(h1.log_flush(&flush_log, 99, flushed, None, now()).expect("logged"));
+    wait_for("h2 holds the flush time", SPREAD, || {
+        h2.flush_time(&flush_log, 99).expect("registered").is_some_and(|e| e.timestamp == flushed)
+    });
+    assert_eq!(h2.flush_time(&OrgId(2).flush_log_key(), 99).expect("registered"), None);
 
     // Notification-log entries, both ways: what one side sent, the other's dedup skips.
     let receiver = Receiver::new(GROUP, INTEGRATION, 0);

@@ -1,14 +1,24 @@
 //! hearsay in clusters with real Go hashicorp/memberlist nodes, for memberlist v0.5.0 (what
-//! Alertmanager 0.25–0.27 embed) and the latest release. Every scenario runs against both.
+//! Alertmanager 0.25–0.27 embed) and the latest release. Every scenario runs against both;
+//! and, on the latest, hearsay's native states under Grafana's keys for organisation 1 in one
+//! cluster with Go nodes carrying Alertmanager's own Go notification log and silences under
+//! `notificationlog:1` and `silences:1`, as a Grafana instance on memberlist does.
 
 mod util;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use hearsay::core::UnixMillis;
+use hearsay::core::state::Timestamp;
+use hearsay::core::state::labels::{LabelSet, alert_hash};
+use hearsay::core::state::nflog::{Flush, Receiver};
+use hearsay::core::state::silences::{Matcher, MatcherSet, MatcherType, Query, Silence};
 use hearsay::core::swim::{MemberChange, MemberState};
 use hearsay::core::wire::SecretKey;
-use hearsay::node::{Node, NodeEvent};
+use hearsay::node::{Node, NodeEvent, OrgId, States as _, StatesConfig};
 use serde_json::json;
 use util::golang::{GoPeer, b64, unb64};
 use util::{GO_FAST, alive, fast_config, fast_node, next_event, peer, state_of, wait_for};
@@ -415,4 +425,142 @@ fn a_node_with_another_key_is_isolated_and_counted(v: &str) {
     assert_eq!(alive(&h), ["hs-b"]);
     assert_eq!(g.alive(), ["go-a"]);
     drop(g2);
+}
+
+/// A hearsay node carrying Grafana organisation 1's native states.
+fn grafana_node(name: &str) -> Node {
+    let states = StatesConfig::grafana(&[1], false);
+    let cluster = states.load(None).expect("empty states");
+    Node::start_cluster(fast_config(name, vec![]), cluster, None).expect("starts")
+}
+
+/// A Go node with Alertmanager's Go states under Grafana's keys for organisation 1.
+fn grafana_go(name: &str) -> GoPeer {
+    let keys = ["-nflog-key", "notificationlog:1", "-silences-key", "silences:1"];
+    GoPeer::start("v0.7.0", name, &[&GO_FAST[..], &keys[..]].concat())
+}
+
+fn wall_now() -> UnixMillis {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    UnixMillis(since.expect("clock after 1970").as_millis() as i64)
+}
+
+fn go_silence_ids(g: &mut GoPeer) -> BTreeSet<String> {
+    let reply = g.cmd(json!({"cmd": "silences"}));
+    assert_eq!(reply["ok"], true, "{reply}");
+    let list = reply["silences"].as_array().expect("a list").clone();
+    list.iter().map(|s| s["id"].as_str().expect("id").to_owned()).collect()
+}
+
+fn hearsay_silence_ids(h: &Node) -> BTreeSet<String> {
+    let found = h.query_silences(&OrgId(1).silences_key(), &Query::default(), wall_now());
+    found.expect("registered").into_iter().map(|(_, s)| s.id).collect()
+}
+
+#[test]
+fn grafana_org_states_gossip_with_go_alertmanager_states() {
+    let org = OrgId(1);
+    let mut g1 = grafana_go("go-1");
+    let mut g2 = grafana_go("go-2");
+    let h1 = grafana_node("hs-1");
+    let h2 = grafana_node("hs-2");
+    h1.join(&[peer(g1.addr)], Duration::from_secs(10)).expect("hs-1 joins go-1");
+    assert_eq!(g2.join(&[h1.local_addr()])["ok"], true);
+    h2.join(&[peer(g2.addr)], Duration::from_secs(10)).expect("hs-2 joins go-2");
+    converge(&[&h1, &h2], &mut [&mut g1, &mut g2], &["go-1", "go-2", "hs-1", "hs-2"]);
+
+    // Silences, both ways, by gossip.
+    let reply = g1.cmd(json!({"cmd": "set_silence", "label": "alertname", "value": "DiskFull",
+                              "comment": "from Go"}));
+    assert_eq!(reply["ok"], true, "{reply}");
+    let go_id = reply["id"].as_str().expect("id").to_owned();
+    wait_for("Go's silence on both hearsay nodes", SETTLE, || {
+        hearsay_silence_ids(&h1).contains(&go_id) && hearsay_silence_ids(&h2).contains(&go_id)
+    });
+    let t = wall_now();
+    let silence = Silence {
+        matcher_sets: vec![MatcherSet {
+            matchers: vec![Matcher::new(MatcherType::Equal, "alertname", "HighLatency")],
+        }],
+        starts_at: Timestamp::from(t),
+        ends_at: Timestamp::from(UnixMillis(t.0 + 3_600_000)),
+        created_by: "interop".into(),
+        comment: "from hearsay".into(),
+        ..Silence::default()
+    };
+    let hs_id = h2.set_silence(&org.silences_key(), silence, t).expect("valid").as_str().to_owned();
+    wait_for("hearsay's silence on both Go nodes", SETTLE, || {
+        go_silence_ids(&mut g1).contains(&hs_id) && go_silence_ids(&mut g2).contains(&hs_id)
+    });
+
+    // Notification-log entries, both ways.
+    let labels: LabelSet = [("alertname".to_owned(), "DiskFull".to_owned())].into_iter().collect();
+    let hash = alert_hash(&labels);
+    let receiver = Receiver::new("team-db", "webhook", 0);
+    let go_group = "{}:{alertname=\"DiskFull\"}";
+    let reply = g2.cmd(json!({"cmd": "log_notification", "receiver": "team-db",
+                              "integration": "webhook", "idx": 0, "group_key": go_group,
+                              "firing": [hash]}));
+    assert_eq!(reply["ok"], true, "{reply}");
+    let flush = |now| Flush {
+        firing: std::slice::from_ref(&hash),
+        resolved: &[],
+        send_resolved: false,
+        repeat_interval: Duration::from_secs(4 * 3600),
+        now,
+    };
+    wait_for("Go's entry suppresses hs-1's notification", SETTLE, || {
+        let d = h1.should_notify(&org.nflog_key(), &receiver, go_group, &flush(wall_now()));
+        !d.expect("registered").notify
+    });
+    let hs_group = "{}:{alertname=\"HighLatency\"}";
+    let logged = h1.log_notification(
+        &org.nflog_key(),
+        &receiver,
+        hs_group,
+        &flush(wall_now()),
+        &BTreeMap::new(),
+    );
+    assert!(logged.expect("logged"));
+    wait_for("hearsay's entry on both Go nodes", SETTLE, || {
+        [&mut g1, &mut g2].into_iter().all(|g| {
+            let reply = g.cmd(json!({"cmd": "entry", "receiver": "team-db",
+                                     "integration": "webhook", "idx": 0, "group_key": hs_group}));
+            assert_eq!(reply["ok"], true, "{reply}");
+            reply["entry"]["firing"] == json!([hash])
+        })
+    });
+
+    // Late joiners get everything in the join's push/pull (a FullState of both parts).
+    let mut g3 = grafana_go("go-3");
+    assert_eq!(g3.join(&[h1.local_addr()])["ok"], true);
+    wait_for("go-3 holds both silences", SETTLE, || {
+        let ids = go_silence_ids(&mut g3);
+        ids.contains(&go_id) && ids.contains(&hs_id)
+    });
+    let h3 = grafana_node("hs-3");
+    h3.join(&[peer(g3.addr)], Duration::from_secs(10)).expect("hs-3 joins go-3");
+    wait_for("hs-3 holds both silences and Go's entry", SETTLE, || {
+        let ids = hearsay_silence_ids(&h3);
+        let d = h3.should_notify(&org.nflog_key(), &receiver, go_group, &flush(wall_now()));
+        ids.contains(&go_id) && ids.contains(&hs_id) && !d.expect("registered").notify
+    });
+
+    // Nothing either side received failed to merge.
+    for h in [&h1, &h2, &h3] {
+        let text = h.metrics_text();
+        for key in ["notificationlog:1", "silences:1"] {
+            let line = format!("hearsay_cluster_merge_errors_total{{key=\"{key}\"}} 0");
+            assert!(text.contains(&line), "{line} on {}:\n{text}", h.name());
+        }
+        assert!(text.contains("hearsay_cluster_unknown_keys_total 0"), "{text}");
+    }
+    for g in [&mut g1, &mut g2, &mut g3] {
+        let _ = g.cmd(json!({"cmd": "members"}));
+        assert!(
+            g.events_matching(|e| e["event"] == "state_error").is_empty(),
+            "{} reported state errors",
+            g.name
+        );
+    }
 }

@@ -6,6 +6,7 @@ package hearsay
 import "C"
 
 import (
+	"fmt"
 	"runtime"
 	"sort"
 	"time"
@@ -150,24 +151,64 @@ type Decision struct {
 	Row    DedupRow
 }
 
-// ShouldNotify is Alertmanager's Dedup stage against the replicated notification log.
-func (n *Node) ShouldNotify(f Flush) (Decision, error) {
-	var p runtime.Pinner
-	defer p.Unpin()
-	cf := f.c(&p)
-	var d C.hs_decision
-	err := n.with(func(node *C.hs_node) C.hs_result { return C.hs_node_should_notify(node, &cf, &d) })
-	return Decision{Notify: bool(d.notify), Row: DedupRow(d.row)}, err
+// States is one set of native states the alerting calls act on: Alertmanager's (nfl, sil),
+// which the Node's own methods use, or a Grafana organisation's (Node.Org). Its methods are
+// safe for concurrent use.
+type States struct {
+	node                      *Node
+	nflog, silences, flushLog string
 }
+
+// Org is the states of Grafana organisation id, as its Alertmanager registers them:
+// notificationlog:<id>, silences:<id> and flushlog:<id>. The node carries them when started
+// with the organisation in Config.Orgs; otherwise every call returns ErrNoSuchState. Each
+// organisation's states are its own: what one logs or silences never touches another.
+func (n *Node) Org(id int64) *States {
+	return &States{
+		node:     n,
+		nflog:    fmt.Sprintf("notificationlog:%d", id),
+		silences: fmt.Sprintf("silences:%d", id),
+		flushLog: fmt.Sprintf("flushlog:%d", id),
+	}
+}
+
+// alertmanager is the states under Alertmanager's keys, which a node started without
+// Config.Orgs carries. It has no flush log.
+func (n *Node) alertmanager() *States {
+	return &States{node: n, nflog: "nfl", silences: "sil"}
+}
+
+// ShouldNotify is Alertmanager's Dedup stage against the replicated notification log
+// (Alertmanager's nfl; Org(id).ShouldNotify for a Grafana organisation).
+func (n *Node) ShouldNotify(f Flush) (Decision, error) { return n.alertmanager().ShouldNotify(f) }
 
 // LogNotification is Alertmanager's SetNotifies stage: record the delivered flush and send
 // it to every peer. False (nothing written) when the stored entry is newer than f.Now.
-func (n *Node) LogNotification(f Flush) (bool, error) {
+func (n *Node) LogNotification(f Flush) (bool, error) { return n.alertmanager().LogNotification(f) }
+
+// ShouldNotify is Alertmanager's Dedup stage against these states' notification log.
+func (s *States) ShouldNotify(f Flush) (Decision, error) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	cf := f.c(&p)
+	key := str(&p, s.nflog)
+	var d C.hs_decision
+	err := s.node.with(func(node *C.hs_node) C.hs_result { return C.hs_node_should_notify_in(node, key, &cf, &d) })
+	return Decision{Notify: bool(d.notify), Row: DedupRow(d.row)}, err
+}
+
+// LogNotification is Alertmanager's SetNotifies stage in these states' notification log:
+// record the delivered flush and send it to every peer. False (nothing written) when the
+// stored entry is newer than f.Now.
+func (s *States) LogNotification(f Flush) (bool, error) {
+	var p runtime.Pinner
+	defer p.Unpin()
+	cf := f.c(&p)
+	key := str(&p, s.nflog)
 	var written C.bool
-	err := n.with(func(node *C.hs_node) C.hs_result { return C.hs_node_log_notification(node, &cf, &written) })
+	err := s.node.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_log_notification_in(node, key, &cf, &written)
+	})
 	return bool(written), err
 }
 
@@ -197,8 +238,23 @@ type Silence struct {
 }
 
 // SetSilence creates or updates a silence by Alertmanager's rules and sends it to every
-// peer. It returns the silence's ID (new when the update had to replace it).
+// peer (Alertmanager's sil; Org(id).SetSilence for a Grafana organisation). It returns the
+// silence's ID (new when the update had to replace it).
 func (n *Node) SetSilence(s Silence, now time.Time) (string, error) {
+	return n.alertmanager().SetSilence(s, now)
+}
+
+// ExpireSilence expires the silence now and sends the change to every peer.
+func (n *Node) ExpireSilence(id string, now time.Time) error {
+	return n.alertmanager().ExpireSilence(id, now)
+}
+
+// Mutes returns how many active silences mute an alert with these labels (0: not muted).
+func (n *Node) Mutes(ls Labels, now time.Time) (int, error) { return n.alertmanager().Mutes(ls, now) }
+
+// SetSilence creates or updates a silence in these states by Alertmanager's rules and sends
+// it to every peer. It returns the silence's ID (new when the update had to replace it).
+func (st *States) SetSilence(s Silence, now time.Time) (string, error) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	ms := make([]C.hs_matcher, len(s.Matchers))
@@ -217,10 +273,11 @@ func (n *Node) SetSilence(s Silence, now time.Time) (string, error) {
 		p.Pin(&ms[0])
 		cs.matchers = &ms[0]
 	}
+	key := str(&p, st.silences)
 	buf := make([]byte, max(len(s.ID), C.HS_SILENCE_ID_LEN))
 	var idLen C.size_t
-	err := n.with(func(node *C.hs_node) C.hs_result {
-		return C.hs_node_set_silence(node, &cs, C.int64_t(now.UnixMilli()),
+	err := st.node.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_set_silence_in(node, key, &cs, C.int64_t(now.UnixMilli()),
 			(*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &idLen)
 	})
 	if err != nil {
@@ -229,23 +286,79 @@ func (n *Node) SetSilence(s Silence, now time.Time) (string, error) {
 	return string(buf[:idLen]), nil
 }
 
-// ExpireSilence expires the silence now and sends the change to every peer.
-func (n *Node) ExpireSilence(id string, now time.Time) error {
+// ExpireSilence expires the silence in these states now and sends the change to every peer.
+func (st *States) ExpireSilence(id string, now time.Time) error {
 	var p runtime.Pinner
 	defer p.Unpin()
-	return n.with(func(node *C.hs_node) C.hs_result {
-		return C.hs_node_expire_silence(node, str(&p, id), C.int64_t(now.UnixMilli()))
+	return st.node.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_expire_silence_in(node, str(&p, st.silences), str(&p, id), C.int64_t(now.UnixMilli()))
 	})
 }
 
-// Mutes returns how many active silences mute an alert with these labels (0: not muted).
-func (n *Node) Mutes(ls Labels, now time.Time) (int, error) {
+// Mutes returns how many active silences of these states mute an alert with these labels
+// (0: not muted).
+func (st *States) Mutes(ls Labels, now time.Time) (int, error) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	cl := labels(&p, ls)
+	key := str(&p, st.silences)
 	var count C.size_t
-	err := n.with(func(node *C.hs_node) C.hs_result {
-		return C.hs_node_mutes(node, labelsPtr(cl, &p), C.size_t(len(cl)), C.int64_t(now.UnixMilli()), &count)
+	err := st.node.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_mutes_in(node, key, labelsPtr(cl, &p), C.size_t(len(cl)), C.int64_t(now.UnixMilli()), &count)
 	})
 	return int(count), err
+}
+
+// FlushEntry is a group's entry in a flush log: when it was first flushed, and when the
+// entry expires (millisecond precision).
+type FlushEntry struct {
+	FlushTime, ExpiresAt time.Time
+}
+
+// LogFlush is Grafana's sync dispatch timer on the instance at position 0: record that the
+// aggregation group with this fingerprint was first flushed at flushTime in the
+// organisation's flush log (Config.FlushLog), and send it to every peer. The entry expires
+// after expiry (Grafana passes max(2 × group_interval, 24h)), or the retention (120h) if
+// shorter; 0 means the retention. False (nothing written) when the stored flush time is
+// later. ErrFlushLogRefused for fingerprint 0 or a time outside Go's range.
+func (st *States) LogFlush(fingerprint uint64, flushTime time.Time, expiry time.Duration, now time.Time) (bool, error) {
+	var p runtime.Pinner
+	defer p.Unpin()
+	var written C.bool
+	err := st.node.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_log_flush(node, str(&p, st.flushLog), C.uint64_t(fingerprint),
+			C.int64_t(flushTime.UnixMilli()), millis(expiry), C.int64_t(now.UnixMilli()), &written)
+	})
+	return bool(written), err
+}
+
+// FlushTime is the flush log's entry for the group with this fingerprint: the replicated
+// first-flush time every instance aligns its ticks to. ok is false when there is none.
+func (st *States) FlushTime(fingerprint uint64) (entry FlushEntry, ok bool, err error) {
+	var p runtime.Pinner
+	defer p.Unpin()
+	var found C.bool
+	var e C.hs_flush_entry
+	err = st.node.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_flush_time(node, str(&p, st.flushLog), C.uint64_t(fingerprint), &found, &e)
+	})
+	if err != nil || !bool(found) {
+		return FlushEntry{}, false, err
+	}
+	return FlushEntry{
+		FlushTime: time.UnixMilli(int64(e.flush_time_ms)),
+		ExpiresAt: time.UnixMilli(int64(e.expires_at_ms)),
+	}, true, nil
+}
+
+// DeleteFlush forgets the group with this fingerprint (it ended) and sends the deletion to
+// every peer. False when there was no entry (nothing changed).
+func (st *States) DeleteFlush(fingerprint uint64) (bool, error) {
+	var p runtime.Pinner
+	defer p.Unpin()
+	var deleted C.bool
+	err := st.node.with(func(node *C.hs_node) C.hs_result {
+		return C.hs_node_delete_flush(node, str(&p, st.flushLog), C.uint64_t(fingerprint), &deleted)
+	})
+	return bool(deleted), err
 }

@@ -29,6 +29,8 @@ var (
 	ErrSilenceLimit    = errors.New("hearsay: silence limit reached")
 	ErrNflogRefused    = errors.New("hearsay: notification log refused the entry")
 	ErrBufferTooSmall  = errors.New("hearsay: buffer too small")
+	ErrNoSuchState     = errors.New("hearsay: no such state under that key")
+	ErrFlushLogRefused = errors.New("hearsay: flush log refused the entry")
 	ErrPanic           = errors.New("hearsay: internal panic")
 )
 
@@ -49,6 +51,8 @@ var sentinels = map[C.hs_result]error{
 	C.HS_RESULT_SILENCE_LIMIT:     ErrSilenceLimit,
 	C.HS_RESULT_NFLOG_REFUSED:     ErrNflogRefused,
 	C.HS_RESULT_BUFFER_TOO_SMALL:  ErrBufferTooSmall,
+	C.HS_RESULT_NO_SUCH_STATE:     ErrNoSuchState,
+	C.HS_RESULT_FLUSH_LOG_REFUSED: ErrFlushLogRefused,
 	C.HS_RESULT_PANIC:             ErrPanic,
 }
 

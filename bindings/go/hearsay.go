@@ -6,7 +6,9 @@
 // (AddState, Position, WaitReady), so a server that embeds Alertmanager's cluster package
 // adopts hearsay by changing the constructor. Alertmanager's own Go states (silences,
 // notification log) ride on it through AddState; hearsay's native states are reached with
-// ShouldNotify, LogNotification, SetSilence, ExpireSilence and Mutes.
+// ShouldNotify, LogNotification, SetSilence, ExpireSilence and Mutes, and a Grafana
+// organisation's (Config.Orgs) with the same methods on Node.Org(id), which adds the flush
+// log's LogFlush, FlushTime and DeleteFlush.
 //
 // The package links target/release/libhearsay.a from this repository: build it first with
 // `cargo build --release --lib`.
@@ -103,6 +105,15 @@ type Config struct {
 	// learnt from the Sentinels and followed through failovers. RedisURL is still required:
 	// its scheme and database apply to the master, its host is unused. Nil: RedisURL's server.
 	RedisSentinel *RedisSentinelConfig
+	// Orgs are the Grafana organisations whose native states the node carries, as Grafana's
+	// per-organisation Alertmanagers register them on their shared peer:
+	// notificationlog:<org> and silences:<org> each (snapshot files nflog:<org> and
+	// silences:<org> in StorageDir). Reach them with Node.Org(id). Empty: Alertmanager's nfl
+	// and sil, which the Node's own ShouldNotify, SetSilence, ... use. Each at most once.
+	Orgs []int64
+	// FlushLog adds flushlog:<org> to every organisation (file flushlog:<org>), as Grafana's
+	// alertingSyncDispatchTimer feature toggle does. Unused without Orgs.
+	FlushLog bool
 }
 
 // RedisSentinelConfig holds Grafana's ha_redis_sentinel_* keys.
@@ -210,6 +221,12 @@ func Start(cfg Config) (*Node, error) {
 		})
 	}
 	steps = append(steps, redisSteps(&p, config, &cfg)...)
+	for _, org := range cfg.Orgs {
+		steps = append(steps, func() C.hs_result { return C.hs_config_add_org(config, C.int64_t(org)) })
+	}
+	if cfg.FlushLog {
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_flush_log(config, true) })
+	}
 	if cfg.StorageDir != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_storage_dir(config, str(&p, cfg.StorageDir)) })
 	}

@@ -425,3 +425,96 @@ func TestSharedKeysJoinAndRotateOthersStayOut(t *testing.T) {
 		t.Fatalf("a 3-byte key at start: %v, want ErrInvalidArgument", err)
 	}
 }
+
+func TestTwoOrganisationsStayApart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := hearsay.Config{Orgs: []int64{1, 2}, FlushLog: true}
+	a := start(t, "org-a", hearsay.Config{Orgs: cfg.Orgs, FlushLog: true, StorageDir: dir})
+	b := start(t, "org-b", cfg)
+	join(t, b, a)
+	eventually(t, "both see both", func() bool { return len(a.Peers()) == 2 && len(b.Peers()) == 2 })
+
+	now := time.Now()
+	if _, err := a.Org(2).SetSilence(hearsay.Silence{
+		Matchers:  []hearsay.Matcher{{Name: "alertname", Value: "DiskFull", Type: hearsay.MatchEqual}},
+		StartsAt:  now,
+		EndsAt:    now.Add(time.Hour),
+		CreatedBy: "go-test",
+		Comment:   "org 2 only",
+	}, now); err != nil {
+		t.Fatalf("SetSilence in org 2: %v", err)
+	}
+	eventually(t, "org 2's silence mutes on b", func() bool {
+		n, err := b.Org(2).Mutes(alert, time.Now())
+		return err == nil && n == 1
+	})
+	if n, err := b.Org(1).Mutes(alert, time.Now()); err != nil || n != 0 {
+		t.Fatalf("org 1 muted by org 2's silence: %d, %v", n, err)
+	}
+
+	flush := hearsay.Flush{
+		Receiver:       hearsay.Receiver{Name: "team-db", Integration: "webhook"},
+		GroupKey:       `{}:{alertname="DiskFull"}`,
+		Firing:         []uint64{hearsay.AlertHash(alert)},
+		RepeatInterval: 4 * time.Hour,
+		Now:            time.Now(),
+	}
+	if written, err := a.Org(1).LogNotification(flush); err != nil || !written {
+		t.Fatalf("LogNotification in org 1: %v, %v", written, err)
+	}
+	eventually(t, "org 1's entry on b", func() bool {
+		d, err := b.Org(1).ShouldNotify(flush)
+		return err == nil && !d.Notify
+	})
+	if d, err := b.Org(2).ShouldNotify(flush); err != nil || d.Row != hearsay.RowNoEntryFiring {
+		t.Fatalf("org 2 sees org 1's entry: %+v, %v", d, err)
+	}
+
+	first := now.Add(-30 * time.Second).Truncate(time.Millisecond)
+	if written, err := a.Org(1).LogFlush(42, first, 24*time.Hour, now); err != nil || !written {
+		t.Fatalf("LogFlush: %v, %v", written, err)
+	}
+	eventually(t, "org 1's flush time on b", func() bool {
+		e, ok, err := b.Org(1).FlushTime(42)
+		return err == nil && ok && e.FlushTime.Equal(first)
+	})
+	if _, ok, err := b.Org(2).FlushTime(42); err != nil || ok {
+		t.Fatalf("org 2 holds org 1's flush time: %v, %v", ok, err)
+	}
+	if _, err := a.Org(1).LogFlush(0, first, 0, now); !errors.Is(err, hearsay.ErrFlushLogRefused) {
+		t.Fatalf("fingerprint 0: %v", err)
+	}
+	if deleted, err := a.Org(1).DeleteFlush(42); err != nil || !deleted {
+		t.Fatalf("DeleteFlush: %v, %v", deleted, err)
+	}
+	eventually(t, "the deletion on b", func() bool {
+		_, ok, err := b.Org(1).FlushTime(42)
+		return err == nil && !ok
+	})
+
+	// Alertmanager's keys and unconfigured organisations are not there.
+	if _, err := a.ShouldNotify(flush); !errors.Is(err, hearsay.ErrNoSuchState) {
+		t.Fatalf("nfl on an organisations node: %v", err)
+	}
+	if _, err := a.Org(3).Mutes(alert, now); !errors.Is(err, hearsay.ErrNoSuchState) {
+		t.Fatalf("org 3: %v", err)
+	}
+	if _, err := hearsay.Start(hearsay.Config{BindAddr: "127.0.0.1:0", Orgs: []int64{4, 4}}); !errors.Is(err, hearsay.ErrInvalidArgument) {
+		t.Fatalf("an organisation twice: %v", err)
+	}
+
+	// Each organisation's snapshots are their own files.
+	a.Close()
+	for _, f := range []string{"nflog:1", "silences:1", "flushlog:1", "nflog:2", "silences:2", "flushlog:2"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("snapshot %s: %v", f, err)
+		}
+	}
+	again := start(t, "org-a-again", hearsay.Config{Orgs: cfg.Orgs, FlushLog: true, StorageDir: dir})
+	if n, err := again.Org(2).Mutes(alert, time.Now()); err != nil || n != 1 {
+		t.Fatalf("org 2's silence after a restart: %d, %v", n, err)
+	}
+	if d, err := again.Org(1).ShouldNotify(flush); err != nil || d.Notify {
+		t.Fatalf("org 1's entry after a restart: %+v, %v", d, err)
+	}
+}

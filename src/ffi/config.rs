@@ -55,6 +55,10 @@ pub struct hs_config {
     /// `alertmanager_max_silences_count`, `alertmanager_max_silence_size_bytes` (0: no limit).
     pub(crate) max_silences: usize,
     pub(crate) max_silence_size_bytes: usize,
+    /// Grafana organisations whose states the node carries; empty: Alertmanager's `nfl`/`sil`.
+    pub(crate) orgs: Vec<i64>,
+    /// Also a flush log per organisation (Grafana's `alertingSyncDispatchTimer`).
+    pub(crate) flush_log: bool,
 }
 
 impl Default for hs_config {
@@ -87,6 +91,8 @@ impl Default for hs_config {
             silence_retention: None,
             max_silences: 0,
             max_silence_size_bytes: 0,
+            orgs: Vec::new(),
+            flush_log: false,
         }
     }
 }
@@ -219,7 +225,8 @@ pub extern "C" fn hs_config_set_push_pull_interval_ms(
 
 /// Directory of the `nflog` and `silences` snapshot files, in Alertmanager's format
 /// (`--storage.path`): loaded at start, written every maintenance interval and when the node
-/// is freed. Without it nothing is written.
+/// is freed. Without it nothing is written. With organisations (`hs_config_add_org`) the
+/// files are `nflog:<org>`, `silences:<org>` and `flushlog:<org>`, one set per organisation.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_config_set_storage_dir(config: *mut hs_config, dir: hs_str) -> hs_result {
     set(config, |c| {
@@ -235,6 +242,38 @@ pub extern "C" fn hs_config_set_retention_ms(config: *mut hs_config, ms: u64) ->
     set(config, |c| {
         c.retention = millis(ms, "retention")?;
         c.silence_retention = None;
+        Ok(())
+    })
+}
+
+/// Carry Grafana organisation `org_id`'s states: the notification log `notificationlog:<org>`
+/// and the silences `silences:<org>` (and the flush log `flushlog:<org>` with
+/// `hs_config_set_flush_log`), as Grafana's per-organisation Alertmanagers register them on
+/// their shared peer. Call once per organisation, any number of them; an organisation given
+/// twice is `HS_RESULT_INVALID_ARGUMENT`. Once any is added, the node carries no `nfl`/`sil`
+/// states: the calls without a key (`hs_node_should_notify`, ...) then give
+/// `HS_RESULT_NO_SUCH_STATE`; use their `_in` forms with the organisation's key.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_add_org(config: *mut hs_config, org_id: i64) -> hs_result {
+    set(config, |c| {
+        if c.orgs.contains(&org_id) {
+            return Err(Failure::new(
+                hs_result::InvalidArgument,
+                format!("organisation {org_id} is added already"),
+            ));
+        }
+        c.orgs.push(org_id);
+        Ok(())
+    })
+}
+
+/// Whether every organisation also carries a flush log, `flushlog:<org>` (default false), as
+/// Grafana registers one with its `alertingSyncDispatchTimer` feature toggle. Unused without
+/// organisations.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_flush_log(config: *mut hs_config, enabled: bool) -> hs_result {
+    set(config, |c| {
+        c.flush_log = enabled;
         Ok(())
     })
 }

@@ -75,13 +75,20 @@ pub enum hs_result {
     NflogRefused = 15,
     /// The output buffer is too small; `*len_out` holds the size needed.
     BufferTooSmall = 16,
+    /// No state of the kind the call needs is registered under the key given (or, for the
+    /// calls without a key, the node serves Grafana's organisations, not Alertmanager's
+    /// `nfl`/`sil`); nothing changed.
+    NoSuchState = 17,
+    /// The flush log refused the entry (fingerprint 0, or a time out of Go's range); nothing
+    /// changed.
+    FlushLogRefused = 18,
     /// A Rust panic was caught at the boundary. The handle stays usable, but the operation
     /// may not have happened; please report it.
     Panic = 99,
 }
 
 /// Every result, for the per-result error counters (order irrelevant, all listed once).
-const RESULTS: [hs_result; 18] = [
+const RESULTS: [hs_result; 20] = [
     hs_result::Ok,
     hs_result::NullParameter,
     hs_result::InvalidUtf8,
@@ -99,6 +106,8 @@ const RESULTS: [hs_result; 18] = [
     hs_result::SilenceLimit,
     hs_result::NflogRefused,
     hs_result::BufferTooSmall,
+    hs_result::NoSuchState,
+    hs_result::FlushLogRefused,
     hs_result::Panic,
 ];
 
@@ -123,6 +132,8 @@ impl hs_result {
             Self::SilenceLimit => "silence limit reached",
             Self::NflogRefused => "the notification log refused the entry",
             Self::BufferTooSmall => "output buffer too small",
+            Self::NoSuchState => "no such state under that key",
+            Self::FlushLogRefused => "the flush log refused the entry",
             Self::Panic => "internal panic caught at the C boundary",
         }
     }
@@ -147,6 +158,8 @@ impl hs_result {
             Self::SilenceLimit => "silence_limit",
             Self::NflogRefused => "nflog_refused",
             Self::BufferTooSmall => "buffer_too_small",
+            Self::NoSuchState => "no_such_state",
+            Self::FlushLogRefused => "flush_log_refused",
             Self::Panic => "panic",
         }
     }

@@ -1,4 +1,5 @@
-//! `hs_node`: a running Alertmanager-style peer (the `nfl` and `sil` states).
+//! `hs_node`: a running Alertmanager-style peer with its native states: Alertmanager's `nfl`
+//! and `sil`, or Grafana's per organisation (`hs_config_add_org`).
 
 use std::ffi::c_char;
 use std::time::Duration;
@@ -10,13 +11,10 @@ use super::{
 use crate::core::state::silences::SilencesConfig;
 use crate::core::wire::SecretKey;
 use crate::node::snapshot::SnapshotError;
-use crate::node::{
-    ALERTMANAGER_STATES, Node, NodeConfig, NodeError, RedisConfig, Snapshots, StateError,
-    alertmanager_states_with,
-};
+use crate::node::{Node, NodeConfig, NodeError, OrgId, RedisConfig, StateError, StatesConfig};
 
 /// A running peer — on gossip, or on Redis when the config says so — with its threads and
-/// the replicated notification log and silences. Every function taking a `const hs_node *`
+/// the replicated notification logs and silences (and flush logs) of its configuration. Every function taking a `const hs_node *`
 /// may be called from any thread at the same time; `hs_node_free` must not race with them.
 #[derive(Debug)]
 pub struct hs_node {
@@ -63,7 +61,8 @@ impl From<StateError> for Failure {
             StateError::Silence(SilenceError::NotFound) => hs_result::SilenceNotFound,
             StateError::Silence(_) => hs_result::SilenceLimit,
             StateError::QueueFull => hs_result::QueueFull,
-            // An hs_node always has both states.
+            StateError::NoState { .. } => hs_result::NoSuchState,
+            StateError::FlushLog(_) => hs_result::FlushLogRefused,
             _ => hs_result::InvalidArgument,
         };
         Failure::new(code, e.to_string())
@@ -97,14 +96,16 @@ pub extern "C" fn hs_node_start(
             max_silence_size_bytes: c.max_silence_size_bytes,
             ..SilencesConfig::default()
         };
-        let cluster = alertmanager_states_with(c.storage_dir.as_deref(), c.retention, silences)?;
-        let snapshots = c.storage_dir.as_ref().map(|dir| Snapshots {
-            dir: dir.clone(),
-            files: ALERTMANAGER_STATES
-                .iter()
-                .map(|(k, f)| ((*k).to_owned(), (*f).to_owned()))
-                .collect(),
-        });
+        let states = StatesConfig {
+            orgs: c.orgs.iter().copied().map(OrgId).collect(),
+            flush_log: c.flush_log,
+            nflog_retention: c.retention,
+            silences,
+            ..StatesConfig::alertmanager(c.retention)
+        };
+        // `hs_config_add_org` refuses a repeated organisation, so none is listed twice.
+        let cluster = states.load_checked(c.storage_dir.as_deref())?;
+        let snapshots = c.storage_dir.as_ref().map(|dir| states.snapshots(dir.clone()));
         let mut nc = match &c.redis {
             Some((url, prefix)) => {
                 let redis = RedisConfig {

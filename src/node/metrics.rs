@@ -19,6 +19,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::TransportKind;
+use super::state_durations::{Phase, StateDurations};
+use super::states::{NFLOG_KEY, SILENCES_KEY};
 use crate::core::wire::RejectReason;
 
 /// A `msg_type` label: `update` (gossiped state changes) or `full_state` (push/pull).
@@ -67,24 +69,28 @@ pub(crate) struct Metrics {
     pub(crate) rejected: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// The TLS transport's counters, when it is on.
     pub(crate) tls: Option<TlsMetrics>,
-    /// Alertmanager exports these as summaries without quantiles (`_sum`, `_count`); the
-    /// Rust client has no summary type, so they are histograms with the same `_sum`/`_count`.
-    nflog_gc: Histogram,
-    nflog_snapshot: Histogram,
-    silences_gc: Histogram,
-    silences_snapshot: Histogram,
-    /// Histograms upstream too (default buckets).
-    nflog_query: Histogram,
-    silences_query: Histogram,
+    /// GC, snapshot and query durations of the native states, per key.
+    pub(crate) durations: StateDurations,
     oversize: PingFamily,
 }
 
-/// Which Alertmanager state a key holds, for metric names.
+/// Which native state a key holds, for metric names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StateKind {
     Nflog,
     Silences,
+    FlushLog,
     Other,
+}
+
+impl From<super::NativeKind> for StateKind {
+    fn from(kind: super::NativeKind) -> Self {
+        match kind {
+            super::NativeKind::Nflog => Self::Nflog,
+            super::NativeKind::Silences => Self::Silences,
+            super::NativeKind::FlushLog => Self::FlushLog,
+        }
+    }
 }
 
 impl StateKind {
@@ -93,6 +99,8 @@ impl StateKind {
             Self::Nflog
         } else if cluster.state::<crate::core::state::silences::Silences>(key).is_some() {
             Self::Silences
+        } else if cluster.state::<crate::core::state::flushlog::FlushLog>(key).is_some() {
+            Self::FlushLog
         } else {
             Self::Other
         }
@@ -140,12 +148,7 @@ impl Metrics {
             redis_connection_errors: Family::default(),
             decrypt_failures: Family::default(),
             rejected: Family::default(),
-            nflog_gc: default_histogram(),
-            nflog_snapshot: default_histogram(),
-            silences_gc: default_histogram(),
-            silences_snapshot: default_histogram(),
-            nflog_query: default_histogram(),
-            silences_query: default_histogram(),
+            durations: StateDurations::default(),
             oversize: Family::new_with_constructor(default_histogram),
             tls: None,
         };
@@ -295,41 +298,7 @@ impl Metrics {
                 m.messages_pruned.clone(),
             );
         }
-        let durations = [
-            (
-                "alertmanager_nflog_gc_duration_seconds",
-                "Duration of the last notification log garbage collection cycle",
-                &m.nflog_gc,
-            ),
-            (
-                "alertmanager_nflog_snapshot_duration_seconds",
-                "Duration of the last notification log snapshot",
-                &m.nflog_snapshot,
-            ),
-            (
-                "alertmanager_silences_gc_duration_seconds",
-                "Duration of the last silence garbage collection cycle",
-                &m.silences_gc,
-            ),
-            (
-                "alertmanager_silences_snapshot_duration_seconds",
-                "Duration of the last silence snapshot",
-                &m.silences_snapshot,
-            ),
-            (
-                "alertmanager_nflog_query_duration_seconds",
-                "Duration of notification log query evaluation",
-                &m.nflog_query,
-            ),
-            (
-                "alertmanager_silences_query_duration_seconds",
-                "Duration of silence query evaluation",
-                &m.silences_query,
-            ),
-        ];
-        for (name, help, histogram) in durations {
-            r.register(name, help, histogram.clone());
-        }
+        r.register_collector(Box::new(m.durations.clone()));
         match transport {
             TransportKind::Gossip => {
                 r.register(
@@ -364,9 +333,8 @@ impl Metrics {
 }
 
 impl Metrics {
-    /// One maintenance run of the state under `key`: GC took `gc`, the snapshot `snapshot`
-    /// (`None` when none was written). Exported for Alertmanager's `nfl` and `sil` keys, under
-    /// its names.
+    /// One maintenance run of the state of `kind` under `key`: GC took `gc`, the snapshot
+    /// `snapshot` (`None` when none was written).
     pub(crate) fn observe_maintenance(
         &self,
         kind: StateKind,
@@ -374,26 +342,15 @@ impl Metrics {
         gc: std::time::Duration,
         snapshot: Option<std::time::Duration>,
     ) {
-        let (gc_histogram, snapshot_histogram) = match (kind, key) {
-            (StateKind::Nflog, "nfl") => (&self.nflog_gc, &self.nflog_snapshot),
-            (StateKind::Silences, "sil") => (&self.silences_gc, &self.silences_snapshot),
-            _ => return,
-        };
-        gc_histogram.observe(gc.as_secs_f64());
+        self.durations.observe(kind, Phase::Gc, key, gc.as_secs_f64());
         if let Some(took) = snapshot {
-            snapshot_histogram.observe(took.as_secs_f64());
+            self.durations.observe(kind, Phase::Snapshot, key, took.as_secs_f64());
         }
     }
 
-    /// One query of the state under `key`, timed by the caller. Exported for Alertmanager's
-    /// `nfl` and `sil` keys, under its names.
+    /// One query of the state of `kind` under `key`, timed by the caller.
     pub(crate) fn observe_query(&self, kind: StateKind, key: &str, took: std::time::Duration) {
-        let histogram = match (kind, key) {
-            (StateKind::Nflog, "nfl") => &self.nflog_query,
-            (StateKind::Silences, "sil") => &self.silences_query,
-            _ => return,
-        };
-        histogram.observe(took.as_secs_f64());
+        self.durations.observe(kind, Phase::Query, key, took.as_secs_f64());
     }
 
     /// One completed oversized send.
@@ -493,8 +450,14 @@ impl TlsMetrics {
     }
 }
 
+/// The labels of a state's series: none for Alertmanager's `nfl` and `sil` (upstream's
+/// unlabelled series), `key` for any other key (Grafana's per-organisation states).
+pub(crate) fn state_labels(key: &str) -> Vec<(&'static str, String)> {
+    if matches!(key, NFLOG_KEY | SILENCES_KEY) { Vec::new() } else { vec![("key", key.to_owned())] }
+}
+
 /// Prometheus' default buckets (Go `prometheus.DefBuckets`).
-fn default_histogram() -> Histogram {
+pub(crate) fn default_histogram() -> Histogram {
     Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
 }
 

@@ -14,10 +14,12 @@
 
 mod event_loop;
 mod inbox;
+mod layout;
 mod metrics;
 mod peers;
 mod resolver;
 pub mod snapshot;
+mod state_durations;
 mod state_metrics;
 pub(crate) mod states;
 mod worker;
@@ -47,6 +49,7 @@ use crate::redis::{Endpoint, TlsSetup};
 use crate::tls::TlsClient;
 use event_loop::{EventLoop, Transport};
 use inbox::Inbox;
+pub use layout::{LayoutError, NativeKind, NativeState, OrgId, StatesConfig};
 use metrics::Metrics;
 use state_metrics::StateMetrics;
 pub use states::{
@@ -639,6 +642,11 @@ impl Node {
         }
         let records = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
         if let Some(cluster) = &cluster {
+            let c = cluster.lock();
+            for key in c.keys() {
+                metrics.durations.init(metrics::StateKind::of(&c, key), key);
+            }
+            drop(c);
             let collector =
                 StateMetrics { cluster: Arc::clone(cluster), maintenance: Arc::clone(&records) };
             registry.register_collector(Box::new(collector));

@@ -2,7 +2,8 @@
 //! packages), read from the states at scrape time.
 //!
 //! Alertmanager's `nfl` and `sil` states export unlabelled series, as upstream; any other key
-//! (Grafana's per-organisation states) gets a `key` label. Durations are not read here (the
+//! (Grafana's per-organisation states) gets a `key` label. The flush log exports the fork's
+//! `alertmanager_flushlog_*` names. Durations are not read here (the
 //! core keeps no clock): the maintenance thread and the node's state calls time themselves
 //! into the histograms of `metrics.rs`.
 
@@ -15,8 +16,10 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use super::metrics::state_labels;
 use super::wall_clock;
 use crate::core::cluster::Cluster;
+use crate::core::state::flushlog::FlushLog;
 use crate::core::state::nflog::Nflog;
 use crate::core::state::silences::{SilenceState, Silences};
 
@@ -52,11 +55,7 @@ impl StateMetrics {
         let maintenance = self.maintenance.lock();
         let mut out = Vec::new();
         for key in cluster.keys() {
-            let labels: Labels = if matches!(key, "nfl" | "sil") {
-                Vec::new()
-            } else {
-                vec![("key", key.to_owned())]
-            };
+            let labels: Labels = state_labels(key);
             let stats = cluster.stats().get(key).copied().unwrap_or_default();
             let record = maintenance.get(key).copied().unwrap_or_default();
             let prefix = if let Some(nflog) = cluster.state::<Nflog>(key) {
@@ -159,6 +158,29 @@ impl StateMetrics {
                     ));
                 }
                 "alertmanager_silences"
+            } else if let Some(log) = cluster.state::<FlushLog>(key) {
+                let counters = [
+                    ("queries", "Number of flush log queries were received", log.queries_total()),
+                    (
+                        "query_errors",
+                        "Number flush log received queries that failed",
+                        log.query_errors_total(),
+                    ),
+                    (
+                        "gossip_messages_propagated",
+                        "Number of received gossip messages that have been further gossiped",
+                        stats.propagated,
+                    ),
+                ];
+                for (name, help, v) in counters {
+                    out.push((
+                        format!("alertmanager_flushlog_{name}"),
+                        help,
+                        labels.clone(),
+                        Value::Counter(v),
+                    ));
+                }
+                "alertmanager_flushlog"
             } else {
                 continue;
             };

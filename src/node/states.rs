@@ -11,11 +11,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Node;
+use super::layout::{NativeKind, StatesConfig};
 use super::metrics::StateKind;
-use super::snapshot::{self, SnapshotError};
+use super::snapshot::SnapshotError;
 use crate::core::UnixMillis;
 use crate::core::cluster::{Cluster, Inbound};
-use crate::core::state::DecodeError;
+use crate::core::state::Timestamp;
+use crate::core::state::flushlog::{FlushEntry, FlushLog, FlushLogError};
 use crate::core::state::labels::LabelSet;
 use crate::core::state::nflog::{
     Decision, Flush, Nflog, NflogError, Receiver, ReceiverDataValue, ReceiverRef,
@@ -38,7 +40,7 @@ pub enum StateError {
     NoState {
         /// The key asked for.
         key: String,
-        /// `nflog` or `silences`.
+        /// `nflog`, `silences`, `flush log` or `host-owned`.
         kind: &'static str,
     },
     /// A state is registered under the key already.
@@ -54,6 +56,9 @@ pub enum StateError {
     /// The silences refused the operation; they are unchanged.
     #[error(transparent)]
     Silence(#[from] SilenceError),
+    /// The flush log refused the write; it is unchanged.
+    #[error(transparent)]
+    FlushLog(#[from] FlushLogError),
 }
 
 /// Alertmanager's state keys and snapshot file names: the notification log and the silences.
@@ -76,34 +81,17 @@ pub fn alertmanager_states(
 }
 
 /// [`alertmanager_states`] with the notification log kept for `nflog_retention` and the
-/// silences configured apart (Grafana: its own retention and limits).
+/// silences configured apart (Grafana: its own retention and limits). For Grafana's
+/// per-organisation keys see [`StatesConfig`].
 pub fn alertmanager_states_with(
     dir: Option<&Path>,
     nflog_retention: Duration,
     silences: SilencesConfig,
 ) -> Result<Cluster, SnapshotError> {
-    let [(_, nflog_file), (_, silences_file)] = ALERTMANAGER_STATES;
-    let load = |name: &str| dir.map_or(Ok(None), |d| snapshot::read(d, name));
-    let nflog = match load(nflog_file)? {
-        Some(b) => {
-            Nflog::load(&b, nflog_retention).map_err(|source| corrupt(dir, nflog_file, source))?
-        }
-        None => Nflog::new(nflog_retention),
-    };
-    let seed = rand::random();
-    let silences = match load(silences_file)? {
-        Some(b) => Silences::load(&b, silences, seed)
-            .map_err(|source| corrupt(dir, silences_file, source))?,
-        None => Silences::new(silences, seed),
-    };
-    let mut cluster = Cluster::new();
-    cluster.register(NFLOG_KEY, nflog);
-    cluster.register(SILENCES_KEY, silences);
-    Ok(cluster)
-}
-
-fn corrupt(dir: Option<&Path>, name: &str, source: DecodeError) -> SnapshotError {
-    SnapshotError::Corrupt { path: dir.unwrap_or(Path::new("")).join(name), source }
+    let config =
+        StatesConfig { nflog_retention, silences, ..StatesConfig::alertmanager(nflog_retention) };
+    // Alertmanager's layout names no organisation, so none is listed twice.
+    config.load_checked(dir)
 }
 
 fn missing(key: &str, kind: &'static str) -> StateError {
@@ -114,12 +102,16 @@ fn nflog<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut Nflog, StateError>
     c.state_mut::<Nflog>(key).ok_or_else(|| missing(key, "nflog"))
 }
 
+fn flush_log<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut FlushLog, StateError> {
+    c.state_mut::<FlushLog>(key).ok_or_else(|| missing(key, "flush log"))
+}
+
 fn silences<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut Silences, StateError> {
     c.state_mut::<Silences>(key).ok_or_else(|| missing(key, "silences"))
 }
 
 pub(crate) mod access {
-    use super::{Cluster, StateError};
+    use super::{Cluster, NativeKind, StateError};
 
     /// How a peer hands its states to the host calls. Sealed: implemented by the peers of
     /// this crate only.
@@ -136,9 +128,8 @@ pub(crate) mod access {
             f: impl FnOnce(&mut Cluster) -> Result<R, StateError>,
         ) -> Result<R, StateError>;
 
-        /// Record how long a query of the state under `key` took (`nflog`: the notification
-        /// log, else the silences).
-        fn observe_query(&self, nflog: bool, key: &str, took: std::time::Duration);
+        /// Record how long a query of the state of `kind` under `key` took.
+        fn observe_query(&self, kind: NativeKind, key: &str, took: std::time::Duration);
     }
 }
 
@@ -158,9 +149,8 @@ impl access::StateAccess for Node {
         self.write(f)?
     }
 
-    fn observe_query(&self, nflog: bool, key: &str, took: std::time::Duration) {
-        let kind = if nflog { StateKind::Nflog } else { StateKind::Silences };
-        self.shared.metrics.observe_query(kind, key, took);
+    fn observe_query(&self, kind: NativeKind, key: &str, took: std::time::Duration) {
+        self.shared.metrics.observe_query(StateKind::from(kind), key, took);
     }
 }
 
@@ -188,7 +178,7 @@ pub trait States: access::StateAccess {
                 flush.repeat_interval,
                 flush.now,
             );
-            self.observe_query(true, key, started.elapsed());
+            self.observe_query(NativeKind::Nflog, key, started.elapsed());
             Ok(decision)
         })
     }
@@ -266,7 +256,7 @@ pub trait States: access::StateAccess {
                 .into_iter()
                 .map(|sil| (silences::state_of(sil, now), sil.clone()))
                 .collect();
-            self.observe_query(false, key, started.elapsed());
+            self.observe_query(NativeKind::Silences, key, started.elapsed());
             Ok(found)
         })
     }
@@ -284,8 +274,52 @@ pub trait States: access::StateAccess {
             let s = silences(c, key)?;
             let started = Instant::now();
             let result = s.mutes(fingerprint, labels, now);
-            self.observe_query(false, key, started.elapsed());
+            self.observe_query(NativeKind::Silences, key, started.elapsed());
             Ok(result)
+        })
+    }
+
+    /// Grafana's sync dispatch timer, at position 0: record that the aggregation group
+    /// `fingerprint` was first flushed at `flush_time`, in the flush log under `key`
+    /// (`flushlog:<org>`), and send the entry to every peer. It expires after `expiry` (the
+    /// fork passes `max(2 × group_interval, 24 h)`) or the log's retention if that is
+    /// shorter; `None` means the retention. Returns `false`, writing nothing, when the stored
+    /// flush time is later.
+    fn log_flush(
+        &self,
+        key: &str,
+        fingerprint: u64,
+        flush_time: Timestamp,
+        expiry: Option<Duration>,
+        now: UnixMillis,
+    ) -> Result<bool, StateError> {
+        self.write_states(|c| {
+            let written = flush_log(c, key)?.log(fingerprint, flush_time, expiry, now)?;
+            let Some(bytes) = written else { return Ok(false) };
+            c.publish(key, bytes);
+            Ok(true)
+        })
+    }
+
+    /// The flush log's entry for `fingerprint` under `key`: the replicated first-flush time
+    /// every instance aligns its ticks to, or `None`.
+    fn flush_time(&self, key: &str, fingerprint: u64) -> Result<Option<FlushEntry>, StateError> {
+        self.read_states(|c| {
+            let log = flush_log(c, key)?;
+            let started = Instant::now();
+            let found = log.query(fingerprint);
+            self.observe_query(NativeKind::FlushLog, key, started.elapsed());
+            Ok(found)
+        })
+    }
+
+    /// Forget the group `fingerprint` (it ended) in the flush log under `key` and send the
+    /// deletion to every peer. Returns `false`, changing nothing, when there was no entry.
+    fn delete_flush(&self, key: &str, fingerprint: u64) -> Result<bool, StateError> {
+        self.write_states(|c| {
+            let Some(bytes) = flush_log(c, key)?.delete(fingerprint) else { return Ok(false) };
+            c.publish(key, bytes);
+            Ok(true)
         })
     }
 

@@ -1,6 +1,7 @@
 /*
  * A C host on hearsay's ABI: two nodes on loopback share silences and the notification log;
- * bad input from C gets a result code, a message and a metric. Run by tests/c_abi.rs with a
+ * bad input from C gets a result code, a message and a metric; two nodes carrying Grafana
+ * organisations 1 and 2 keep each organisation's states apart. Run by tests/c_abi.rs with a
  * scratch directory as its argument. Exits 0 and prints "all checks passed", or names the
  * failed check.
  */
@@ -101,6 +102,101 @@ static hs_dedup_row wait_row(const hs_node *node, hs_flush *flush, hs_dedup_row 
     pause_ms(10);
   }
   return d.row;
+}
+
+/* A node carrying Grafana organisations 1 and 2, with flush logs. */
+static hs_node *start_orgs(const char *name, const char *peer) {
+  hs_config *config = NULL;
+  hs_node *node = NULL;
+  OK(hs_config_new(&config));
+  OK(hs_config_set_name(config, S(name)));
+  OK(hs_config_set_bind_address(config, S("127.0.0.1:0")));
+  OK(hs_config_set_gossip_interval_ms(config, 50));
+  OK(hs_config_set_settle_timeout_ms(config, 300));
+  OK(hs_config_add_org(config, 1));
+  OK(hs_config_add_org(config, 2));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_config_add_org(config, 2));
+  OK(hs_config_set_flush_log(config, true));
+  if (peer) OK(hs_config_add_peer(config, S(peer)));
+  OK(hs_node_start(config, &node));
+  hs_config_free(config);
+  if (!node) {
+    printf("FAIL: node %s did not start\n", name);
+    exit(1);
+  }
+  return node;
+}
+
+/* Two organisations on one pair of nodes: what one logs, silences or flushes stays its own. */
+static void organisations(void) {
+  hs_node *a = start_orgs("org-a", NULL);
+  char addr[64];
+  size_t len = 0;
+  OK(hs_node_address(a, addr, sizeof addr - 1, &len));
+  addr[len] = '\0';
+  hs_node *b = start_orgs("org-b", addr);
+  hs_position pa = {0, 0, false}, pb = {0, 0, false};
+  for (int i = 0; i < 1000 && (pa.visible != 2 || pb.visible != 2); i++, pause_ms(10)) {
+    OK(hs_node_position(a, &pa));
+    OK(hs_node_position(b, &pb));
+  }
+  CHECK(pa.visible == 2 && pb.visible == 2);
+
+  hs_matcher m = {S("alertname"), S("DiskFull"), HS_MATCH_TYPE_EQUAL};
+  hs_silence silence = {S(""), &m, 1, now_ms(), now_ms() + 3600 * 1000, S("c-test"), S("org 2")};
+  char id[HS_SILENCE_ID_LEN];
+  size_t id_len = 0;
+  OK(hs_node_set_silence_in(a, S("silences:2"), &silence, now_ms(), id, sizeof id, &id_len));
+  size_t n = 0;
+  for (int i = 0; i < 1000 && n != 1; i++, pause_ms(10))
+    OK(hs_node_mutes_in(b, S("silences:2"), ALERT, 2, now_ms(), &n));
+  CHECK(n == 1);
+  OK(hs_node_mutes_in(b, S("silences:1"), ALERT, 2, now_ms(), &n));
+  CHECK(n == 0);
+
+  uint64_t hash = 0;
+  OK(hs_alert_hash(ALERT, 2, &hash));
+  hs_flush flush = {{S("team-db"), S("webhook"), 0}, S("{}:{alertname=\"DiskFull\"}"),
+                    &hash, 1, NULL, 0, false, 4 * 3600 * 1000, now_ms()};
+  bool written = false;
+  OK(hs_node_log_notification_in(a, S("notificationlog:1"), &flush, &written));
+  CHECK(written);
+  hs_decision d = {true, 0};
+  for (int i = 0; i < 1000 && d.notify; i++, pause_ms(10)) {
+    flush.now_ms = now_ms();
+    OK(hs_node_should_notify_in(b, S("notificationlog:1"), &flush, &d));
+  }
+  CHECK(!d.notify);
+  OK(hs_node_should_notify_in(b, S("notificationlog:2"), &flush, &d));
+  CHECK(d.notify && d.row == HS_DEDUP_ROW_NO_ENTRY_FIRING);
+
+  int64_t first = now_ms() - 30000;
+  OK(hs_node_log_flush(a, S("flushlog:1"), 42, first, 24 * 3600 * 1000, now_ms(), &written));
+  CHECK(written);
+  bool found = false;
+  hs_flush_entry entry = {0, 0};
+  for (int i = 0; i < 1000 && !found; i++, pause_ms(10))
+    OK(hs_node_flush_time(b, S("flushlog:1"), 42, &found, &entry));
+  CHECK(found && entry.flush_time_ms == first);
+  OK(hs_node_flush_time(b, S("flushlog:2"), 42, &found, &entry));
+  CHECK(!found);
+  EXPECT(HS_RESULT_FLUSH_LOG_REFUSED,
+         hs_node_log_flush(a, S("flushlog:1"), 0, first, 0, now_ms(), &written));
+  bool deleted = false;
+  OK(hs_node_delete_flush(a, S("flushlog:1"), 42, &deleted));
+  CHECK(deleted);
+  found = true;
+  for (int i = 0; i < 1000 && found; i++, pause_ms(10))
+    OK(hs_node_flush_time(b, S("flushlog:1"), 42, &found, &entry));
+  CHECK(!found);
+
+  /* Alertmanager's keys are not there; the key-less calls say so. */
+  EXPECT(HS_RESULT_NO_SUCH_STATE, hs_node_should_notify(a, &flush, &d));
+  EXPECT(HS_RESULT_NO_SUCH_STATE, hs_node_mutes(a, ALERT, 2, now_ms(), &n));
+  EXPECT(HS_RESULT_NO_SUCH_STATE, hs_node_flush_time(a, S("silences:1"), 1, &found, &entry));
+  printf("organisations 1 and 2 stayed apart on %s\n", addr);
+  hs_node_free(b);
+  hs_node_free(a);
 }
 
 /* Two nodes on the Redis at `url`: same calls, other transport. */
@@ -322,6 +418,7 @@ int main(int argc, char **argv) {
   hs_node_free(a);
 
   redis_mode(argv[2]);
+  organisations();
 
   if (failures) {
     printf("%d checks failed\n", failures);

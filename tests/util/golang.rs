@@ -113,6 +113,12 @@ impl GoPeer {
         }
     }
 
+    /// The events already read (kept by [`Self::cmd`] and [`Self::event`]) that match `pred`;
+    /// a command's reply follows every event the node wrote before it.
+    pub fn events_matching(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.events.iter().filter(|e| pred(e)).cloned().collect()
+    }
+
     /// The first event (kept or new) matching `pred`, within `timeout`. Earlier non-matching
     /// events stay queued.
     pub fn event(&mut self, timeout: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {

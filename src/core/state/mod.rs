@@ -1,4 +1,5 @@
-//! Replicated alerting state: the notification log and silences, as Alertmanager keeps them.
+//! Replicated alerting state: the notification log and silences, as Alertmanager keeps them,
+//! and the flush log of Grafana's Alertmanager fork.
 //!
 //! One codec per format, shared by gossip and disk: a state's gossip payload, its push/pull
 //! full state and its snapshot file are all the same concatenation of uvarint-length-delimited
@@ -9,6 +10,7 @@
 //! Upstream: Alertmanager's `nflog/nflog.go`, `silence/silence.go` and their protobufs.
 
 pub mod delimited;
+pub mod flushlog;
 pub mod labels;
 pub mod nflog;
 pub mod silences;

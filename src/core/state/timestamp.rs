@@ -19,10 +19,27 @@ pub struct Timestamp {
 /// Go's zero `time.Time` (January 1, year 1, UTC) as 0.25's gogoproto writes it.
 pub const GO_ZERO_SECONDS: i64 = -62_135_596_800;
 
+/// First second of year 10000: Go's `types.TimestampFromProto` (0.25) rejects this and later.
+const MAX_VALID_SECONDS: i64 = 253_402_300_800;
+
 impl Timestamp {
     /// Whether this is Go's zero time or the protobuf default (both mean "unset").
     pub fn is_zero(self) -> bool {
         (self.seconds == GO_ZERO_SECONDS || self.seconds == 0) && self.nanos == 0
+    }
+
+    /// Whether this is a timestamp gogoproto's `stdtime` accepts (Alertmanager 0.25, Grafana's
+    /// fork): year 1 to year 9999, nanoseconds in `0..1e9`. Go fails the whole blob otherwise,
+    /// and so do we: it also keeps the field-wise ordering equal to time ordering.
+    pub fn in_go_range(self) -> bool {
+        (GO_ZERO_SECONDS..MAX_VALID_SECONDS).contains(&self.seconds)
+            && (0..1_000_000_000).contains(&self.nanos)
+    }
+
+    /// Whether this is exactly Go's zero time, as gogoproto writes an unset non-nullable
+    /// `stdtime` field (unlike [`is_zero`](Self::is_zero), the Unix epoch is not).
+    pub fn is_go_zero(self) -> bool {
+        self.seconds == GO_ZERO_SECONDS && self.nanos == 0
     }
 
     /// Milliseconds since the epoch, truncated.
@@ -89,5 +106,17 @@ mod tests {
         assert!(Timestamp { seconds: GO_ZERO_SECONDS, nanos: 0 }.is_zero());
         assert_eq!(Timestamp::from(UnixMillis(-1)), Timestamp { seconds: -1, nanos: 999_000_000 });
         assert_eq!(t.unix_millis(), UnixMillis(1_500));
+    }
+
+    #[test]
+    fn go_range_follows_gogoproto() {
+        assert!(Timestamp { seconds: GO_ZERO_SECONDS, nanos: 0 }.in_go_range());
+        assert!(Timestamp { seconds: 0, nanos: 999_999_999 }.in_go_range());
+        assert!(!Timestamp { seconds: GO_ZERO_SECONDS - 1, nanos: 0 }.in_go_range());
+        assert!(!Timestamp { seconds: MAX_VALID_SECONDS, nanos: 0 }.in_go_range());
+        assert!(!Timestamp { seconds: 1, nanos: -1 }.in_go_range());
+        assert!(!Timestamp { seconds: 1, nanos: 1_000_000_000 }.in_go_range());
+        assert!(Timestamp { seconds: GO_ZERO_SECONDS, nanos: 0 }.is_go_zero());
+        assert!(!Timestamp { seconds: 0, nanos: 0 }.is_go_zero());
     }
 }

@@ -18,8 +18,8 @@ mkdir -p "$1"
 out="$(cd "$1" && pwd)"
 cd "$here"
 
-build() { # modfile binary-name
-    if ! go build -modfile="$1" -o "$out/$2" .; then
+build() { # modfile binary-name [go build flags]
+    if ! go build -modfile="$1" "${@:3}" -o "$out/$2" .; then
         echo "mlpeer build: building $2 with $1 failed" >&2
         exit 1
     fi
@@ -27,7 +27,8 @@ build() { # modfile binary-name
 }
 
 build go.mod mlpeer-v0.7.0
-build go.v050.mod mlpeer-v0.5.0
+# Tag mlv050: no Alertmanager module in that build (its states layer, states.go, is left out).
+build go.v050.mod mlpeer-v0.5.0 -tags mlv050
 # Alertmanager's TLS transport under the bench (tag amtls): the anchor for `hearsay-bench broadcast --tls`.
 if ! go build -modfile=go.mod -tags amtls -o "$out/mlpeer-amtls" .; then
     echo "mlpeer build: building mlpeer-amtls failed" >&2

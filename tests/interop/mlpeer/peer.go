@@ -47,7 +47,24 @@ type peer struct {
 	// dead and left nodes; this is how "members" still lists them.
 	goneMu sync.Mutex
 	gone   map[string]nodeSnapshot
+
+	// states is Alertmanager's cluster layer (-nflog-key, -silences-key), or nil: then user
+	// messages and push/pull state are raw bytes reported as events.
+	states stateLayer
 }
+
+// stateLayer carries Alertmanager's Go states on the node (states.go).
+type stateLayer interface {
+	notifyMsg(b []byte)
+	localState() []byte
+	mergeRemoteState(b []byte)
+	// run handles a state command; handled is false for any other command.
+	run(cmd string, raw []byte) (reply obj, handled bool, err error)
+}
+
+// newStateLayer registers Alertmanager's notification log and silences under the keys
+// given; nil in a build without Alertmanager's module (v0.5.0).
+var newStateLayer func(p *peer, nflogKey, silencesKey string) (stateLayer, error)
 
 // nodeSnapshot is a node as reported on the JSON protocol.
 type nodeSnapshot struct {
@@ -93,6 +110,8 @@ func runPeer(args []string) int {
 	bind := fs.String("bind", "", "bind ip:port for UDP and TCP (required; port 0 = any free port)")
 	advertise := fs.String("advertise", "", "advertise ip:port (default: derived from -bind; port 0 = bound port)")
 	meta := fs.String("meta", "", "node meta (NodeMeta), at most 512 bytes")
+	nflogKey := fs.String("nflog-key", "", "carry Alertmanager's notification log under this state key (Alertmanager: nfl; Grafana: notificationlog:<org>)")
+	silencesKey := fs.String("silences-key", "", "carry Alertmanager's silences under this state key (Alertmanager: sil; Grafana: silences:<org>)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -154,6 +173,17 @@ func runPeer(args []string) int {
 		RetransmitMult: t.userRetransmitMult(),
 	}
 	p.keyring = conf.Keyring
+	if *nflogKey != "" || *silencesKey != "" {
+		if *nflogKey == "" || *silencesKey == "" {
+			return fatal(errors.New("-nflog-key and -silences-key go together"))
+		}
+		if newStateLayer == nil {
+			return fatal(errors.New("this build has no Alertmanager states (the v0.5.0 build); use mlpeer-v0.7.0"))
+		}
+		if p.states, err = newStateLayer(p, *nflogKey, *silencesKey); err != nil {
+			return fatal(err)
+		}
+	}
 	conf.Delegate = p
 	conf.Events = p
 	conf.Alive = p
@@ -194,6 +224,7 @@ func runPeer(args []string) int {
 }
 
 type command struct {
+	raw       []byte
 	Cmd       string   `json:"cmd"`
 	Addrs     []string `json:"addrs"`
 	Name      string   `json:"name"`
@@ -224,6 +255,7 @@ func (p *peer) command(line []byte) bool {
 		p.out.line(obj{{"reply", ""}, {"ok", false}, {"error", "bad command: " + err.Error()}})
 		return false
 	}
+	c.raw = trimmed
 	reply, err := p.run(&c)
 	if err != nil {
 		p.out.line(append(obj{{"reply", c.Cmd}, {"ok", false}, {"error", err.Error()}}, reply...))
@@ -297,6 +329,11 @@ func (p *peer) run(c *command) (obj, error) {
 	case "shutdown":
 		return nil, ml.Shutdown()
 	}
+	if p.states != nil {
+		if reply, handled, err := p.states.run(c.Cmd, c.raw); handled {
+			return reply, err
+		}
+	}
 	return nil, fmt.Errorf("unknown command %q", c.Cmd)
 }
 
@@ -338,6 +375,10 @@ func (p *peer) nodeEvent(kind string, s nodeSnapshot) {
 func (p *peer) NodeMeta(limit int) []byte { return p.meta }
 
 func (p *peer) NotifyMsg(b []byte) {
+	if p.states != nil {
+		p.states.notifyMsg(b)
+		return
+	}
 	p.out.event(obj{{"event", "msg"}, {"data", base64.StdEncoding.EncodeToString(b)}})
 }
 
@@ -346,6 +387,9 @@ func (p *peer) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 func (p *peer) LocalState(join bool) []byte {
+	if p.states != nil {
+		return p.states.localState()
+	}
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
 	if p.state == nil {
@@ -355,6 +399,10 @@ func (p *peer) LocalState(join bool) []byte {
 }
 
 func (p *peer) MergeRemoteState(b []byte, join bool) {
+	if p.states != nil {
+		p.states.mergeRemoteState(b)
+		return
+	}
 	p.out.event(obj{{"event", "merge"}, {"join", join}, {"data", base64.StdEncoding.EncodeToString(b)}})
 }
 

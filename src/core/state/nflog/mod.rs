@@ -307,7 +307,7 @@ impl Nflog {
         let now_ts = Timestamp::from(now);
         let expires_at = now_ts + lifetime(self.retention, expiry);
         for t in [now_ts, expires_at] {
-            if !proto::valid_timestamp(t) {
+            if !t.in_go_range() {
                 return Err(NflogError::TimeOutOfRange { seconds: t.seconds });
             }
         }
@@ -514,10 +514,10 @@ fn check(offset: usize, msg: &[u8]) -> Result<(), DecodeError> {
         offset,
         reason: format!("{field} outside Go's time range (years 1 to 9999, nanos in 0..1e9)"),
     };
-    if entry.timestamp.is_some_and(|t| !proto::valid_timestamp(t)) {
+    if entry.timestamp.is_some_and(|t| !t.in_go_range()) {
         return Err(out_of_range("entry.timestamp"));
     }
-    if mesh.expires_at.is_some_and(|t| !proto::valid_timestamp(t)) {
+    if mesh.expires_at.is_some_and(|t| !t.in_go_range()) {
         return Err(out_of_range("expires_at"));
     }
     Ok(())

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::state::{GO_ZERO_SECONDS, Timestamp};
+use crate::core::state::Timestamp;
 
 /// Which integration of which receiver sent a notification.
 #[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
@@ -120,17 +120,6 @@ pub struct MeshEntry {
     pub expires_at: Option<Timestamp>,
 }
 
-/// First second of year 10000: Go's `types.TimestampFromProto` (0.25) rejects this and later.
-const MAX_VALID_SECONDS: i64 = 253_402_300_800;
-
-/// Whether a timestamp is one Alertmanager 0.25 accepts (gogoproto's `stdtime` validation:
-/// year 1 to year 9999, nanoseconds in `0..1e9`). 0.25 fails the whole blob otherwise, and so
-/// do we: it also keeps [`Timestamp`]'s field-wise ordering equal to time ordering.
-pub(super) fn valid_timestamp(t: Timestamp) -> bool {
-    (GO_ZERO_SECONDS..MAX_VALID_SECONDS).contains(&t.seconds)
-        && (0..1_000_000_000).contains(&t.nanos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,15 +159,5 @@ mod tests {
         // Map entries follow in key order: "a" then "z".
         assert_eq!(&b[5..], b"\x42\x08\x0a\x01a\x12\x03\x0a\x01x\x42\x07\x0a\x01z\x12\x02\x10\x01");
         assert_eq!(Entry::decode(&b[..]).expect("round trip"), e);
-    }
-
-    #[test]
-    fn timestamp_validity_follows_go_0_25() {
-        assert!(valid_timestamp(Timestamp { seconds: GO_ZERO_SECONDS, nanos: 0 }));
-        assert!(valid_timestamp(Timestamp { seconds: 0, nanos: 999_999_999 }));
-        assert!(!valid_timestamp(Timestamp { seconds: GO_ZERO_SECONDS - 1, nanos: 0 }));
-        assert!(!valid_timestamp(Timestamp { seconds: MAX_VALID_SECONDS, nanos: 0 }));
-        assert!(!valid_timestamp(Timestamp { seconds: 1, nanos: -1 }));
-        assert!(!valid_timestamp(Timestamp { seconds: 1, nanos: 1_000_000_000 }));
     }
 }
