@@ -346,3 +346,22 @@ fn the_readme_example_loads() {
     assert!(!s.peers.is_empty());
     assert!(s.node_config().redis.is_none());
 }
+
+/// The README's Sentinel example (its second ini block), loaded as the README shows it.
+#[test]
+fn the_readme_sentinel_example_loads() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("```ini\n")
+        .nth(2)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has a second ini example");
+    let s = UnifiedAlerting::parse(block, "README.md", &|_: &str| None)
+        .expect("the README's Sentinel example loads");
+    let redis = s.node_config().redis.expect("Redis mode");
+    let sentinel = redis.sentinel.expect("Sentinel mode");
+    assert_eq!(sentinel.master_name, "mymaster");
+    assert_eq!(sentinel.addrs, ["sentinel-0:26379", "sentinel-1:26379", "sentinel-2:26379"]);
+    assert_eq!(redis.password.as_deref(), Some("data-secret"));
+}
