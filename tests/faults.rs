@@ -1,5 +1,5 @@
-//! Real processes under fault: what users meet when a hostile or broken sender aims at the
-//! cluster port.
+//! Real processes under fault: a hostile or broken sender at the cluster port, Redis killed
+//! and slowed, a process killed mid-write, a network partition.
 
 mod util;
 
@@ -8,11 +8,12 @@ use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use util::alertmanager::{Hearsay, add_silence, amtool, scratch, summary};
+use util::alertmanager::{Alertmanager, Hearsay, add_silence, amtool, post, scratch, summary};
 use util::redis::RedisServer;
 
 /// Resident memory of process `pid`, in KiB.
@@ -188,6 +189,101 @@ fn redis_killed_and_slowed_under_load_loses_no_acknowledged_write() {
         acked.iter().all(|id| on_a.contains(id) && on_b.contains(id))
     });
     eprintln!("acknowledged under fault: {} on a, {} on b", acked_a.len(), acked_b.len());
+}
+
+/// One silence through the v2 API at `web`; its ID when the API acknowledged it.
+fn post_silence(web: SocketAddr, name: &str, author: &str) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    let now = time::OffsetDateTime::now_utc();
+    let body = serde_json::json!({
+        "matchers": [{"name": "alertname", "value": name, "isRegex": false, "isEqual": true}],
+        "startsAt": now.format(&Rfc3339).ok()?,
+        "endsAt": (now + time::Duration::hours(1)).format(&Rfc3339).ok()?,
+        "createdBy": author,
+        "comment": "written while a member is killed",
+    });
+    let (code, reply) = post(web, "/api/v2/silences", &body.to_string())?;
+    let reply: serde_json::Value = serde_json::from_str(&reply).ok().filter(|_| code == 200)?;
+    Some(reply["silenceID"].as_str()?.to_owned())
+}
+
+/// Silences posted one after another to whatever address `web` gives (none while that
+/// process is down) until `stop`; the IDs of those acknowledged.
+fn post_until(web: impl Fn() -> Option<SocketAddr>, who: &str, stop: &AtomicBool) -> Vec<String> {
+    let mut acked = Vec::new();
+    let mut n = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        match web() {
+            Some(web) => acked.extend(post_silence(web, &format!("Kill{who}{n}"), who)),
+            None => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    acked
+}
+
+/// `kill -9` of a hearsay process while every member takes silences, and its restart from its
+/// storage directory: every write any member acknowledged is on every member afterwards,
+/// Alertmanager 0.25 included. The victim snapshots only hourly, so what it acknowledged since
+/// its start survives only through its journal. It is killed twice: first while it runs alone
+/// (nobody else holds its writes; a lost journal loses them for good), then as a member of the
+/// cluster.
+#[test]
+fn a_process_killed_mid_write_comes_back_with_every_acknowledged_write() {
+    let am = Alertmanager::alertmanager(&util::alertmanager::debian(), &scratch("kill-am"), &[]);
+    let h2 = Hearsay::hearsay(&scratch("kill-h2"), &[am.cluster]);
+    let h3 = Hearsay::hearsay(&scratch("kill-h3"), &[am.cluster]);
+    util::wait_for("three members", Duration::from_secs(60), || {
+        [&h2, &h3].iter().all(|h| h.metric("alertmanager_cluster_members") == Some(3.0))
+    });
+    let dir = scratch("kill-victim");
+    let hourly = ["--data.maintenance-interval=1h".to_owned()];
+    let victim = Mutex::new(Some(Hearsay::hearsay_with(&dir, &[], &hourly)));
+    let victim_web = || victim.lock().expect("victim").as_ref().map(|v| v.web);
+    // Dropping a Server is SIGKILL: no snapshot on the way out.
+    let kill = || drop(victim.lock().expect("victim").take());
+    let stop = AtomicBool::new(false);
+    let phase = Duration::from_secs(2);
+    let (acked, journals) = thread::scope(|s| {
+        let stop = &stop;
+        let writers: Vec<_> = [("am", am.web), ("h2", h2.web), ("h3", h3.web)]
+            .into_iter()
+            .map(|(who, web)| (who, s.spawn(move || post_until(|| Some(web), who, stop))))
+            .collect();
+        let on_victim = s.spawn(move || post_until(victim_web, "victim", stop));
+        thread::sleep(phase);
+        kill();
+        let journals = std::fs::read_dir(&dir)
+            .expect("victim dir")
+            .filter(|e| {
+                e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains(".journal."))
+            })
+            .count();
+        *victim.lock().expect("victim") = Some(Hearsay::hearsay_with(&dir, &[h2.cluster], &hourly));
+        thread::sleep(phase);
+        kill();
+        *victim.lock().expect("victim") = Some(Hearsay::hearsay_with(&dir, &[h2.cluster], &hourly));
+        thread::sleep(phase);
+        stop.store(true, Ordering::Relaxed);
+        let mut acked = vec![("victim", on_victim.join().expect("victim writer"))];
+        acked.extend(writers.into_iter().map(|(who, w)| (who, w.join().expect("writer"))));
+        (acked, journals)
+    });
+    assert!(journals > 0, "the killed victim left its journal in its storage directory");
+    for (who, ids) in &acked {
+        assert!(!ids.is_empty(), "{who} acknowledged writes");
+        eprintln!("{who}: {} acknowledged", ids.len());
+    }
+    let victim = victim.into_inner().expect("victim").expect("running");
+    let all: BTreeSet<&String> = acked.iter().flat_map(|(_, ids)| ids).collect();
+    util::wait_for("every acknowledged write on every member", Duration::from_secs(60), || {
+        let held = [summary(&am.silences()), summary(&h2.silences()), summary(&h3.silences())];
+        let victims = silence_ids(&victim);
+        held.iter().all(|s| {
+            let ids: BTreeSet<&String> = s.iter().map(|(_, id, _)| id).collect();
+            all.iter().all(|id| ids.contains(id))
+        }) && all.iter().all(|id| victims.contains(*id))
+    });
 }
 
 /// A network namespace this test created, removed (with its links) on drop. The addresses

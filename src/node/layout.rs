@@ -13,10 +13,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Snapshots;
 use super::snapshot::{self, SnapshotError};
 use super::states::{NFLOG_KEY, SILENCES_KEY};
-use crate::core::cluster::Cluster;
+use super::{Snapshots, journal};
+use crate::core::cluster::{Cluster, Replicated};
 use crate::core::state::flushlog::{self, FlushLog};
 use crate::core::state::nflog::Nflog;
 use crate::core::state::silences::{Silences, SilencesConfig};
@@ -158,7 +158,8 @@ impl StatesConfig {
                         Some(d) => snapshot::load(d, &s.file, |b| Nflog::load(b, retention))?,
                         None => None,
                     };
-                    cluster.register(&s.key, log.unwrap_or_else(|| Nflog::new(retention)));
+                    let log = log.unwrap_or_else(|| Nflog::new(retention));
+                    cluster.register(&s.key, replayed(dir, &s.file, log)?);
                 }
                 NativeKind::Silences => {
                     let seed = rand::random();
@@ -169,8 +170,8 @@ impl StatesConfig {
                         }
                         None => None,
                     };
-                    cluster
-                        .register(&s.key, silences.unwrap_or_else(|| Silences::new(config, seed)));
+                    let silences = silences.unwrap_or_else(|| Silences::new(config, seed));
+                    cluster.register(&s.key, replayed(dir, &s.file, silences)?);
                 }
                 NativeKind::FlushLog => {
                     let retention = self.flush_log_retention;
@@ -178,14 +179,15 @@ impl StatesConfig {
                         Some(d) => snapshot::load(d, &s.file, |b| FlushLog::load(b, retention))?,
                         None => None,
                     };
-                    cluster.register(&s.key, log.unwrap_or_else(|| FlushLog::new(retention)));
+                    let log = log.unwrap_or_else(|| FlushLog::new(retention));
+                    cluster.register(&s.key, replayed(dir, &s.file, log)?);
                 }
             }
         }
         Ok(cluster)
     }
 
-    /// Where the states' snapshots go in `dir`.
+    /// Where the states' snapshots go in `dir`; the states' journals live beside them.
     pub fn snapshots(&self, dir: PathBuf) -> Snapshots {
         Snapshots { dir, files: self.states().into_iter().map(|s| (s.key, s.file)).collect() }
     }
@@ -201,4 +203,23 @@ pub enum LayoutError {
     /// An organisation was listed twice.
     #[error("organisation {0} is listed twice")]
     DuplicateOrg(i64),
+}
+
+/// `state` with the journal of its snapshot `file` merged on top: the writes acknowledged
+/// after that snapshot was taken, by a process that did not live to write the next one.
+fn replayed<S: Replicated>(
+    dir: Option<&Path>,
+    file: &str,
+    mut state: S,
+) -> Result<S, SnapshotError> {
+    let Some(dir) = dir else { return Ok(state) };
+    let now = super::wall_clock();
+    let merged = journal::replay(dir, file, |data| {
+        state.merge(data, now).map(drop).map_err(|e| e.to_string())
+    })
+    .map_err(|source| SnapshotError::Io { path: dir.join(file), source })?;
+    if merged > 0 {
+        log::info!("{file}: merged {merged} journaled writes made after its last snapshot");
+    }
+    Ok(state)
 }

@@ -71,6 +71,11 @@ pub(crate) struct Metrics {
     pub(crate) tls: Option<TlsMetrics>,
     /// GC, snapshot and query durations of the native states, per key.
     pub(crate) durations: StateDurations,
+    /// Local writes appended to the journal (with a storage directory), and appends that
+    /// failed (the write took effect and went to the peers, but would not survive a restart
+    /// of this process). hearsay's own: Alertmanager keeps no journal.
+    pub(crate) journal_appends: Counter,
+    pub(crate) journal_failures: Counter,
     oversize: PingFamily,
 }
 
@@ -149,6 +154,8 @@ impl Metrics {
             decrypt_failures: Family::default(),
             rejected: Family::default(),
             durations: StateDurations::default(),
+            journal_appends: Counter::default(),
+            journal_failures: Counter::default(),
             oversize: Family::new_with_constructor(default_histogram),
             tls: None,
         };
@@ -299,6 +306,17 @@ impl Metrics {
             );
         }
         r.register_collector(Box::new(m.durations.clone()));
+        r.register(
+            "hearsay_journal_appends",
+            "Local state writes appended to the journal in the storage directory",
+            m.journal_appends.clone(),
+        );
+        r.register(
+            "hearsay_journal_failures",
+            "Local state writes the journal could not append (they replicated, but a restart of \
+             this process before the next snapshot loses them here)",
+            m.journal_failures.clone(),
+        );
         match transport {
             TransportKind::Gossip => {
                 r.register(

@@ -14,6 +14,7 @@
 
 mod event_loop;
 mod inbox;
+mod journal;
 mod layout;
 mod metrics;
 mod peers;
@@ -491,6 +492,11 @@ struct Shared {
     ready_changed: Condvar,
     /// [`Cluster::opaque_arrivals`] as last seen by the loop, for [`Node::wait_states`].
     arrivals: Arrivals,
+    /// With a storage directory: the local writes of the states that have snapshot files,
+    /// appended before the write returns. Locked only with `cluster`'s lock held.
+    journal: Option<Mutex<journal::Journal>>,
+    /// When a journal failure was last logged (at most once a minute).
+    journal_logged: Mutex<Option<Instant>>,
 }
 
 /// Payloads routed to host-owned states so far, as a signal hosts can wait on.
@@ -630,6 +636,14 @@ impl Node {
                 Fanout::Gossip
             });
         }
+        let journal = match (&snapshots, cluster.as_mut()) {
+            (Some(s), Some(c)) => {
+                std::fs::create_dir_all(&s.dir)?;
+                c.keep_journal();
+                Some(Mutex::new(journal::Journal::open(&s.dir, &s.files)?))
+            }
+            _ => None,
+        };
         let cluster = cluster.map(|c| Arc::new(Mutex::new(c)));
         let (cmd_tx, cmd_rx) = bounded(1024);
         let (bcast_tx, bcast_rx) = bounded(config.swim.user_queue_len);
@@ -679,6 +693,8 @@ impl Node {
             ready: Mutex::new(false),
             ready_changed: Condvar::new(),
             arrivals: Arrivals::default(),
+            journal,
+            journal_logged: Mutex::new(None),
         });
         let worker = cluster
             .map(|cluster| {
@@ -827,6 +843,7 @@ impl Node {
         let cluster = self.shared.cluster.as_ref()?;
         let mut c = cluster.lock();
         let result = f(&mut c);
+        self.journal(&mut c);
         self.hand_over(&mut c);
         drop(c);
         self.shared.wake();
@@ -850,10 +867,52 @@ impl Node {
             return Err(StateError::QueueFull);
         }
         let result = f(&mut c);
+        self.journal(&mut c);
         self.hand_over(&mut c);
         drop(c);
         self.shared.wake();
         Ok(result)
+    }
+
+    /// Append what a write published to the journal, under the states' lock so a maintenance
+    /// rotating it sees every write either in its snapshot or in the next segment. A failed
+    /// append does not undo the write — it is in memory and on its way to every peer — but
+    /// is counted and logged: this process would lose it if it died before the next snapshot.
+    fn journal(&self, c: &mut Cluster) {
+        let Some(journal) = &self.shared.journal else { return };
+        let writes = c.take_journal();
+        if writes.is_empty() {
+            return;
+        }
+        let mut journal = journal.lock();
+        let mut full = false;
+        for (key, data) in &writes {
+            match journal.append(key, data) {
+                Ok(journal::Appended::Written { full: f }) => {
+                    self.shared.metrics.journal_appends.inc();
+                    full |= f;
+                }
+                Ok(journal::Appended::NotJournaled) => {}
+                Err(e) => {
+                    self.shared.metrics.journal_failures.inc();
+                    let mut logged = self.shared.journal_logged.lock();
+                    if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                        *logged = Some(Instant::now());
+                        log::error!(
+                            "the journal could not append a write of {key:?}: {e} (the write \
+                             replicated, but is not durable here until the next snapshot; \
+                             hearsay_journal_failures_total counts them; logged at most once \
+                             a minute)"
+                        );
+                    }
+                }
+            }
+        }
+        // A segment past its bound: snapshot early so the journal can be let go. A full job
+        // queue means a maintenance is coming anyway.
+        if full && let Some(worker) = &self.worker {
+            let _ = worker.jobs.try_send(worker::Job::Maintain);
+        }
     }
 
     /// Redis mode: move what the states queued into the loop's outbound queue while the lock

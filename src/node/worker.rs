@@ -60,7 +60,7 @@ impl Worker {
     fn run(&self, inbox: &Receiver<Job>, shared: &Shared) {
         for job in inbox {
             match job {
-                Job::Maintain => self.maintain(),
+                Job::Maintain => self.maintain(shared),
                 Job::FullState(max_bytes) => {
                     let chunks = self.cluster.lock().full_state_chunks(max_bytes);
                     if shared.send(Command::FullState(chunks)).is_err() {
@@ -70,11 +70,13 @@ impl Worker {
             }
         }
         // The node is stopping: a last GC and snapshot, as Alertmanager does on shutdown.
-        self.maintain();
+        self.maintain(shared);
     }
 
     /// One maintenance run over every state: GC and marshal under the lock, write outside it.
-    fn maintain(&self) {
+    /// The state's journal is rotated where it is marshalled, and what the snapshot covers is
+    /// deleted once the snapshot is on disk.
+    fn maintain(&self, shared: &Shared) {
         let unix = wall_clock();
         let keys: Vec<String> = self.cluster.lock().keys().map(str::to_owned).collect();
         for key in keys {
@@ -93,9 +95,19 @@ impl Worker {
             let written = match (&gc, file) {
                 (Ok(_), Some((dir, file))) => {
                     let write_started = Instant::now();
-                    let bytes = self.cluster.lock().marshal(&key).unwrap_or_default();
+                    let (bytes, covered) = {
+                        let c = self.cluster.lock();
+                        let bytes = c.marshal(&key).unwrap_or_default();
+                        (bytes, shared.journal.as_ref().and_then(|j| j.lock().rotate(&key)))
+                    };
                     let written =
                         snapshot::write(dir, file, &bytes).map_err(|e| format!("{file}: {e}"));
+                    if let (Ok(_), Some(seq), Some(journal)) = (&written, covered, &shared.journal)
+                        && let Err(e) = journal.lock().discard_through(&key, seq)
+                    {
+                        // Harmless but for the disk it takes: the next start merges them again.
+                        log::warn!("{file}: the journal the snapshot covers was not deleted: {e}");
+                    }
                     Some((written, write_started.elapsed()))
                 }
                 (Err(e), Some(_)) => Some((Err(format!("gc: {e}")), Duration::ZERO)),

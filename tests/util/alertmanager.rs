@@ -117,8 +117,7 @@ impl Server {
         std::fs::write(dir.join("am.yml"), CONFIG).expect("config");
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--config.file={}", dir.join("am.yml").display())).arg("--log.level=debug");
-        cmd.args(args);
-        Self::spawn(cmd, dir, peers, "alertmanager")
+        Self::spawn(cmd, dir, peers, "alertmanager", args)
     }
 
     /// Start the `hearsay` binary with its state in `dir`, gossiping with `peers`.
@@ -126,11 +125,10 @@ impl Server {
         Self::hearsay_with(dir, peers, &[])
     }
 
-    /// [`Self::hearsay`] with more flags.
+    /// [`Self::hearsay`] with more flags (given last, so they override the test defaults).
     pub fn hearsay_with(dir: &Path, peers: &[SocketAddr], args: &[String]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearsay"));
-        cmd.args(args);
-        Self::spawn(cmd, dir, peers, "hearsay")
+        let cmd = Command::new(env!("CARGO_BIN_EXE_hearsay"));
+        Self::spawn(cmd, dir, peers, "hearsay", args)
     }
 
     /// Start `cmd` — a `hearsay` whose cluster settings the caller gave (a Grafana ini file,
@@ -161,7 +159,13 @@ impl Server {
         body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
-    fn spawn(mut cmd: Command, dir: &Path, peers: &[SocketAddr], kind: &str) -> Self {
+    fn spawn(
+        mut cmd: Command,
+        dir: &Path,
+        peers: &[SocketAddr],
+        kind: &str,
+        extra: &[String],
+    ) -> Self {
         std::fs::create_dir_all(dir).expect("dir");
         let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let cluster: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
@@ -174,6 +178,7 @@ impl Server {
             // Snapshots every second, so tests can watch the files instead of sleeping.
             .arg("--data.maintenance-interval=1s")
             .args(peers.iter().map(|p| format!("--cluster.peer={p}")))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"));
         let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {kind}: {e}"));
@@ -250,9 +255,24 @@ pub fn api_silences(web: SocketAddr) -> Value {
 
 /// A minimal HTTP/1.1 GET: status code and body.
 pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    request(addr, "GET", path, "")
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body: status code and body.
+pub fn post(addr: SocketAddr, path: &str, json: &str) -> Option<(u16, String)> {
+    request(addr, "POST", path, json)
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).into_owned();

@@ -251,6 +251,9 @@ pub struct Cluster {
     opaque_arrivals: u64,
     fanout: Fanout,
     pubsub: VecDeque<PubSubUpdate>,
+    /// Local writes for the host's journal, oldest first, while it keeps one
+    /// ([`Cluster::keep_journal`]).
+    journal: Option<Vec<(String, Vec<u8>)>>,
 }
 
 impl Cluster {
@@ -283,6 +286,18 @@ impl Cluster {
                 .min(OVERSIZE_QUEUE_LEN.saturating_sub(self.oversize.len())),
             Fanout::PubSub => OUTGOING_LEN.saturating_sub(self.pubsub.len()),
         }
+    }
+
+    /// Also hand every local write ([`Cluster::publish`]) to [`Cluster::take_journal`], for a
+    /// driver that persists them before it acknowledges the write.
+    pub fn keep_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The local writes since the last call, oldest first: `(key, the state's payload)`, what
+    /// a peer merges. Empty unless [`Cluster::keep_journal`] was called.
+    pub fn take_journal(&mut self) -> Vec<(String, Vec<u8>)> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Updates waiting for a pub/sub transport, oldest first.
@@ -440,6 +455,9 @@ impl Cluster {
     /// a notification record is rare and matters, so the writer delivers it directly too. Go
     /// peers handle the extra copy as any user message; the merge makes it a no-op.
     pub fn publish(&mut self, key: &str, data: Vec<u8>) -> bool {
+        if let Some(journal) = &mut self.journal {
+            journal.push((key.to_owned(), data.clone()));
+        }
         if self.fanout == Fanout::PubSub {
             return self.queue_pubsub(key, data);
         }
