@@ -163,6 +163,45 @@ fn alertmanagers_keys_are_absent_on_a_grafana_node() {
     assert_eq!(keys, ["notificationlog:3", "silences:3"]);
 }
 
+/// A node that dies without its last snapshot (never shut down: as a crash leaves it) comes
+/// back with the notification-log entries, silences and flush-log entries it acknowledged, from
+/// the journal beside the snapshots; a clean shutdown then folds the journal into them.
+#[test]
+fn writes_since_the_last_snapshot_come_back_from_the_journal() {
+    let dir = scratch("journal");
+    let n = node("journal", vec![], Some(&dir));
+    let t = now();
+    let group = "{}:{alertname=\"DiskFull\"}";
+    n.log_notification(&ORG1.nflog_key(), &receiver(), group, &flush(t), &BTreeMap::new())
+        .expect("logged");
+    let id = n.set_silence(&ORG2.silences_key(), silence(t), t).expect("valid");
+    n.log_flush(&ORG2.flush_log_key(), 7, Timestamp::from(t), None, t).expect("logged");
+    // No shutdown, so no snapshot: only the journal holds the writes.
+    std::mem::forget(n);
+    let names = || -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("storage dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(names(), ["flushlog:2.journal.1", "nflog:1.journal.1", "silences:2.journal.1"]);
+
+    let mut again = node("journal-again", vec![], Some(&dir));
+    let d = again.should_notify(&ORG1.nflog_key(), &receiver(), group, &flush(t)).expect("ok");
+    assert!(!d.notify, "org 1's entry came back from its journal");
+    let listed = again.query_silences(&ORG2.silences_key(), &Query::default(), t).expect("ok");
+    assert_eq!(listed.iter().map(|(_, s)| s.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert!(again.flush_time(&ORG2.flush_log_key(), 7).expect("ok").is_some());
+    again.shutdown();
+    assert_eq!(
+        names(),
+        ["flushlog:1", "flushlog:2", "nflog:1", "nflog:2", "silences:1", "silences:2"],
+        "the last snapshot covers the journal, which is gone"
+    );
+}
+
 #[test]
 fn each_organisation_has_its_own_snapshot_files() {
     let dir = scratch("snap");
