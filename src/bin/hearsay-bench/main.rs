@@ -1,7 +1,7 @@
 //! `hearsay-bench`: hearsay measures itself, side by side with the Go implementations.
 //!
 //! ```text
-//! hearsay-bench [SCENARIO...] [--json] [--compare] [--key] [--tls] [--seconds S] [--nodes N] [--size B]
+//! hearsay-bench [SCENARIO...] [--json] [--compare] [--key] [--tls] [--seconds S] [--nodes N] [--size B] [--minutes M]
 //! ```
 //!
 //! With no scenario it runs the default ones against an embedded loopback cluster (no setup).
@@ -35,6 +35,15 @@
 //!   next to Debian's Alertmanager 0.25 loading the same snapshot files. Always measured in a
 //!   fresh child process (this binary re-executed with `HEARSAY_BENCH_CHILD=memory`), so
 //!   what earlier scenarios freed cannot make it look smaller.
+//! * `soak` (on request) — ten gossip nodes on loopback for `--minutes` (default 3; hours by
+//!   flag): 1,000 notifications/s deduplicated and logged, two silences/s created and expired
+//!   20 s later, snapshots every 30 s, push/pull every 15 s. Every period (a third of the run,
+//!   at most 5 minutes) the load pauses for a divergence check (every node's state digest
+//!   equal within 30 s), then one node leaves and restarts from its storage directory.
+//!   Figures: the rate reached against the one asked for, diverged quiet points, worst
+//!   agreement and rejoin times, the RSS slope per hour against the RSS after the first
+//!   period, each node's loop CPU against the whole process, and the messages dropped at a
+//!   bound (by kind on stderr).
 //! * `redis` (on request; needs `redis-server`, and `redis-benchmark` from redis-tools) — on
 //!   a private server: time until a silence written on one of five Redis-mode peers is on all
 //!   five (p50, p99), next to one bare PUBLISH reaching a subscriber through the same server.
@@ -55,6 +64,7 @@ mod codec;
 mod redis;
 mod redis_load;
 mod report;
+mod soak;
 mod state;
 
 use std::process::ExitCode;
@@ -74,13 +84,15 @@ pub(crate) struct Args {
     pub(crate) seconds: f64,
     pub(crate) nodes: usize,
     pub(crate) size: usize,
+    /// How long `soak` runs.
+    pub(crate) minutes: f64,
 }
 
 /// Scenarios run when none is named (each well under a minute in total).
 const DEFAULT_SCENARIOS: &[&str] = &["broadcast", "idle", "codec", "silences", "dedup", "converge"];
 /// Every scenario; `memory` starts Alertmanager on a million-entry state, so it runs on request.
 const SCENARIOS: &[&str] =
-    &["broadcast", "idle", "codec", "silences", "dedup", "converge", "memory", "redis"];
+    &["broadcast", "idle", "codec", "silences", "dedup", "converge", "memory", "redis", "soak"];
 
 fn main() -> ExitCode {
     // The library's warnings (refused handshakes, dropped messages) explain odd figures.
@@ -89,7 +101,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(msg) => {
             eprintln!(
-                "hearsay-bench: {msg}\nusage: hearsay-bench [{}] [--json] [--compare] [--key] [--tls] [--seconds S] [--nodes N] [--size B]",
+                "hearsay-bench: {msg}\nusage: hearsay-bench [{}] [--json] [--compare] [--key] [--tls] [--seconds S] [--nodes N] [--size B] [--minutes M]",
                 SCENARIOS.join("|")
             );
             return ExitCode::from(2);
@@ -109,6 +121,7 @@ fn main() -> ExitCode {
             "memory" if child::is_child("memory") => state::memory(&args, &mut figures),
             "memory" => child::run("memory", &mut figures),
             "redis" => redis::redis(&args, &mut figures),
+            "soak" => soak::run(&args, &mut figures),
             other => Err(format!("unknown scenario {other}")),
         };
         if let Err(e) = result {
@@ -131,6 +144,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         seconds: 5.0,
         nodes: 3,
         size: 200,
+        minutes: 3.0,
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -141,6 +155,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--tls" => args.tls = true,
             "--seconds" => args.seconds = parse_in("--seconds", &value("--seconds")?, 0.1, 600.0)?,
             "--nodes" => args.nodes = parse_in("--nodes", &value("--nodes")?, 2.0, 64.0)? as usize,
+            "--minutes" => {
+                args.minutes = parse_in("--minutes", &value("--minutes")?, 0.5, 7.0 * 24.0 * 60.0)?
+            }
             "--size" => args.size = parse_in("--size", &value("--size")?, 16.0, 1395.0)? as usize,
             s if SCENARIOS.contains(&s) => args.scenarios.push(arg),
             other => return Err(format!("unknown argument {other}")),
