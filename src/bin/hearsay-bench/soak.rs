@@ -13,7 +13,7 @@
 //! shuts down and starts again from its directory under a new name, as Alertmanager restarts.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,7 @@ impl Member {
     }
 }
 
-fn start(index: usize, lives: usize, dir: &PathBuf, peers: Vec<String>) -> Result<Node, String> {
+fn start(index: usize, lives: usize, dir: &Path, peers: Vec<String>) -> Result<Node, String> {
     let states = StatesConfig::alertmanager(Duration::from_secs(120 * 3600));
     let cluster = states.load(Some(dir)).map_err(|e| e.to_string())?;
     // Thread names are cut at 15 bytes: `hearsay-soak-07` is each node's loop, every life.
@@ -92,7 +92,7 @@ fn start(index: usize, lives: usize, dir: &PathBuf, peers: Vec<String>) -> Resul
         NodeConfig::alertmanager(Some(&name), "127.0.0.1:0".parse().expect("literal"), peers);
     config.maintenance_interval = Duration::from_secs(30);
     config.swim.push_pull_interval = PUSH_PULL;
-    Node::start_cluster(config, cluster, Some(states.snapshots(dir.clone())))
+    Node::start_cluster(config, cluster, Some(states.snapshots(dir.to_path_buf())))
         .map_err(|e| format!("{name}: {e}"))
 }
 
