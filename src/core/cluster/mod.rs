@@ -294,8 +294,8 @@ impl Cluster {
         self.journal.get_or_insert_with(Vec::new);
     }
 
-    /// The local writes since the last call, oldest first: `(key, the state's payload)`, what
-    /// a peer merges. Empty unless [`Cluster::keep_journal`] was called.
+    /// The local writes of native states since the last call, oldest first: `(key, the
+    /// state's payload)`, what a peer merges. Empty unless [`Cluster::keep_journal`] was called.
     pub fn take_journal(&mut self) -> Vec<(String, Vec<u8>)> {
         self.journal.as_mut().map(std::mem::take).unwrap_or_default()
     }
@@ -455,7 +455,11 @@ impl Cluster {
     /// a notification record is rare and matters, so the writer delivers it directly too. Go
     /// peers handle the extra copy as any user message; the merge makes it a no-op.
     pub fn publish(&mut self, key: &str, data: Vec<u8>) -> bool {
-        if let Some(journal) = &mut self.journal {
+        // Only native states: a host-owned one (a key the host took included) is the host's
+        // to persist, and a start could not merge it into anything.
+        if let Some(journal) = &mut self.journal
+            && matches!(self.slots.get(key), Some(Slot::Replicated(_)))
+        {
             journal.push((key.to_owned(), data.clone()));
         }
         if self.fanout == Fanout::PubSub {
