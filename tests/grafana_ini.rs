@@ -198,7 +198,14 @@ fn redis_cluster_nodes_from_ini_files() {
     let mut keys: Vec<String> = nodes
         .ports
         .iter()
-        .flat_map(|p| nodes.cli(*p, &["--scan", "--pattern", "ini-cluster:*"]).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|p| {
+            nodes
+                .cli(*p, &["--scan", "--pattern", "ini-cluster:*"])
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .collect();
     keys.sort();
     assert_eq!(keys, ["ini-cluster:grafana-a", "ini-cluster:grafana-b"]);

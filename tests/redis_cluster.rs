@@ -208,8 +208,7 @@ fn a_heartbeat_slot_moves_while_writes_go_on_and_nothing_acknowledged_is_lost() 
     assert!(migrated.contains("OK") || migrated.contains("NOKEY"), "MIGRATE: {migrated}");
     write("migrating");
     wait_for("the heartbeat is written where ASK sends it", SPREAD, || {
-        heartbeats_on(&nodes, to).contains(&key)
-            && redirects(&a) >= 1
+        heartbeats_on(&nodes, to).contains(&key) && redirects(&a) >= 1
     });
     // The move completes: every node learns the new owner, and MOVED sends the peers there.
     for port in &nodes.ports {

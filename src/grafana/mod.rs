@@ -547,12 +547,10 @@ impl Keys<'_> {
                        (ha_redis_sentinel_mode_enabled is on too)";
             return Err(self.error("ha_redis_cluster_mode_enabled", origin.clone(), why.into()));
         }
-        let flags = [
-            (
-                "ha_single_node_evaluation",
-                "single-node evaluation (alerts broadcast from position 0) is not supported yet",
-            ),
-        ];
+        let flags = [(
+            "ha_single_node_evaluation",
+            "single-node evaluation (alerts broadcast from position 0) is not supported yet",
+        )];
         for (key, why) in flags {
             if let Some((true, origin)) = self.bool(key)? {
                 return Err(self.error(

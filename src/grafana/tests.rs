@@ -356,8 +356,10 @@ fn cluster_mode_reads_a_list_of_nodes_as_go_redis_does() {
         assert_eq!(redis.db, Some(0), "cluster clients ignore ha_redis_db");
         assert!(redis.sentinel.is_none());
     }
-    let s = parse("[unified_alerting]\nha_redis_cluster_mode_enabled = true\nha_redis_address = c:7000\n")
-        .expect("loads");
+    let s = parse(
+        "[unified_alerting]\nha_redis_cluster_mode_enabled = true\nha_redis_address = c:7000\n",
+    )
+    .expect("loads");
     assert_eq!(s.node_config().redis.and_then(|r| r.cluster).expect("Cluster").addrs, ["c:7000"]);
     let s = parse("[unified_alerting]\nha_redis_address = c:6379\n").expect("loads");
     assert!(s.node_config().redis.and_then(|r| r.cluster).is_none(), "one address: one server");

@@ -356,12 +356,22 @@ impl ClusterNodes {
         let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
             .and_then(|c| c.get_connection())
             .expect("a cluster node answers");
-        let slots: Vec<(u16, u16, (String, u16, String))> =
+        let slots: Vec<Vec<redis::Value>> =
             redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn).expect("CLUSTER SLOTS");
+        let int = |v: &redis::Value| match v {
+            redis::Value::Int(n) => u16::try_from(*n).ok(),
+            _ => None,
+        };
         slots
-            .into_iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&slot))
-            .map(|(_, _, (_, port, _))| port)
+            .iter()
+            .find_map(|range| match range.as_slice() {
+                [first, last, redis::Value::Array(master), ..]
+                    if (int(first)?..=int(last)?).contains(&slot) =>
+                {
+                    master.get(1).and_then(int)
+                }
+                _ => None,
+            })
             .expect("every slot is served")
     }
 

@@ -65,7 +65,12 @@ pub(super) struct Topology {
 impl Topology {
     pub(super) fn new(settings: ClusterSettings) -> Self {
         debug_assert!(!settings.seeds.is_empty(), "Cluster mode needs a seed address");
-        Self { seeds: settings.seeds, masters: Default::default(), ranges: Vec::new(), home: [0, 0] }
+        Self {
+            seeds: settings.seeds,
+            masters: Default::default(),
+            ranges: Vec::new(),
+            home: [0, 0],
+        }
     }
 
     /// Nodes the command and subscriber links may use: the masters known, then the seeds.
@@ -149,7 +154,8 @@ pub(super) fn slots_reply(value: &Value, asked_host: &str) -> Result<Vec<(u16, u
         else {
             return Err(());
         };
-        let (first, last) = (u16::try_from(*first).map_err(|_| ())?, u16::try_from(*last).map_err(|_| ())?);
+        let (first, last) =
+            (u16::try_from(*first).map_err(|_| ())?, u16::try_from(*last).map_err(|_| ())?);
         if first > last || last >= SLOTS {
             return Err(());
         }
@@ -381,7 +387,10 @@ mod tests {
 
     #[test]
     fn redirections_parse_and_odd_ones_are_refused() {
-        assert_eq!(redirect("MOVED", Some("3999 127.0.0.1:6381")), Some((false, 3999, "127.0.0.1:6381".into())));
+        assert_eq!(
+            redirect("MOVED", Some("3999 127.0.0.1:6381")),
+            Some((false, 3999, "127.0.0.1:6381".into()))
+        );
         assert_eq!(redirect("ASK", Some("3999 h:1")), Some((true, 3999, "h:1".into())));
         assert_eq!(redirect("MOVED", Some("3999 :6381")), None);
         assert_eq!(redirect("MOVED", Some("99999 h:1")), None);

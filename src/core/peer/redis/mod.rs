@@ -42,11 +42,11 @@ use prost::Message as _;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
+pub use cluster::{ClusterSettings, MAX_SEEDS, slot};
 pub use layout::{
     HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT_SECS, HEARTBEAT_TTL_SECS, MEMBERS_VALID_FOR,
     RedisInbound, RedisLayout, SETTLE_INTERVAL, SETTLE_TIMEOUT, live_members,
 };
-pub use cluster::{ClusterSettings, MAX_SEEDS, slot};
 pub use link::{Link, LinkFailure, MAX_MASTERS};
 pub use sentinel::{SWITCH_MASTER_CHANNEL, SentinelSettings};
 
@@ -786,8 +786,7 @@ impl RedisPeer {
     /// would leave members out and shift positions.
     fn start_scan(&mut self) {
         let links = if self.in_cluster() { self.master_links() } else { vec![Link::Command] };
-        if self.scan.is_some() || links.is_empty() || !links.iter().all(|l| self.link(*l).is_up())
-        {
+        if self.scan.is_some() || links.is_empty() || !links.iter().all(|l| self.link(*l).is_up()) {
             return;
         }
         self.scans_started += 1;
@@ -886,7 +885,8 @@ impl RedisPeer {
                 self.full_state_in_flight = self.full_state_in_flight.saturating_sub(len);
             }
         }
-        let keyed = matches!(link, Link::Master(_)) || (link == Link::Command && !self.in_cluster());
+        let keyed =
+            matches!(link, Link::Master(_)) || (link == Link::Command && !self.in_cluster());
         if keyed {
             self.abandon_scan();
             if self.link(link).in_flight.iter().any(|(s, _)| *s == Sent::Heartbeat) {

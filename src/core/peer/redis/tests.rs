@@ -714,10 +714,7 @@ const M0: &str = "10.0.1.1:7000";
 const M1: &str = "10.0.1.2:7000";
 
 fn cluster_settings() -> RedisSettings {
-    RedisSettings {
-        cluster: Some(ClusterSettings { seeds: vec![SEED.into()] }),
-        ..settings()
-    }
+    RedisSettings { cluster: Some(ClusterSettings { seeds: vec![SEED.into()] }), ..settings() }
 }
 
 /// A `CLUSTER SLOTS` reply: slots below `split` on M0, the rest on M1 (or all on M0).
@@ -744,13 +741,19 @@ fn slot_map(split: Option<u16>) -> Value {
 fn on_cluster(split: u16) -> RedisPeer {
     let now = Millis(0);
     let mut p = peer_with(cluster_settings());
-    assert_eq!(links(&mut p), [LinkAction::Open(Link::Command), LinkAction::Open(Link::Subscriber)]);
+    assert_eq!(
+        links(&mut p),
+        [LinkAction::Open(Link::Command), LinkAction::Open(Link::Subscriber)]
+    );
     assert_eq!(p.target(Link::Command), Some(SEED));
     p.handle_connected(now, unix(now), Link::Command);
     p.handle_connected(now, unix(now), Link::Subscriber);
     assert_eq!(commands(&mut p, Link::Command), [Command::ClusterSlots]);
     p.handle_value(now, unix(now), Link::Command, slot_map(Some(split)));
-    assert_eq!(links(&mut p), [LinkAction::Open(Link::Master(0)), LinkAction::Open(Link::Master(1))]);
+    assert_eq!(
+        links(&mut p),
+        [LinkAction::Open(Link::Master(0)), LinkAction::Open(Link::Master(1))]
+    );
     assert_eq!((p.target(Link::Master(0)), p.target(Link::Master(1))), (Some(M0), Some(M1)));
     for _ in commands(&mut p, Link::Subscriber) {
         p.handle_value(now, unix(now), Link::Subscriber, subscribed("ch"));
@@ -778,7 +781,9 @@ fn drive_masters(p: &mut RedisPeer, now: Millis) -> Vec<(Link, Command)> {
                         Value::Array(vec![bulk(b"0"), Value::Array(keys)])
                     }
                     Command::Mget(ks) => Value::Array(
-                        ks.iter().map(|_| bulk((unix(now).0 / 1000).to_string().as_bytes())).collect(),
+                        ks.iter()
+                            .map(|_| bulk((unix(now).0 / 1000).to_string().as_bytes()))
+                            .collect(),
                     ),
                     Command::Del(_) => Value::Int(1),
                     _ => Value::Okay,
@@ -815,8 +820,11 @@ fn cluster_mode_reads_the_map_and_routes_the_heartbeat_by_slot() {
         let now = Millis(0) + HEARTBEAT_INTERVAL;
         p.handle_timeout(now, unix(now));
         let sent = drive_masters(&mut p, now);
-        let beats: Vec<Link> =
-            sent.iter().filter(|(_, c)| matches!(c, Command::Set { .. })).map(|(l, _)| *l).collect();
+        let beats: Vec<Link> = sent
+            .iter()
+            .filter(|(_, c)| matches!(c, Command::Set { .. }))
+            .map(|(l, _)| *l)
+            .collect();
         assert_eq!(beats, [Link::Master(master)]);
         let scans = sent.iter().filter(|(_, c)| matches!(c, Command::Scan { .. })).count();
         assert_eq!(scans, 2);
@@ -829,7 +837,10 @@ fn publishes_go_on_the_command_link_in_cluster_mode() {
     let mut p = on_cluster(split_for_own_key_on(0));
     p.publish("silences:1", b"x", false).expect("room");
     let cmds = commands(&mut p, Link::Command);
-    assert!(matches!(&cmds[..], [Command::Publish { channel, .. }] if channel == "g:silences:1"), "{cmds:?}");
+    assert!(
+        matches!(&cmds[..], [Command::Publish { channel, .. }] if channel == "g:silences:1"),
+        "{cmds:?}"
+    );
     assert!(commands(&mut p, Link::Master(0)).is_empty());
 }
 
