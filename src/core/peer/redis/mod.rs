@@ -1020,7 +1020,7 @@ impl RedisPeer {
     }
 
     fn on_scan_page(&mut self, link: Link, id: u64, value: redis::Value) {
-        if !self.scan.as_ref().is_some_and(|s| s.id == id) {
+        if self.scan.as_ref().is_none_or(|s| s.id != id) {
             return;
         }
         let Ok((cursor, page)) = redis::from_redis_value::<(u64, Vec<Vec<u8>>)>(value) else {
