@@ -160,10 +160,9 @@ fn unknown_ha_keys_are_refused_with_a_suggestion() {
 
 #[test]
 fn what_hearsay_cannot_do_yet_is_refused_by_name() {
-    for (text, key) in [("ha_single_node_evaluation = true", "ha_single_node_evaluation")] {
-        let e = error(&format!("[unified_alerting]\n{text}\n"));
-        assert!(e.contains(key) && e.contains("not supported yet") && e.contains("line 2"), "{e}");
-    }
+    let (text, key) = ("ha_single_node_evaluation = true", "ha_single_node_evaluation");
+    let e = error(&format!("[unified_alerting]\n{text}\n"));
+    assert!(e.contains(key) && e.contains("not supported yet") && e.contains("line 2"), "{e}");
     // Off, or empty, changes nothing.
     parse(
         "[unified_alerting]\nha_redis_cluster_mode_enabled = false\n\
