@@ -62,7 +62,7 @@ integration:
 	  --test interop_memberlist --test c_abi -- --test-threads=4
 	$(CARGO) test --locked --test mixed_cluster --test hearsay_api --test redis_peer \
 	  --test cluster_tls --test grafana_redis_peer --test grafana_ini --test redis_sentinel \
-	  --test faults -- --test-threads=2
+	  --test redis_cluster --test faults -- --test-threads=2
 
 # The Go binding (cgo) against this build of the library, with the race detector; it runs
 # Alertmanager's own Go silences on hearsay nodes.

@@ -384,6 +384,15 @@ hs_result hs_config_set_redis_sentinel(struct hs_config *config,
                                        struct hs_str username,
                                        struct hs_str password);
 
+// Redis Cluster (`ha_redis_cluster_mode_enabled`): read the slot map from the nodes at
+// `addrs`, a comma list of `host:port` (`ha_redis_address` in Cluster mode), send each key
+// to the master owning its slot and follow `MOVED`/`ASK` redirections. The URL of
+// `hs_config_set_redis` (still required) gives the scheme and credentials, its host unused;
+// its database must be 0. An empty list is `HS_RESULT_INVALID_ARGUMENT`; with Sentinel also
+// set, `hs_node_new` fails (the two are exclusive). Not thread-safe, like every
+// `hs_config_*` call.
+hs_result hs_config_set_redis_cluster(struct hs_config *config, struct hs_str addrs);
+
 // The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
 // `HS_RESULT_INVALID_ARGUMENT` when negative.
 hs_result hs_config_set_redis_db(struct hs_config *config, int64_t db);

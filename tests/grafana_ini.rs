@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hearsay::grafana::UnifiedAlerting;
 use util::alertmanager::{Hearsay, add_silence, free_port, scratch, summary};
-use util::redis::RedisServer;
+use util::redis::{ClusterNodes, RedisServer};
 
 /// Settle fast; flags beside `--config.file` override the file (tested here too).
 const FAST: [&str; 1] = ["--cluster.settle-timeout=3s"];
@@ -174,6 +174,41 @@ fn redis_nodes_from_ini_files() {
         redis::cmd("KEYS").arg("ini-test:*").query(&mut redis.client()).expect("KEYS");
     keys.sort();
     assert_eq!(keys, ["ini-test:grafana-a", "ini-test:grafana-b"]);
+}
+
+/// The Redis Cluster route: `ha_redis_cluster_mode_enabled` with the nodes as a comma list
+/// (spaces after the commas, as people write them), two nodes on a real three-master cluster.
+#[test]
+fn redis_cluster_nodes_from_ini_files() {
+    let nodes = ClusterNodes::start();
+    let dir = scratch("ini-redis-cluster");
+    let ini = |name: &str| {
+        grafana_ini(&format!(
+            "ha_redis_address = {}\nha_redis_cluster_mode_enabled = true\n\
+             ha_redis_prefix = ini-cluster\nha_redis_peer_name = {name}\n\
+             ha_push_pull_interval = 2s\n",
+            nodes.addrs().join(", ")
+        ))
+    };
+    let unused: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = hearsay(&write(&dir, "a.ini", &ini("grafana-a")), &dir.join("a"), unused, &[]);
+    let b = hearsay(&write(&dir, "b.ini", &ini("grafana-b")), &dir.join("b"), unused, &[]);
+    replicates(&a, &b);
+    // Each heartbeat lives on the master owning its slot.
+    let mut keys: Vec<String> = nodes
+        .ports
+        .iter()
+        .flat_map(|p| {
+            nodes
+                .cli(*p, &["--scan", "--pattern", "ini-cluster:*"])
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["ini-cluster:grafana-a", "ini-cluster:grafana-b"]);
 }
 
 /// The metric families (`# TYPE` lines) of a `/metrics` exposition.

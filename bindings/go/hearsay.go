@@ -105,6 +105,11 @@ type Config struct {
 	// learnt from the Sentinels and followed through failovers. RedisURL is still required:
 	// its scheme and database apply to the master, its host is unused. Nil: RedisURL's server.
 	RedisSentinel *RedisSentinelConfig
+	// RedisCluster turns Redis Cluster on (ha_redis_cluster_mode_enabled): the host:port of
+	// cluster nodes to read the slot map from (ha_redis_address in Cluster mode); keys go to
+	// the master owning their slot. RedisURL is still required: its scheme and credentials
+	// apply, its host is unused. Empty: RedisURL's server. Exclusive with RedisSentinel.
+	RedisCluster []string
 	// Orgs are the Grafana organisations whose native states the node carries, as Grafana's
 	// per-organisation Alertmanagers register them on their shared peer:
 	// notificationlog:<org> and silences:<org> each (snapshot files nflog:<org> and
@@ -294,6 +299,10 @@ func redisSteps(p *runtime.Pinner, config *C.hs_config, cfg *Config) []func() C.
 			return C.hs_config_set_redis_sentinel(config, str(p, st.MasterName), str(p, addrs),
 				str(p, st.Username), str(p, st.Password))
 		})
+	}
+	if len(cfg.RedisCluster) > 0 {
+		addrs := strings.Join(cfg.RedisCluster, ",")
+		steps = append(steps, func() C.hs_result { return C.hs_config_set_redis_cluster(config, str(p, addrs)) })
 	}
 	if t := cfg.RedisTLS; t != nil {
 		steps = append(steps, func() C.hs_result {

@@ -40,6 +40,8 @@ pub struct hs_config {
     pub(crate) redis_tls_enabled: bool,
     /// Redis Sentinel (set by `hs_config_set_redis_sentinel`, or Grafana's ini).
     pub(crate) redis_sentinel: Option<crate::node::RedisSentinel>,
+    /// Redis Cluster (set by `hs_config_set_redis_cluster`, or Grafana's ini).
+    pub(crate) redis_cluster: Option<crate::node::RedisCluster>,
     /// AES-GCM keys, the first the primary; empty is no encryption.
     pub(crate) secret_keys: Vec<SecretKey>,
     pub(crate) gossip_verify_incoming: bool,
@@ -82,6 +84,7 @@ impl Default for hs_config {
             redis_tls: TlsClient::default(),
             redis_tls_enabled: false,
             redis_sentinel: None,
+            redis_cluster: None,
             secret_keys: Vec::new(),
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
@@ -383,6 +386,33 @@ pub extern "C" fn hs_config_set_redis_sentinel(
     })
 }
 
+/// Redis Cluster (`ha_redis_cluster_mode_enabled`): read the slot map from the nodes at
+/// `addrs`, a comma list of `host:port` (`ha_redis_address` in Cluster mode), send each key
+/// to the master owning its slot and follow `MOVED`/`ASK` redirections. The URL of
+/// `hs_config_set_redis` (still required) gives the scheme and credentials, its host unused;
+/// its database must be 0. An empty list is `HS_RESULT_INVALID_ARGUMENT`; with Sentinel also
+/// set, `hs_node_new` fails (the two are exclusive). Not thread-safe, like every
+/// `hs_config_*` call.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_redis_cluster(config: *mut hs_config, addrs: hs_str) -> hs_result {
+    set(config, |c| {
+        let addrs: Vec<String> = text(addrs, "addrs")?
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if addrs.is_empty() {
+            return Err(Failure::new(
+                hs_result::InvalidArgument,
+                "Redis Cluster needs at least one node address",
+            ));
+        }
+        c.redis_cluster = Some(crate::node::RedisCluster { addrs });
+        Ok(())
+    })
+}
+
 /// The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
 /// `HS_RESULT_INVALID_ARGUMENT` when negative.
 #[unsafe(no_mangle)]
@@ -600,6 +630,7 @@ impl hs_config {
         let from_ini = node.redis.as_ref();
         self.redis = g.redis.as_ref().zip(from_ini).map(|(r, n)| (n.url.clone(), r.prefix.clone()));
         self.redis_sentinel = from_ini.and_then(|n| n.sentinel.clone());
+        self.redis_cluster = from_ini.and_then(|n| n.cluster.clone());
         let redis = g.redis.as_ref();
         self.redis_username = redis.map(|r| r.username.clone()).filter(|u| !u.is_empty());
         self.redis_password = redis.map(|r| r.password.clone()).filter(|p| !p.is_empty());

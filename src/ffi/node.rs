@@ -116,6 +116,7 @@ pub extern "C" fn hs_node_start(
                     tls: (c.redis_tls_enabled || url.starts_with("rediss://"))
                         .then(|| c.redis_tls.clone()),
                     sentinel: c.redis_sentinel.clone(),
+                    cluster: c.redis_cluster.clone(),
                     ..RedisConfig::grafana(url, prefix)
                 };
                 NodeConfig::grafana_redis(c.name.as_deref(), redis)

@@ -18,10 +18,12 @@
 //! Where Grafana is lenient, hearsay is not: Grafana's `MustInt`/`MustBool` turn a typo into
 //! the default silently; here a bad value is an error naming the key and its line (or its
 //! environment variable), and so is an unknown `ha_*` key. A key that asks for what hearsay
-//! cannot do yet (Redis Cluster, single-node evaluation) is an error naming it when it would
-//! change behaviour; `false` or empty is fine. Nothing is ever half-loaded. Redis Sentinel is
+//! cannot do yet (single-node evaluation) is an error naming it when it would change
+//! behaviour; `false` or empty is fine. Nothing is ever half-loaded. Redis Sentinel is
 //! `ha_redis_sentinel_mode_enabled` (or a master name alone, as go-redis decides) with
-//! `ha_redis_address` the comma list of Sentinels.
+//! `ha_redis_address` the comma list of Sentinels. Redis Cluster is
+//! `ha_redis_cluster_mode_enabled` (or several addresses without Sentinel, as go-redis's
+//! universal client decides) with `ha_redis_address` the comma list of cluster nodes.
 
 #![forbid(unsafe_code)]
 
@@ -36,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::state::silences::SilencesConfig;
-use crate::node::{NodeConfig, RedisConfig, RedisSentinel};
+use crate::node::{NodeConfig, RedisCluster, RedisConfig, RedisSentinel};
 use crate::tls::{TlsClient, TlsVersion};
 pub use ini::MAX_FILE_BYTES;
 
@@ -171,6 +173,10 @@ pub struct GrafanaRedis {
     /// Redis Sentinel (`ha_redis_sentinel_mode_enabled`, or a master name alone, as in
     /// go-redis): `address` is then a comma list of Sentinels. `None`: one server.
     pub sentinel: Option<GrafanaSentinel>,
+    /// Redis Cluster (`ha_redis_cluster_mode_enabled`, or several addresses without a
+    /// Sentinel master name, as go-redis's universal client decides): `address` is then a
+    /// comma list of cluster nodes, and `ha_redis_db` is ignored as cluster clients do.
+    pub cluster: bool,
 }
 
 /// Grafana's `ha_redis_sentinel_*` keys. `Debug` leaves the password out.
@@ -206,6 +212,7 @@ impl std::fmt::Debug for GrafanaRedis {
             .field("max_conns", &self.max_conns)
             .field("tls", &self.tls)
             .field("sentinel", &self.sentinel)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -336,12 +343,14 @@ impl UnifiedAlerting {
                     username: Some(s.username.clone()).filter(|u| !u.is_empty()),
                     password: Some(s.password.clone()).filter(|p| !p.is_empty()),
                 });
+                let cluster = r.cluster.then(|| RedisCluster { addrs: addrs.clone() });
                 let redis = RedisConfig {
                     username: Some(r.username.clone()).filter(|u| !u.is_empty()),
                     password: Some(r.password.clone()).filter(|p| !p.is_empty()),
-                    db: Some(r.db),
+                    db: Some(if r.cluster { 0 } else { r.db }),
                     tls: r.tls.clone(),
                     sentinel,
+                    cluster,
                     ..RedisConfig::grafana(&url, &r.prefix)
                 };
                 NodeConfig::grafana_redis(r.peer_name.as_deref(), redis)
@@ -538,13 +547,10 @@ impl Keys<'_> {
                        (ha_redis_sentinel_mode_enabled is on too)";
             return Err(self.error("ha_redis_cluster_mode_enabled", origin.clone(), why.into()));
         }
-        let flags = [
-            ("ha_redis_cluster_mode_enabled", "Redis Cluster is not supported yet"),
-            (
-                "ha_single_node_evaluation",
-                "single-node evaluation (alerts broadcast from position 0) is not supported yet",
-            ),
-        ];
+        let flags = [(
+            "ha_single_node_evaluation",
+            "single-node evaluation (alerts broadcast from position 0) is not supported yet",
+        )];
         for (key, why) in flags {
             if let Some((true, origin)) = self.bool(key)? {
                 return Err(self.error(
@@ -580,13 +586,10 @@ impl Keys<'_> {
     fn redis(&self) -> Result<Option<GrafanaRedis>, GrafanaConfigError> {
         let address = self.get("ha_redis_address")?;
         let sentinel = self.sentinel()?;
+        let cluster = sentinel.is_none()
+            && (matches!(self.bool("ha_redis_cluster_mode_enabled")?, Some((true, _)))
+                || address.as_ref().is_some_and(|a| split_addresses(&a.text).count() > 1));
         if let Some(a) = &address {
-            if a.text.contains(',') && sentinel.is_none() {
-                let why = "several addresses select Redis Cluster in Grafana: not supported \
-                           yet; give one host:port (or turn on ha_redis_sentinel_mode_enabled \
-                           for a list of Sentinels)";
-                return Err(self.error("ha_redis_address", a.origin.clone(), why.into()));
-            }
             for one in split_addresses(&a.text) {
                 redis_address(one)
                     .map_err(|m| self.error("ha_redis_address", a.origin.clone(), m))?;
@@ -609,6 +612,7 @@ impl Keys<'_> {
             max_conns: max_conns.unwrap_or(5),
             tls,
             sentinel,
+            cluster,
         }))
     }
 

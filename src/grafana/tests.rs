@@ -160,14 +160,9 @@ fn unknown_ha_keys_are_refused_with_a_suggestion() {
 
 #[test]
 fn what_hearsay_cannot_do_yet_is_refused_by_name() {
-    for (text, key) in [
-        ("ha_redis_cluster_mode_enabled = true", "ha_redis_cluster_mode_enabled"),
-        ("ha_single_node_evaluation = true", "ha_single_node_evaluation"),
-        ("ha_redis_address = a:6379,b:6379", "ha_redis_address"),
-    ] {
-        let e = error(&format!("[unified_alerting]\n{text}\n"));
-        assert!(e.contains(key) && e.contains("not supported yet") && e.contains("line 2"), "{e}");
-    }
+    let (text, key) = ("ha_single_node_evaluation = true", "ha_single_node_evaluation");
+    let e = error(&format!("[unified_alerting]\n{text}\n"));
+    assert!(e.contains(key) && e.contains("not supported yet") && e.contains("line 2"), "{e}");
     // Off, or empty, changes nothing.
     parse(
         "[unified_alerting]\nha_redis_cluster_mode_enabled = false\n\
@@ -343,6 +338,30 @@ fn sentinel_mode_reads_a_list_of_sentinels_and_their_credentials() {
     )
     .expect("loads");
     assert!(s.node_config().redis.and_then(|r| r.sentinel).is_some());
+}
+
+#[test]
+fn cluster_mode_reads_a_list_of_nodes_as_go_redis_does() {
+    // The flag with a list; a list alone (go-redis's universal client picks its cluster
+    // client for two or more addresses); the flag with one address (a configuration endpoint).
+    for text in [
+        "ha_redis_cluster_mode_enabled = true\nha_redis_address = 10.0.0.1:7000, node-b:7001\n",
+        "ha_redis_address = 10.0.0.1:7000,node-b:7001\nha_redis_db = 3\n",
+    ] {
+        let s = parse(&format!("[unified_alerting]\n{text}")).expect("loads");
+        let redis = s.node_config().redis.expect("Redis mode");
+        let cluster = redis.cluster.expect("Cluster mode");
+        assert_eq!(cluster.addrs, ["10.0.0.1:7000", "node-b:7001"]);
+        assert_eq!(redis.db, Some(0), "cluster clients ignore ha_redis_db");
+        assert!(redis.sentinel.is_none());
+    }
+    let s = parse(
+        "[unified_alerting]\nha_redis_cluster_mode_enabled = true\nha_redis_address = c:7000\n",
+    )
+    .expect("loads");
+    assert_eq!(s.node_config().redis.and_then(|r| r.cluster).expect("Cluster").addrs, ["c:7000"]);
+    let s = parse("[unified_alerting]\nha_redis_address = c:6379\n").expect("loads");
+    assert!(s.node_config().redis.and_then(|r| r.cluster).is_none(), "one address: one server");
 }
 
 #[test]

@@ -496,6 +496,7 @@ impl EventLoop {
                         crate::core::peer::redis::Link::Command => "redis-command",
                         crate::core::peer::redis::Link::Subscriber => "redis-subscriber",
                         crate::core::peer::redis::Link::Sentinel => "redis-sentinel",
+                        crate::core::peer::redis::Link::Master(_) => "redis-master",
                     };
                     if !self.throttle.allow(kind) {
                     } else if link == crate::core::peer::redis::Link::Sentinel {
@@ -688,6 +689,7 @@ impl EventLoop {
                 s.link_failures[reason.index()],
             );
         }
+        sync_counter(&m.redis_redirects, s.redirects);
         m.messages_queued.set(gauge(peer.outbox_len() + self.channels.outbound.len()));
         // Grafana's meanings: members = every key under the prefix, health = keys that are
         // no live member.

@@ -61,6 +61,8 @@ pub(crate) struct Metrics {
     /// Redis mode: links that went down, by `reason` (`tls`, `auth`, `io`, ...; see
     /// `LinkFailure`). Ours: Grafana counts none of this.
     pub(crate) redis_connection_errors: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Redis Cluster: commands sent again where `MOVED` or `ASK` pointed. Ours.
+    pub(crate) redis_redirects: Counter,
     /// Packets and streams dropped because they did not decrypt, by `transport` (`packet`,
     /// `stream`). hearsay's own: Alertmanager only logs memberlist's "Decrypt packet failed".
     pub(crate) decrypt_failures: Family<Vec<(&'static str, &'static str)>, Counter>,
@@ -151,6 +153,7 @@ impl Metrics {
             pings_failures: Counter::default(),
             name_conflicts: Counter::default(),
             redis_connection_errors: Family::default(),
+            redis_redirects: Counter::default(),
             decrypt_failures: Family::default(),
             rejected: Family::default(),
             durations: StateDurations::default(),
@@ -335,6 +338,11 @@ impl Metrics {
                     "hearsay_redis_connection_errors",
                     "Redis connections that failed or were dropped, by reason (each is retried)",
                     m.redis_connection_errors.clone(),
+                );
+                r.register(
+                    "hearsay_redis_redirects",
+                    "Commands sent again where a Redis Cluster's MOVED or ASK pointed",
+                    m.redis_redirects.clone(),
                 );
                 // Grafana's Redis peer reports both reasons from the start.
                 for msg_type in ["update", "full_state", "request"] {

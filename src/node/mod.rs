@@ -146,6 +146,48 @@ pub struct RedisConfig {
     /// then apply to the master, and its host and port are unused. Default `None`: the
     /// URL's server.
     pub sentinel: Option<RedisSentinel>,
+    /// Redis Cluster (`ha_redis_cluster_mode_enabled`): `Some` reads the slot map from the
+    /// nodes listed and sends each key to the master owning its slot, following `MOVED` and
+    /// `ASK` redirections; the URL's scheme and credentials then apply to every node, its
+    /// host and port are unused and its database must be 0 (a cluster has no other).
+    /// Default `None`: the URL's server. Exclusive with `sentinel`.
+    pub cluster: Option<RedisCluster>,
+}
+
+/// Where a Redis Cluster is (Grafana's `ha_redis_cluster_mode_enabled` with
+/// `ha_redis_address` as a comma list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisCluster {
+    /// `host:port` of cluster nodes to read the slot map from, tried in turn; 1 to
+    /// [`MAX_CLUSTER_SEEDS`]. The masters the map names are connected to as it names them.
+    pub addrs: Vec<String>,
+}
+
+/// Most seed addresses a [`RedisCluster`] may list.
+pub const MAX_CLUSTER_SEEDS: usize = crate::core::peer::redis::MAX_SEEDS;
+
+impl RedisCluster {
+    /// The core's settings, or why these cannot be used.
+    fn settings(&self) -> Result<crate::core::peer::redis::ClusterSettings, NodeError> {
+        host_ports("cluster", &self.addrs, MAX_CLUSTER_SEEDS)?;
+        Ok(crate::core::peer::redis::ClusterSettings { seeds: self.addrs.clone() })
+    }
+}
+
+/// Refuse a list of `host:port` addresses that is empty, longer than `max`, or holds
+/// anything else.
+fn host_ports(what: &str, addrs: &[String], max: usize) -> Result<(), NodeError> {
+    let refuse = |why: String| Err(NodeError::Redis(format!("{what}: {why}")));
+    if !(1..=max).contains(&addrs.len()) {
+        return refuse(format!("give 1 to {max} addresses"));
+    }
+    for addr in addrs {
+        let port = addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p != 0) {
+            return refuse(format!("{addr:?} is no host:port"));
+        }
+    }
+    Ok(())
 }
 
 /// Where the Sentinels are (Grafana's `ha_redis_sentinel_*` keys). `Debug` leaves the password
@@ -185,15 +227,7 @@ impl RedisSentinel {
         if self.master_name.is_empty() {
             return refuse("the master name is empty (ha_redis_sentinel_master_name)".into());
         }
-        if !(1..=MAX_SENTINELS).contains(&self.addrs.len()) {
-            return refuse(format!("give 1 to {MAX_SENTINELS} Sentinel addresses"));
-        }
-        for addr in &self.addrs {
-            let port = addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
-            if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p != 0) {
-                return refuse(format!("{addr:?} is no host:port"));
-            }
-        }
+        host_ports("sentinel", &self.addrs, MAX_SENTINELS)?;
         let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
         Ok(crate::core::peer::redis::SentinelSettings {
             master_name: self.master_name.clone(),
@@ -223,6 +257,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("prefix", &self.prefix)
             .field("full_state_chunk_bytes", &self.full_state_chunk_bytes)
             .field("sentinel", &self.sentinel)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -242,6 +277,7 @@ impl RedisConfig {
             prefix: prefix.to_owned(),
             full_state_chunk_bytes: 1 << 20,
             sentinel: None,
+            cluster: None,
         }
     }
 }
@@ -1159,6 +1195,20 @@ fn start_redis(
     };
     endpoint.apply(&mut settings);
     settings.sentinel = redis.sentinel.as_ref().map(RedisSentinel::settings).transpose()?;
+    settings.cluster = redis.cluster.as_ref().map(RedisCluster::settings).transpose()?;
+    if settings.cluster.is_some() {
+        if settings.sentinel.is_some() {
+            return Err(NodeError::Redis(
+                "Redis Cluster and Redis Sentinel are mutually exclusive".into(),
+            ));
+        }
+        if settings.db != 0 {
+            return Err(NodeError::Redis(format!(
+                "cluster: a Redis Cluster has database 0 only (db {} given)",
+                settings.db
+            )));
+        }
+    }
     let keys: Vec<String> =
         cluster.map(|c| c.lock().keys().map(str::to_owned).collect()).unwrap_or_default();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -1356,6 +1406,16 @@ mod tests {
         ] {
             let e = bad.settings().expect_err("refused");
             assert!(e.to_string().contains("sentinel"), "{e}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_need_host_port_seeds() {
+        let ok = RedisCluster { addrs: vec!["127.0.0.1:7000".into(), "node-b:7001".into()] };
+        assert_eq!(ok.settings().expect("valid").seeds, ok.addrs);
+        for bad in [vec![], vec!["no-port".to_owned()], vec![":7000".to_owned()]] {
+            let e = RedisCluster { addrs: bad }.settings().expect_err("refused");
+            assert!(e.to_string().contains("cluster"), "{e}");
         }
     }
 }

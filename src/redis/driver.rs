@@ -2,7 +2,7 @@
 //! [`RedisPeer`] core.
 //!
 //! One thread, one `Poll`: the command and subscriber connections (and, with Redis Sentinel,
-//! one to a Sentinel) and a [`Waker`]. Each link connects where the core says
+//! one to a Sentinel; with Redis Cluster, one per master) and a [`Waker`]. Each link connects where the core says
 //! ([`RedisPeer::target`]: a Sentinel, the master it named) or else to the configured server. Each turn
 //! sleeps until a connection is ready, the core's deadline or the caller's; drives every ready
 //! connection (reads until `WouldBlock` or a fairness budget, parses every reply); and writes
@@ -37,7 +37,7 @@ const WRITE_BUFFER_BYTES: usize = 4 << 20;
 const MAX_NAMES: usize = 16;
 
 fn token(link: Link) -> Token {
-    Token(1 + link as usize)
+    Token(1 + link.index())
 }
 
 /// Where Redis is.
@@ -74,11 +74,11 @@ pub(crate) struct RedisDriver {
     unresolved: Vec<(Link, String)>,
     /// Names to hand to the resolver (see [`Self::take_lookup`]).
     lookups: Vec<String>,
-    conns: [Option<RespConn>; 3],
+    conns: [Option<RespConn>; Link::COUNT],
     /// The name each connection was opened to, if it was one.
-    conn_names: [Option<String>; 3],
+    conn_names: [Option<String>; Link::COUNT],
     /// A connection stopped reading at its budget: drive it again without waiting.
-    more: [bool; 3],
+    more: [bool; Link::COUNT],
     peer: RedisPeer,
     values: Vec<::redis::Value>,
     scratch: Vec<u8>,
@@ -106,9 +106,9 @@ impl RedisDriver {
             resolved: Vec::new(),
             unresolved: Vec::new(),
             lookups: Vec::new(),
-            conns: [None, None, None],
-            conn_names: [None, None, None],
-            more: [false; 3],
+            conns: std::array::from_fn(|_| None),
+            conn_names: std::array::from_fn(|_| None),
+            more: [false; Link::COUNT],
             peer,
             values: Vec::new(),
             scratch: Vec::new(),
@@ -155,7 +155,7 @@ impl RedisDriver {
         }
         let ready: Vec<Token> = self.events.iter().map(|e| e.token()).collect();
         for link in Link::ALL {
-            if ready.contains(&token(link)) || self.more[link as usize] {
+            if ready.contains(&token(link)) || self.more[link.index()] {
                 self.drive(link);
             }
         }
@@ -176,7 +176,7 @@ impl RedisDriver {
             }
         }
         for link in Link::ALL {
-            let Some(conn) = self.conns[link as usize].as_mut() else { continue };
+            let Some(conn) = self.conns[link.index()].as_mut() else { continue };
             let mut queued = false;
             while conn.unwritten() < WRITE_BUFFER_BYTES {
                 let Some(cmd) = self.peer.poll_command(link) else { break };
@@ -235,7 +235,7 @@ impl RedisDriver {
 
     fn open(&mut self, link: Link) {
         self.close(link);
-        let i = link as usize;
+        let i = link.index();
         let addr = match self.target_of(link) {
             Target::Addr(addr) => {
                 self.conn_names[i] = None;
@@ -269,14 +269,14 @@ impl RedisDriver {
                 Ok(conn)
             });
         match registered {
-            Ok(conn) => self.conns[link as usize] = Some(conn),
+            Ok(conn) => self.conns[link.index()] = Some(conn),
             Err(e) => self.failed(link, reason(&e), &e.to_string()),
         }
     }
 
     fn close(&mut self, link: Link) {
-        self.more[link as usize] = false;
-        if let Some(mut conn) = self.conns[link as usize].take() {
+        self.more[link.index()] = false;
+        if let Some(mut conn) = self.conns[link.index()].take() {
             let _ = self.poll.registry().deregister(conn.source());
             let s = conn.stats();
             self.closed_bytes.0 += s.bytes_written;
@@ -296,7 +296,7 @@ impl RedisDriver {
     /// is resolved again once every address failed).
     fn failed(&mut self, link: Link, reason: LinkFailure, why: &str) {
         self.close(link);
-        if let Some(host) = self.conn_names[link as usize].take()
+        if let Some(host) = self.conn_names[link.index()].take()
             && let Some(i) = self.resolved.iter().position(|(h, _)| *h == host)
         {
             let addrs = &mut self.resolved[i].1;
@@ -311,7 +311,7 @@ impl RedisDriver {
 
     /// Drive one connection: finish its connect, write, read, and hand every value to the core.
     fn drive(&mut self, link: Link) {
-        let Some(conn) = self.conns[link as usize].as_mut() else { return };
+        let Some(conn) = self.conns[link.index()].as_mut() else { return };
         self.values.clear();
         let driven = conn.drive(&mut self.values);
         let interest = conn.interest();
@@ -325,8 +325,8 @@ impl RedisDriver {
                 for value in self.values.drain(..) {
                     self.peer.handle_value(now, unix, link, value);
                 }
-                self.more[link as usize] = d.more;
-                if let Some(conn) = self.conns[link as usize].as_mut() {
+                self.more[link.index()] = d.more;
+                if let Some(conn) = self.conns[link.index()].as_mut() {
                     // Interest follows what is left to write.
                     let _ = self.poll.registry().reregister(conn.source(), token(link), interest);
                 }

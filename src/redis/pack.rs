@@ -34,6 +34,8 @@ pub(crate) fn pack(cmd: &Command, out: &mut Vec<u8>) {
         Command::SentinelMaster(name) => {
             ::redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(name).clone()
         }
+        Command::ClusterSlots => ::redis::cmd("CLUSTER").arg("SLOTS").clone(),
+        Command::Asking => ::redis::cmd("ASKING"),
     };
     packed.write_packed_command(out);
 }

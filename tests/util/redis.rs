@@ -259,3 +259,133 @@ impl Drop for Sentinel {
         let _ = self.child.wait();
     }
 }
+
+/// A Redis Cluster of three masters (`redis-server --cluster-enabled yes`, no replicas) on
+/// loopback ports, created with `redis-cli --cluster create`, each node's configuration file
+/// (and the `nodes.conf` Redis keeps) in a scratch directory; stopped when dropped.
+pub struct ClusterNodes {
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+}
+
+/// A port whose cluster bus port (+10000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = super::alertmanager::free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl ClusterNodes {
+    /// Three masters sharing the 16384 slots, `cluster_state:ok` on every one.
+    pub fn start() -> Self {
+        let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+        let dir = super::alertmanager::scratch("redis-cluster");
+        let children = ports
+            .iter()
+            .map(|port| {
+                let conf = dir.join(format!("redis-{port}.conf"));
+                let text = format!(
+                    "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
+                     cluster-enabled yes\ncluster-config-file nodes-{port}.conf\n\
+                     cluster-node-timeout 2000\nsave \"\"\nappendonly no\n",
+                    dir = dir.display()
+                );
+                std::fs::write(&conf, text).expect("write redis.conf");
+                Command::new("redis-server")
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server is required (Debian package redis-server; make deps)")
+            })
+            .collect();
+        let nodes = Self { ports, children };
+        super::wait_for("the cluster nodes answer", Duration::from_secs(10), || {
+            nodes.ports.iter().all(|p| nodes.cli(*p, &["PING"]).is_some_and(|o| o.trim() == "PONG"))
+        });
+        let addrs: Vec<String> = nodes.addrs();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is required (Debian package redis-tools; make deps)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        nodes.wait_ok();
+        nodes
+    }
+
+    /// Until every node says `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        super::wait_for("cluster_state:ok on every node", Duration::from_secs(30), || {
+            self.ports.iter().all(|p| {
+                self.cli(*p, &["CLUSTER", "INFO"]).is_some_and(|o| o.contains("cluster_state:ok"))
+            })
+        });
+    }
+
+    /// `127.0.0.1:port` of every node.
+    pub fn addrs(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+    }
+
+    /// `redis-cli -p port args…` (no `-c`: redirections are the caller's): its output, or
+    /// `None` when it failed.
+    pub fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is required (Debian package redis-tools; make deps)");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The port of the master owning `slot`.
+    pub fn owner(&self, slot: u16) -> u16 {
+        let port = self.ports[0];
+        // `CLUSTER SLOTS`: start, end, then the master (host, port, id) first.
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .and_then(|c| c.get_connection())
+            .expect("a cluster node answers");
+        let slots: Vec<Vec<redis::Value>> =
+            redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn).expect("CLUSTER SLOTS");
+        let int = |v: &redis::Value| match v {
+            redis::Value::Int(n) => u16::try_from(*n).ok(),
+            _ => None,
+        };
+        slots
+            .iter()
+            .find_map(|range| match range.as_slice() {
+                [first, last, redis::Value::Array(master), ..]
+                    if (int(first)?..=int(last)?).contains(&slot) =>
+                {
+                    master.get(1).and_then(int)
+                }
+                _ => None,
+            })
+            .expect("every slot is served")
+    }
+
+    /// The node ID of the node on `port`.
+    pub fn id(&self, port: u16) -> String {
+        self.cli(port, &["CLUSTER", "MYID"]).expect("CLUSTER MYID").trim().to_owned()
+    }
+}
+
+impl Drop for ClusterNodes {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

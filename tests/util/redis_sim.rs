@@ -552,7 +552,7 @@ impl RedisSim {
     /// Node `i`'s connection for `link` is lost: killed by Redis (the node hears of it), or
     /// black-holed (nobody is told; the node's commands go unanswered).
     pub fn drop_link(&mut self, i: usize, link: Link, silently: bool) {
-        let Some(c) = self.nodes[i].links[link as usize] else { return };
+        let Some(c) = self.nodes[i].links[link.index()] else { return };
         if silently {
             if let Some(conn) = self.conns.get_mut(&c) {
                 conn.blackholed = true;
@@ -687,7 +687,7 @@ impl RedisSim {
     /// What the node's driver does with what arrived on `c`, if `c` is still its connection.
     fn at_client(&mut self, c: ConnId, what: ToClient) {
         let Conn { node: i, link, .. } = self.conns[&c];
-        if self.nodes[i].run.is_none() || self.nodes[i].links[link as usize] != Some(c) {
+        if self.nodes[i].run.is_none() || self.nodes[i].links[link.index()] != Some(c) {
             return;
         }
         let (now, unix) = (self.local_now(i), self.wall(i));
@@ -703,7 +703,7 @@ impl RedisSim {
                     (LinkFailure::Closed, "reset")
                 };
                 peer.handle_disconnected(now, unix, link, reason, why);
-                self.nodes[i].links[link as usize] = None;
+                self.nodes[i].links[link.index()] = None;
                 // The driver dropped its socket; Redis' side is gone already.
                 self.conns.remove(&c);
             }
@@ -718,7 +718,7 @@ impl RedisSim {
         let c = self.next_conn;
         let conn = Conn { node: i, link, to_server_at: 0, to_client_at: 0, blackholed: false };
         self.conns.insert(c, conn);
-        self.nodes[i].links[link as usize] = Some(c);
+        self.nodes[i].links[link.index()] = Some(c);
         if self.server.up {
             self.server.clients.insert(c, Client::default());
             self.send_to_client(c, ToClient::Connected);
@@ -729,7 +729,7 @@ impl RedisSim {
 
     /// The driver drops `link`'s connection: Redis sees the close after what was written.
     fn close_link(&mut self, i: usize, link: Link) {
-        if let Some(c) = self.nodes[i].links[link as usize].take() {
+        if let Some(c) = self.nodes[i].links[link.index()].take() {
             self.send_to_server(c, ToServer::Close);
         }
     }
@@ -754,7 +754,7 @@ impl RedisSim {
                 }
             }
             for link in Link::ALL {
-                let Some(c) = self.nodes[i].links[link as usize] else { continue };
+                let Some(c) = self.nodes[i].links[link.index()] else { continue };
                 while let Some(cmd) = self.run_mut(i).peer.poll_command(link) {
                     busy = true;
                     self.trace(i, &format!("{link:?} -> {}", describe_command(&cmd)));

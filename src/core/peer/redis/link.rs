@@ -12,23 +12,58 @@ use crate::core::Millis;
 /// The peer's connections. Grafana opens one per subscription and a pool for commands;
 /// one subscriber connection carries every channel here, and one command connection carries
 /// every command, pipelined. With Redis Sentinel a third one talks to a Sentinel: it asks for
-/// the master and listens for its changes.
+/// the master and listens for its changes. With Redis Cluster the command link talks to any
+/// node (the slot map, publishes: pub/sub is cluster-wide), and one [`Link::Master`] per
+/// master carries the keyed commands of its slots and its share of the membership scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Link {
-    /// Heartbeats, membership scans, publishes.
+    /// Heartbeats, membership scans, publishes (in Cluster mode: the slot map, publishes).
     Command,
     /// `SUBSCRIBE`d to the full-state, request and state channels.
     Subscriber,
     /// To one Sentinel (Sentinel mode only): `SENTINEL GET-MASTER-ADDR-BY-NAME`, then
     /// `SUBSCRIBE +switch-master`.
     Sentinel,
+    /// To one master of a Redis Cluster (Cluster mode only), by its index in the peer's
+    /// table of masters (below [`MAX_MASTERS`]).
+    Master(u8),
 }
 
+/// Most masters of a Redis Cluster the peer keeps links to; a slot map naming more is
+/// refused (counted as unexpected) beyond them. Clusters of that size are far larger than
+/// HA peers need, and the bound keeps the driver's connection table fixed.
+pub const MAX_MASTERS: usize = 16;
+
 impl Link {
-    /// Every link, in a fixed order.
-    pub const ALL: [Link; 3] = [Link::Command, Link::Subscriber, Link::Sentinel];
+    /// How many links there are: the three of every mode and [`MAX_MASTERS`].
+    pub const COUNT: usize = 3 + MAX_MASTERS;
+    /// Every link, in a fixed order ([`Self::index`]).
+    pub const ALL: [Link; Link::COUNT] = Link::all();
     /// The links to the data server (the master, in Sentinel mode).
     pub const DATA: [Link; 2] = [Link::Command, Link::Subscriber];
+
+    const fn all() -> [Link; Link::COUNT] {
+        let mut all = [Link::Command; Link::COUNT];
+        all[1] = Link::Subscriber;
+        all[2] = Link::Sentinel;
+        let mut i = 0;
+        while i < MAX_MASTERS {
+            // MAX_MASTERS fits a u8.
+            all[3 + i] = Link::Master(i as u8);
+            i += 1;
+        }
+        all
+    }
+
+    /// Its position in [`Self::ALL`] (and in per-link tables).
+    pub fn index(self) -> usize {
+        match self {
+            Link::Command => 0,
+            Link::Subscriber => 1,
+            Link::Sentinel => 2,
+            Link::Master(i) => 3 + usize::from(i),
+        }
+    }
 
     /// A name for logs and metrics.
     pub fn as_str(self) -> &'static str {
@@ -36,6 +71,7 @@ impl Link {
             Link::Command => "command",
             Link::Subscriber => "subscriber",
             Link::Sentinel => "sentinel",
+            Link::Master(_) => "master",
         }
     }
 }
@@ -68,11 +104,13 @@ pub enum LinkFailure {
     /// The master moved (a Sentinel said so), or the server refused to act as one
     /// (`READONLY`, `LOADING`, `MASTERDOWN`): the links go to the master the Sentinels name.
     Failover,
+    /// A Redis Cluster master left the slot map: its link is closed.
+    Removed,
 }
 
 impl LinkFailure {
     /// Every reason, in a fixed order.
-    pub const ALL: [LinkFailure; 11] = [
+    pub const ALL: [LinkFailure; 12] = [
         LinkFailure::Connect,
         LinkFailure::Resolve,
         LinkFailure::Tls,
@@ -84,6 +122,7 @@ impl LinkFailure {
         LinkFailure::Timeout,
         LinkFailure::UnknownMaster,
         LinkFailure::Failover,
+        LinkFailure::Removed,
     ];
 
     /// The label value.
@@ -100,6 +139,7 @@ impl LinkFailure {
             LinkFailure::Timeout => "timeout",
             LinkFailure::UnknownMaster => "unknown_master",
             LinkFailure::Failover => "failover",
+            LinkFailure::Removed => "removed",
         }
     }
 
@@ -135,8 +175,14 @@ pub(super) enum Sent {
     Auth,
     Select,
     Heartbeat,
-    Scan,
-    Mget(Vec<String>),
+    /// A `SCAN` page of the membership read with this number.
+    Scan(u64),
+    /// An `MGET` of the membership read with this number.
+    Mget(u64, Vec<String>),
+    /// `CLUSTER SLOTS`.
+    Slots,
+    /// `ASKING` (before a command redirected by `ASK`).
+    Asking,
     /// `SENTINEL GET-MASTER-ADDR-BY-NAME`.
     Master,
     /// A `PUBLISH` of an update, a full-state chunk or a request, and its payload size.

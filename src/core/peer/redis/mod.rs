@@ -29,6 +29,7 @@
 //! connect, one subscriber connection for every channel, the request also after a settle
 //! timeout, no re-merge of our own publishes (see `echo.rs`), coalesced updates.
 
+mod cluster;
 mod echo;
 mod layout;
 mod link;
@@ -41,16 +42,18 @@ use prost::Message as _;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
+pub use cluster::{ClusterSettings, MAX_SEEDS, slot};
 pub use layout::{
     HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT_SECS, HEARTBEAT_TTL_SECS, MEMBERS_VALID_FOR,
     RedisInbound, RedisLayout, SETTLE_INTERVAL, SETTLE_TIMEOUT, live_members,
 };
-pub use link::{Link, LinkFailure};
+pub use link::{Link, LinkFailure, MAX_MASTERS};
 pub use sentinel::{SWITCH_MASTER_CHANNEL, SentinelSettings};
 
 use super::{Lifecycle, Position, earliest};
 use crate::core::cluster::Part;
 use crate::core::{Millis, UnixMillis};
+use cluster::Topology;
 use echo::Echoes;
 use link::{CONNECT_TIMEOUT, LinkState, Sent, State};
 use sentinel::Discovery;
@@ -101,6 +104,9 @@ pub struct RedisSettings {
     /// Redis Sentinel (`ha_redis_sentinel_mode_enabled`): the master is the one the
     /// Sentinels name. `None` (the default): one server, the driver's configured one.
     pub sentinel: Option<SentinelSettings>,
+    /// Redis Cluster (`ha_redis_cluster_mode_enabled`): keys go to the masters that own their
+    /// slots. `None` (the default): one server. Exclusive with `sentinel`.
+    pub cluster: Option<ClusterSettings>,
 }
 
 impl RedisSettings {
@@ -117,6 +123,7 @@ impl RedisSettings {
             maintenance_interval: Duration::from_secs(15 * 60),
             full_state_chunk_bytes: 1 << 20,
             sentinel: None,
+            cluster: None,
         }
     }
 }
@@ -168,6 +175,10 @@ pub enum Command {
     Ping,
     /// `SENTINEL GET-MASTER-ADDR-BY-NAME name` (on the Sentinel link).
     SentinelMaster(String),
+    /// `CLUSTER SLOTS` (Cluster mode, on the command link).
+    ClusterSlots,
+    /// `ASKING` (Cluster mode: the next command follows an `ASK` redirection).
+    Asking,
 }
 
 /// Open or close a link.
@@ -257,6 +268,8 @@ pub struct RedisStats {
     pub link_failures: [u64; LinkFailure::ALL.len()],
     /// Membership reads cut short at [`MAX_SCANNED_KEYS`].
     pub scans_truncated: u64,
+    /// Commands sent again where a Redis Cluster's `MOVED` or `ASK` pointed.
+    pub redirects: u64,
 }
 
 impl RedisStats {
@@ -274,10 +287,19 @@ struct Outgoing {
     delimited: bool,
 }
 
-/// A membership read in progress.
+/// A membership read in progress: `SCAN` pages on one link (every master's in Cluster
+/// mode), then the `MGET`s of the keys found.
 #[derive(Debug, Default)]
 struct Scan {
+    /// Its number, carried by its commands: replies of an abandoned read are ignored.
+    id: u64,
     keys: Vec<String>,
+    /// Links whose `SCAN` has not reached cursor 0 yet.
+    scanning: usize,
+    /// `MGET`s not answered yet.
+    reading: usize,
+    /// What they returned, by key.
+    values: Vec<(String, Option<Vec<u8>>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,9 +325,11 @@ pub struct RedisPeer {
     rng: SmallRng,
     now: Millis,
     unix: UnixMillis,
-    links: [LinkState; 3],
+    links: Vec<LinkState>,
     /// Sentinel mode: the Sentinels and the master they named.
     sentinel: Option<Discovery>,
+    /// Cluster mode: the slot map and the masters.
+    cluster: Option<Topology>,
     /// The subscriber link reconnected: once its subscriptions are confirmed, ask for every
     /// full state and push ours (what was published meanwhile is not replayed).
     resubscribing: bool,
@@ -313,6 +337,7 @@ pub struct RedisPeer {
     members_read_at: Option<Millis>,
     scanned: usize,
     scan: Option<Scan>,
+    scans_started: u64,
     next_beat: Millis,
     next_push: Millis,
     answer_due: Option<Millis>,
@@ -344,11 +369,12 @@ impl RedisPeer {
     ) -> Self {
         let layout = RedisLayout::new(&settings.prefix);
         let sentinel = settings.sentinel.clone().map(Discovery::new);
-        let (links, first): ([LinkState; 3], &[Link]) = if sentinel.is_some() {
-            ([LinkState::idle(), LinkState::idle(), LinkState::new(now)], &[Link::Sentinel])
-        } else {
-            ([LinkState::new(now), LinkState::new(now), LinkState::idle()], &Link::DATA)
-        };
+        let cluster = settings.cluster.clone().map(Topology::new);
+        let first: &[Link] = if sentinel.is_some() { &[Link::Sentinel] } else { &Link::DATA };
+        let links = Link::ALL
+            .iter()
+            .map(|l| if first.contains(l) { LinkState::new(now) } else { LinkState::idle() })
+            .collect();
         Self {
             own_key: layout.heartbeat_key(&settings.name),
             layout,
@@ -364,11 +390,13 @@ impl RedisPeer {
             unix,
             links,
             sentinel,
+            cluster,
             resubscribing: false,
             members: Vec::new(),
             members_read_at: None,
             scanned: 0,
             scan: None,
+            scans_started: 0,
             next_beat: now + HEARTBEAT_INTERVAL,
             next_push: now + settings.push_pull_interval,
             answer_due: None,
@@ -397,18 +425,25 @@ impl RedisPeer {
             self.sentinel_connected();
             return;
         }
+        if let Link::Master(_) = link {
+            self.master_connected(link);
+            return;
+        }
         let reconnect = self.link(link).ever_up;
         let s = &self.settings;
         let auth = s
             .password
             .clone()
             .map(|password| Command::Auth { username: s.username.clone(), password });
-        let select = (link == Link::Command && s.db != 0).then_some(Command::Select(s.db));
+        // A cluster has database 0 only (Grafana's cluster client ignores `ha_redis_db`).
+        let select = (link == Link::Command && s.db != 0 && s.cluster.is_none())
+            .then_some(Command::Select(s.db));
         let l = self.link_mut(link);
         l.state = State::Up;
         l.ever_up = true;
         l.control.extend(auth.into_iter().chain(select));
         match link {
+            Link::Command if self.in_cluster() => self.refresh_map(),
             Link::Command => {
                 self.heartbeat();
                 self.start_scan();
@@ -420,7 +455,7 @@ impl RedisPeer {
                 self.link_mut(link).control.push_back(Command::Subscribe(channels));
                 self.resubscribing = reconnect;
             }
-            Link::Sentinel => {}
+            Link::Sentinel | Link::Master(_) => {}
         }
         if reconnect {
             // Either side may have missed messages while the link was down.
@@ -452,7 +487,7 @@ impl RedisPeer {
             return;
         }
         match link {
-            Link::Command => self.on_reply(value),
+            Link::Command | Link::Master(_) => self.on_reply(link, value),
             Link::Subscriber => self.on_subscriber_value(value),
             Link::Sentinel => self.on_sentinel_value(value),
         }
@@ -476,6 +511,7 @@ impl RedisPeer {
             self.next_beat = now + HEARTBEAT_INTERVAL;
             self.heartbeat();
             self.start_scan();
+            self.refresh_map();
             self.ping(Link::Subscriber);
             self.ping(Link::Sentinel);
         }
@@ -671,10 +707,14 @@ impl RedisPeer {
     /// Where `link` connects: a Sentinel, or the master a Sentinel named (Sentinel mode);
     /// `None` outside Sentinel mode for the data links, which go to the configured server.
     pub fn target(&self, link: Link) -> Option<&str> {
+        if let Some(t) = &self.cluster {
+            return t.target(link);
+        }
         let d = self.sentinel.as_ref()?;
         match link {
             Link::Sentinel => Some(d.current()),
             Link::Command | Link::Subscriber => d.master.as_deref(),
+            Link::Master(_) => None,
         }
     }
 
@@ -711,11 +751,11 @@ impl RedisPeer {
     }
 
     fn link(&self, link: Link) -> &LinkState {
-        &self.links[link as usize]
+        &self.links[link.index()]
     }
 
     fn link_mut(&mut self, link: Link) -> &mut LinkState {
-        &mut self.links[link as usize]
+        &mut self.links[link.index()]
     }
 
     fn want_full_state(&mut self) {
@@ -726,27 +766,40 @@ impl RedisPeer {
     }
 
     fn heartbeat(&mut self) {
-        if !self.link(Link::Command).is_up() {
+        let key = self.own_key.clone();
+        let link = self.key_link(&key);
+        let Some(link) = link.filter(|l| self.link(*l).is_up()) else {
             self.events.push_back(RedisEvent::Heartbeat(None));
             return;
-        }
-        let value = self.unix.0.div_euclid(1000).to_string();
-        let cmd = Command::Set { key: self.own_key.clone(), value, ttl_secs: HEARTBEAT_TTL_SECS };
-        self.link_mut(Link::Command).control.push_back(cmd);
+        };
+        let cmd = self.heartbeat_command();
+        self.link_mut(link).control.push_back(cmd);
     }
 
+    fn heartbeat_command(&self) -> Command {
+        let value = self.unix.0.div_euclid(1000).to_string();
+        Command::Set { key: self.own_key.clone(), value, ttl_secs: HEARTBEAT_TTL_SECS }
+    }
+
+    /// Start a membership read: `SCAN` on the command link, or on every master in Cluster
+    /// mode (each holds its own keys only), once all of them are up: a read of some masters
+    /// would leave members out and shift positions.
     fn start_scan(&mut self) {
-        if self.scan.is_some() || !self.link(Link::Command).is_up() {
+        let links = if self.in_cluster() { self.master_links() } else { vec![Link::Command] };
+        if self.scan.is_some() || links.is_empty() || !links.iter().all(|l| self.link(*l).is_up()) {
             return;
         }
-        self.scan = Some(Scan::default());
-        self.queue_scan_page(0);
+        self.scans_started += 1;
+        self.scan = Some(Scan { id: self.scans_started, scanning: links.len(), ..Scan::default() });
+        for link in links {
+            self.queue_scan_page(link, 0);
+        }
     }
 
-    fn queue_scan_page(&mut self, cursor: u64) {
+    fn queue_scan_page(&mut self, link: Link, cursor: u64) {
         let cmd =
             Command::Scan { cursor, pattern: self.layout.member_pattern(), count: SCAN_COUNT };
-        self.link_mut(Link::Command).control.push_back(cmd);
+        self.link_mut(link).control.push_back(cmd);
     }
 
     /// A ping on a link that otherwise only listens, so a dead one is noticed.
@@ -763,8 +816,8 @@ impl RedisPeer {
             Command::Auth { .. } => Sent::Auth,
             Command::Select(_) => Sent::Select,
             Command::Set { .. } => Sent::Heartbeat,
-            Command::Scan { .. } => Sent::Scan,
-            Command::Mget(keys) => Sent::Mget(keys.clone()),
+            Command::Scan { .. } => Sent::Scan(self.scan.as_ref().map_or(0, |s| s.id)),
+            Command::Mget(keys) => Sent::Mget(self.scan.as_ref().map_or(0, |s| s.id), keys.clone()),
             Command::Publish { channel, payload } => {
                 let kind = if *channel == self.layout.request_channel() {
                     MsgKind::Request
@@ -783,6 +836,8 @@ impl RedisPeer {
             Command::Del(_) => Sent::Del,
             Command::Ping => Sent::Ping,
             Command::SentinelMaster(_) => Sent::Master,
+            Command::ClusterSlots => Sent::Slots,
+            Command::Asking => Sent::Asking,
         };
         let now = self.now;
         self.link_mut(link).in_flight.push_back((sent, now));
@@ -830,18 +885,29 @@ impl RedisPeer {
                 self.full_state_in_flight = self.full_state_in_flight.saturating_sub(len);
             }
         }
-        if link == Link::Command {
-            self.scan = None;
+        let keyed =
+            matches!(link, Link::Master(_)) || (link == Link::Command && !self.in_cluster());
+        if keyed {
+            self.abandon_scan();
             if self.link(link).in_flight.iter().any(|(s, _)| *s == Sent::Heartbeat) {
                 self.events.push_back(RedisEvent::Heartbeat(None));
             }
         } else if link == Link::Subscriber {
             self.echoes.clear();
         }
-        self.links[link as usize].down(self.now, &mut self.rng);
+        if let Some(t) = self.cluster.as_mut()
+            && matches!(link, Link::Command | Link::Subscriber)
+        {
+            t.next_home(link);
+        }
+        self.links[link.index()].down(self.now, &mut self.rng);
         self.events.push_back(RedisEvent::Failure { link, what });
-        if self.stopping != Stopping::Running && link == Link::Command {
+        if self.stopping != Stopping::Running && (link == Link::Command || keyed) {
             self.stop();
+        }
+        if matches!(link, Link::Master(_)) && reason != LinkFailure::Removed {
+            // The master may have gone (its slots taken over): ask for the map again.
+            self.refresh_map();
         }
         // The master may have moved and its notice been missed; a move already known needs
         // no question.
@@ -874,26 +940,30 @@ impl RedisPeer {
         }
     }
 
-    /// A reply on the command link: it answers the oldest command in flight.
-    fn on_reply(&mut self, value: redis::Value) {
-        let Some((sent, at)) = self.link_mut(Link::Command).in_flight.pop_front() else {
+    /// A reply on the command link (or a master's): it answers the oldest command in flight.
+    fn on_reply(&mut self, link: Link, value: redis::Value) {
+        let Some((sent, at)) = self.link_mut(link).in_flight.pop_front() else {
             self.stats.unexpected += 1;
             return;
         };
         if let redis::Value::ServerError(e) = &value {
+            if self.redirected(&sent, e.code(), e.details()) {
+                return;
+            }
             if !self.not_a_master(e.code(), &e.to_string()) {
-                self.on_error_reply(sent, e.to_string());
+                self.on_error_reply(link, sent, e.to_string());
             }
             return;
         }
-        self.link_mut(Link::Command).healthy();
+        self.link_mut(link).healthy();
         match sent {
             Sent::Heartbeat => {
                 let rtt = self.now.since(at);
                 self.events.push_back(RedisEvent::Heartbeat(Some(rtt)));
             }
-            Sent::Scan => self.on_scan_page(value),
-            Sent::Mget(keys) => self.on_mget(&keys, value),
+            Sent::Scan(id) => self.on_scan_page(link, id, value),
+            Sent::Mget(id, keys) => self.on_mget(id, keys, value),
+            Sent::Slots => self.on_slots(&value),
             Sent::Publish(kind, len) => {
                 self.stats.sent[kind.index()] += 1;
                 self.stats.sent_bytes[kind.index()] += len as u64;
@@ -902,11 +972,16 @@ impl RedisPeer {
                 }
             }
             Sent::Del => self.stop(),
-            Sent::Auth | Sent::Select | Sent::Subscribe | Sent::Ping | Sent::Master => {}
+            Sent::Auth
+            | Sent::Select
+            | Sent::Subscribe
+            | Sent::Ping
+            | Sent::Master
+            | Sent::Asking => {}
         }
     }
 
-    fn on_error_reply(&mut self, sent: Sent, what: String) {
+    fn on_error_reply(&mut self, link: Link, sent: Sent, what: String) {
         match sent {
             Sent::Publish(kind, len) => {
                 self.stats.publish_failed[kind.index()] += 1;
@@ -915,25 +990,42 @@ impl RedisPeer {
                 }
             }
             Sent::Heartbeat => self.events.push_back(RedisEvent::Heartbeat(None)),
-            Sent::Scan | Sent::Mget(_) => self.scan = None,
+            Sent::Scan(id) | Sent::Mget(id, _) => {
+                if self.scan.as_ref().is_some_and(|s| s.id == id) {
+                    self.abandon_scan();
+                }
+            }
+            // `CLUSTER SLOTS` refused (cluster support off): the next tick asks again.
+            Sent::Slots | Sent::Asking => {}
             Sent::Del => self.stop(),
             Sent::Auth | Sent::Select | Sent::Subscribe | Sent::Ping | Sent::Master => {
                 // The connection is unusable (a wrong password, a missing database): drop it
                 // and retry with backoff, saying why.
                 let reason =
                     if sent == Sent::Auth { LinkFailure::Auth } else { LinkFailure::Refused };
-                self.actions.push_back(LinkAction::Close(Link::Command));
-                self.fail_link(Link::Command, reason, what);
+                self.actions.push_back(LinkAction::Close(link));
+                self.fail_link(link, reason, what);
                 return;
             }
         }
-        self.events.push_back(RedisEvent::Failure { link: Link::Command, what });
+        self.events.push_back(RedisEvent::Failure { link, what });
     }
 
-    fn on_scan_page(&mut self, value: redis::Value) {
+    /// Drop the membership read in progress and whatever of it waits to be sent.
+    fn abandon_scan(&mut self) {
+        self.scan = None;
+        for l in &mut self.links {
+            l.control.retain(|c| !matches!(c, Command::Scan { .. } | Command::Mget(_)));
+        }
+    }
+
+    fn on_scan_page(&mut self, link: Link, id: u64, value: redis::Value) {
+        if self.scan.as_ref().is_none_or(|s| s.id != id) {
+            return;
+        }
         let Ok((cursor, page)) = redis::from_redis_value::<(u64, Vec<Vec<u8>>)>(value) else {
             self.stats.unexpected += 1;
-            self.scan = None;
+            self.abandon_scan();
             return;
         };
         let Some(scan) = self.scan.as_mut() else { return };
@@ -944,21 +1036,70 @@ impl RedisPeer {
             self.stats.scans_truncated += 1;
         }
         if cursor != 0 && !truncated {
-            self.queue_scan_page(cursor);
-        } else if scan.keys.is_empty() {
-            self.scan = None;
-            self.set_members(&[], &[]);
-        } else {
-            let keys = scan.keys.clone();
-            self.link_mut(Link::Command).control.push_back(Command::Mget(keys));
+            self.queue_scan_page(link, cursor);
+            return;
+        }
+        scan.scanning = scan.scanning.saturating_sub(1);
+        if scan.scanning == 0 {
+            self.read_scanned();
         }
     }
 
-    fn on_mget(&mut self, keys: &[String], value: redis::Value) {
-        self.scan = None;
+    /// Every `SCAN` is done: read the keys found, with one `MGET` (one per slot in a
+    /// cluster, where a multi-slot `MGET` is refused), on the link that holds them.
+    fn read_scanned(&mut self) {
+        let Some(scan) = self.scan.as_mut() else { return };
+        // A key SCAN returns twice is read twice; `live_members` keeps it once.
+        let keys = std::mem::take(&mut scan.keys);
+        if keys.is_empty() {
+            self.scan = None;
+            self.set_members(&[], &[]);
+            return;
+        }
+        let mut groups: Vec<(Option<Link>, u16, Vec<String>)> = Vec::new();
+        for key in keys {
+            let group = if self.in_cluster() { cluster::slot(&key) } else { 0 };
+            match groups.iter_mut().find(|(_, s, _)| *s == group) {
+                Some((_, _, g)) => g.push(key),
+                None => groups.push((self.key_link(&key), group, vec![key])),
+            }
+        }
+        let mut queued = Vec::with_capacity(groups.len());
+        for (link, _, keys) in groups {
+            match link.filter(|l| self.link(*l).is_up()) {
+                Some(link) => queued.push((link, Command::Mget(keys))),
+                None => {
+                    // No master for that slot now: the next tick reads again.
+                    self.abandon_scan();
+                    return;
+                }
+            }
+        }
+        if let Some(scan) = self.scan.as_mut() {
+            scan.reading = queued.len();
+        }
+        for (link, cmd) in queued {
+            self.link_mut(link).control.push_back(cmd);
+        }
+    }
+
+    fn on_mget(&mut self, id: u64, keys: Vec<String>, value: redis::Value) {
+        let Some(scan) = self.scan.as_mut().filter(|s| s.id == id) else { return };
         match redis::from_redis_value::<Vec<Option<Vec<u8>>>>(value) {
-            Ok(values) if values.len() == keys.len() => self.set_members(keys, &values),
-            _ => self.stats.unexpected += 1,
+            Ok(values) if values.len() == keys.len() => {
+                scan.values.extend(keys.into_iter().zip(values));
+                scan.reading = scan.reading.saturating_sub(1);
+                if scan.reading == 0 {
+                    let (keys, values): (Vec<String>, Vec<Option<Vec<u8>>>) =
+                        std::mem::take(&mut scan.values).into_iter().unzip();
+                    self.scan = None;
+                    self.set_members(&keys, &values);
+                }
+            }
+            _ => {
+                self.stats.unexpected += 1;
+                self.abandon_scan();
+            }
         }
     }
 
@@ -1079,7 +1220,12 @@ impl RedisPeer {
             return;
         }
         let key = self.own_key.clone();
-        self.link_mut(Link::Command).control.push_back(Command::Del(key));
+        let Some(link) = self.key_link(&key).filter(|l| self.link(*l).is_up()) else {
+            // Nothing holds the heartbeat now: it expires on its own.
+            self.stop();
+            return;
+        };
+        self.link_mut(link).control.push_back(Command::Del(key));
         self.stopping = Stopping::Draining { deadline, del_sent: true };
     }
 

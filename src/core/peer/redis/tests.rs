@@ -706,3 +706,213 @@ fn outside_sentinel_mode_there_is_no_sentinel_link() {
     p.handle_timeout(Millis(60_000), unix(Millis(60_000)));
     assert!(!links(&mut p).contains(&LinkAction::Open(Link::Sentinel)));
 }
+
+// ---- Redis Cluster ----
+
+const SEED: &str = "10.0.1.1:7000";
+const M0: &str = "10.0.1.1:7000";
+const M1: &str = "10.0.1.2:7000";
+
+fn cluster_settings() -> RedisSettings {
+    RedisSettings { cluster: Some(ClusterSettings { seeds: vec![SEED.into()] }), ..settings() }
+}
+
+/// A `CLUSTER SLOTS` reply: slots below `split` on M0, the rest on M1 (or all on M0).
+fn slot_map(split: Option<u16>) -> Value {
+    let node = |addr: &str| {
+        let (host, port) = addr.rsplit_once(':').expect("host:port");
+        Value::Array(vec![
+            bulk(host.as_bytes()),
+            Value::Int(port.parse().expect("port")),
+            bulk(b"id"),
+        ])
+    };
+    let range = |first: u16, last: u16, addr: &str| {
+        Value::Array(vec![Value::Int(first.into()), Value::Int(last.into()), node(addr)])
+    };
+    Value::Array(match split {
+        Some(s) => vec![range(0, s - 1, M0), range(s, 16383, M1)],
+        None => vec![range(0, 16383, M0)],
+    })
+}
+
+/// A peer on a two-master cluster: the map read, both masters up, the heartbeat written
+/// and the first membership read answered with our own key.
+fn on_cluster(split: u16) -> RedisPeer {
+    let now = Millis(0);
+    let mut p = peer_with(cluster_settings());
+    assert_eq!(
+        links(&mut p),
+        [LinkAction::Open(Link::Command), LinkAction::Open(Link::Subscriber)]
+    );
+    assert_eq!(p.target(Link::Command), Some(SEED));
+    p.handle_connected(now, unix(now), Link::Command);
+    p.handle_connected(now, unix(now), Link::Subscriber);
+    assert_eq!(commands(&mut p, Link::Command), [Command::ClusterSlots]);
+    p.handle_value(now, unix(now), Link::Command, slot_map(Some(split)));
+    assert_eq!(
+        links(&mut p),
+        [LinkAction::Open(Link::Master(0)), LinkAction::Open(Link::Master(1))]
+    );
+    assert_eq!((p.target(Link::Master(0)), p.target(Link::Master(1))), (Some(M0), Some(M1)));
+    for _ in commands(&mut p, Link::Subscriber) {
+        p.handle_value(now, unix(now), Link::Subscriber, subscribed("ch"));
+    }
+    p.handle_connected(now, unix(now), Link::Master(0));
+    p.handle_connected(now, unix(now), Link::Master(1));
+    drive_masters(&mut p, now);
+    events(&mut p);
+    p
+}
+
+/// Answer every command on the master links as a cluster holding our heartbeat would.
+fn drive_masters(p: &mut RedisPeer, now: Millis) -> Vec<(Link, Command)> {
+    let own = "g:p1".to_owned();
+    let mut all = Vec::new();
+    loop {
+        let mut any = false;
+        for link in [Link::Master(0), Link::Master(1)] {
+            for cmd in commands(p, link) {
+                any = true;
+                let holds = p.key_link(&own) == Some(link);
+                let reply = match &cmd {
+                    Command::Scan { .. } => {
+                        let keys = if holds { vec![bulk(own.as_bytes())] } else { vec![] };
+                        Value::Array(vec![bulk(b"0"), Value::Array(keys)])
+                    }
+                    Command::Mget(ks) => Value::Array(
+                        ks.iter()
+                            .map(|_| bulk((unix(now).0 / 1000).to_string().as_bytes()))
+                            .collect(),
+                    ),
+                    Command::Del(_) => Value::Int(1),
+                    _ => Value::Okay,
+                };
+                p.handle_value(now, unix(now), link, reply);
+                all.push((link, cmd));
+            }
+        }
+        if !any {
+            return all;
+        }
+    }
+}
+
+/// The commands that are not the membership read's `SCAN`s.
+fn keyed(cmds: Vec<Command>) -> Vec<Command> {
+    cmds.into_iter().filter(|c| !matches!(c, Command::Scan { .. })).collect()
+}
+
+fn split_for_own_key_on(master: u8) -> u16 {
+    let s = slot("g:p1");
+    // Slots below the split are M0's.
+    if master == 0 { s + 1 } else { s.max(1) }
+}
+
+#[test]
+fn cluster_mode_reads_the_map_and_routes_the_heartbeat_by_slot() {
+    for master in [0, 1] {
+        let mut p = on_cluster(split_for_own_key_on(master));
+        assert_eq!(p.key_link("g:p1"), Some(Link::Master(master)));
+        assert_eq!(p.members(), ["g:p1"], "every master scanned, the key read where it lives");
+        assert!(!p.position().blind);
+        // The next tick: the heartbeat on its owner, a SCAN on each master, the map again.
+        let now = Millis(0) + HEARTBEAT_INTERVAL;
+        p.handle_timeout(now, unix(now));
+        let sent = drive_masters(&mut p, now);
+        let beats: Vec<Link> = sent
+            .iter()
+            .filter(|(_, c)| matches!(c, Command::Set { .. }))
+            .map(|(l, _)| *l)
+            .collect();
+        assert_eq!(beats, [Link::Master(master)]);
+        let scans = sent.iter().filter(|(_, c)| matches!(c, Command::Scan { .. })).count();
+        assert_eq!(scans, 2);
+        assert_eq!(commands(&mut p, Link::Command), [Command::ClusterSlots]);
+    }
+}
+
+#[test]
+fn publishes_go_on_the_command_link_in_cluster_mode() {
+    let mut p = on_cluster(split_for_own_key_on(0));
+    p.publish("silences:1", b"x", false).expect("room");
+    let cmds = commands(&mut p, Link::Command);
+    assert!(
+        matches!(&cmds[..], [Command::Publish { channel, .. }] if channel == "g:silences:1"),
+        "{cmds:?}"
+    );
+    assert!(commands(&mut p, Link::Master(0)).is_empty());
+}
+
+#[test]
+fn moved_points_the_slot_at_the_new_master_and_sends_again() {
+    let mut p = on_cluster(split_for_own_key_on(0));
+    let now = Millis(0) + HEARTBEAT_INTERVAL;
+    p.handle_timeout(now, unix(now));
+    let cmds = commands(&mut p, Link::Master(0));
+    assert!(matches!(cmds[0], Command::Set { .. }), "{cmds:?}");
+    let s = slot("g:p1");
+    p.handle_value(now, unix(now), Link::Master(0), server_error(&format!("MOVED {s} {M1}")));
+    assert_eq!(p.key_link("g:p1"), Some(Link::Master(1)), "the slot now lives on M1");
+    let again = keyed(commands(&mut p, Link::Master(1)));
+    assert!(matches!(&again[..], [Command::Set { key, .. }] if key == "g:p1"), "{again:?}");
+    assert_eq!(p.stats().redirects, 1);
+    // The map is asked again, and what it says wins.
+    assert!(commands(&mut p, Link::Command).contains(&Command::ClusterSlots));
+}
+
+#[test]
+fn ask_sends_asking_then_the_command_there_and_leaves_the_map() {
+    let mut p = on_cluster(split_for_own_key_on(0));
+    let now = Millis(0) + HEARTBEAT_INTERVAL;
+    p.handle_timeout(now, unix(now));
+    commands(&mut p, Link::Master(0));
+    let s = slot("g:p1");
+    p.handle_value(now, unix(now), Link::Master(0), server_error(&format!("ASK {s} {M1}")));
+    let again = keyed(commands(&mut p, Link::Master(1)));
+    assert!(
+        matches!(&again[..], [Command::Asking, Command::Set { key, .. }] if key == "g:p1"),
+        "{again:?}"
+    );
+    assert_eq!(p.key_link("g:p1"), Some(Link::Master(0)), "ASK moves one command, not the slot");
+}
+
+#[test]
+fn a_lost_master_is_retried_and_dropped_when_the_map_no_longer_names_it() {
+    let mut p = on_cluster(split_for_own_key_on(0));
+    let now = Millis(100);
+    p.handle_disconnected(now, unix(now), Link::Master(1), LinkFailure::Closed, "reset");
+    assert!(matches!(&events(&mut p)[..], [RedisEvent::Failure { link: Link::Master(1), .. }]));
+    assert_eq!(p.stats().link_failures[LinkFailure::Closed.index()], 1);
+    // The map is asked at once; the surviving master took every slot.
+    assert_eq!(commands(&mut p, Link::Command), [Command::ClusterSlots]);
+    p.handle_value(now, unix(now), Link::Command, slot_map(None));
+    assert_eq!(p.target(Link::Master(1)), None, "M1 left the map");
+    assert_eq!(p.key_link("g:p3"), Some(Link::Master(0)));
+    // Membership reads resume on the masters left.
+    let later = Millis(0) + HEARTBEAT_INTERVAL;
+    p.handle_timeout(later, unix(later));
+    let sent = drive_masters(&mut p, later);
+    assert!(sent.iter().all(|(l, _)| *l == Link::Master(0)), "{sent:?}");
+    assert_eq!(p.members(), ["g:p1"]);
+    assert!(links(&mut p).is_empty(), "no reconnect to a master that is gone");
+}
+
+#[test]
+fn a_master_link_down_keeps_membership_reads_from_starting_half_blind() {
+    let mut p = on_cluster(split_for_own_key_on(1));
+    let now = Millis(100);
+    p.handle_disconnected(now, unix(now), Link::Master(0), LinkFailure::Closed, "reset");
+    events(&mut p);
+    let later = Millis(0) + HEARTBEAT_INTERVAL;
+    p.handle_timeout(later, unix(later));
+    let sent = drive_masters(&mut p, later);
+    assert!(
+        !sent.iter().any(|(_, c)| matches!(c, Command::Scan { .. })),
+        "a read of one master of two would drop members: {sent:?}"
+    );
+    // The master comes back after its backoff.
+    let retry = p.poll_timeout().expect("a retry is due");
+    p.handle_timeout(retry, unix(retry));
+    assert!(links(&mut p).contains(&LinkAction::Open(Link::Master(0))));
+}
