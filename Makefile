@@ -64,12 +64,22 @@ integration:
 	  --test cluster_tls --test grafana_redis_peer --test grafana_ini --test redis_sentinel \
 	  --test redis_cluster --test faults -- --test-threads=2
 
-# The Go binding (cgo) against this build of the library, with the race detector; it runs
-# Alertmanager's own Go silences on hearsay nodes.
+# The Go binding (cgo) against this build of the library, every module of it vetted,
+# gofmt-checked and tested with the race detector: the core (standard library and
+# client_golang only), its Alertmanager adapter (Alertmanager's own silences and nflog on
+# hearsay nodes), its Grafana adapter and the Grafana-style example server (against the
+# interface replicas of Grafana's fork), the replicas, and the README's example (built and
+# run twice: the runs share their silences).
+GO_MODULES := bindings/go/hearsay bindings/go/hearsay/alertmanager bindings/go/hearsay/grafana \
+  bindings/go/replica/alertmanager bindings/go/replica/alerting \
+  bindings/go/examples/readme bindings/go/examples/grafana-server
 go:
 	$(CARGO) build --release --lib --locked
 	@test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; echo "gofmt: run gofmt -w bindings/go"; exit 1; }
-	cd bindings/go && go vet ./... && go test -race -count=1 ./...
+	@for m in $(GO_MODULES); do test -f $$m/go.mod || { echo "$$m: no go.mod"; exit 1; }; done
+	@for m in $$(find bindings/go -name go.mod -exec dirname {} \;); do \
+	  echo " $(GO_MODULES) " | grep -q " $$m " || { echo "$$m is not in GO_MODULES: add it"; exit 1; }; done
+	for m in $(GO_MODULES); do (cd $$m && go vet ./... && go test -race -count=1 ./...) || exit 1; done
 	@# The Go Redis peer the integration tests run (tests/interop/grafanapeer).
 	@test -z "$$(gofmt -l tests/interop/grafanapeer)" || { gofmt -l tests/interop/grafanapeer; echo "gofmt: run gofmt -w tests/interop/grafanapeer"; exit 1; }
 	cd tests/interop/grafanapeer && go vet ./...

@@ -61,6 +61,8 @@ pub struct hs_config {
     pub(crate) orgs: Vec<i64>,
     /// Also a flush log per organisation (Grafana's `alertingSyncDispatchTimer`).
     pub(crate) flush_log: bool,
+    /// Native states moved to other keys (`Some`) or switched off (`None`), by layout key.
+    pub(crate) native_keys: std::collections::BTreeMap<String, Option<String>>,
 }
 
 impl Default for hs_config {
@@ -96,6 +98,7 @@ impl Default for hs_config {
             max_silence_size_bytes: 0,
             orgs: Vec::new(),
             flush_log: false,
+            native_keys: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -277,6 +280,48 @@ pub extern "C" fn hs_config_add_org(config: *mut hs_config, org_id: i64) -> hs_r
 pub extern "C" fn hs_config_set_flush_log(config: *mut hs_config, enabled: bool) -> hs_result {
     set(config, |c| {
         c.flush_log = enabled;
+        Ok(())
+    })
+}
+
+/// Register the native state the layout puts under `native_key` (`nfl`, `sil`, or an
+/// organisation's `notificationlog:<org>`, `silences:<org>`, `flushlog:<org>`) under `key`
+/// instead, so that the host can register its own state under `native_key` and keep both. The
+/// state keeps its snapshot file; the calls without a key (`hs_node_set_silence`, ...) still
+/// act on `nfl`/`sil`, so use the `_in` forms with `key`. An empty `key` is
+/// `HS_RESULT_INVALID_ARGUMENT`; a `native_key` not in the layout, or two states on one key,
+/// is `HS_RESULT_INVALID_CONFIG` at `hs_node_start`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_set_state_key(
+    config: *mut hs_config,
+    native_key: hs_str,
+    key: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        let native_key = text(native_key, "native key")?.to_owned();
+        let key = text(key, "key")?;
+        if key.is_empty() {
+            return Err(Failure::new(
+                hs_result::InvalidArgument,
+                "key is empty (hs_config_switch_off_state leaves a native state out)",
+            ));
+        }
+        c.native_keys.insert(native_key, Some(key.to_owned()));
+        Ok(())
+    })
+}
+
+/// Leave out the native state the layout puts under `native_key`: the node neither carries
+/// nor snapshots it. A `native_key` not in the layout is `HS_RESULT_INVALID_CONFIG` at
+/// `hs_node_start`. (A host's `hs_node_add_state` of a native key switches that state off by
+/// itself; this does it from the start.)
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_config_switch_off_state(
+    config: *mut hs_config,
+    native_key: hs_str,
+) -> hs_result {
+    set(config, |c| {
+        c.native_keys.insert(text(native_key, "native key")?.to_owned(), None);
         Ok(())
     })
 }

@@ -11,7 +11,9 @@ use super::{
 use crate::core::state::silences::SilencesConfig;
 use crate::core::wire::SecretKey;
 use crate::node::snapshot::SnapshotError;
-use crate::node::{Node, NodeConfig, NodeError, OrgId, RedisConfig, StateError, StatesConfig};
+use crate::node::{
+    LayoutError, Node, NodeConfig, NodeError, OrgId, RedisConfig, StateError, StatesConfig,
+};
 
 /// A running peer — on gossip, or on Redis when the config says so — with its threads and
 /// the replicated notification logs and silences (and flush logs) of its configuration. Every function taking a `const hs_node *`
@@ -52,6 +54,15 @@ impl From<SnapshotError> for Failure {
     }
 }
 
+impl From<LayoutError> for Failure {
+    fn from(e: LayoutError) -> Self {
+        match e {
+            LayoutError::Snapshot(e) => e.into(),
+            e => Failure::new(hs_result::InvalidConfig, e.to_string()),
+        }
+    }
+}
+
 impl From<StateError> for Failure {
     fn from(e: StateError) -> Self {
         use crate::core::state::silences::SilenceError;
@@ -61,7 +72,7 @@ impl From<StateError> for Failure {
             StateError::Silence(SilenceError::NotFound) => hs_result::SilenceNotFound,
             StateError::Silence(_) => hs_result::SilenceLimit,
             StateError::QueueFull => hs_result::QueueFull,
-            StateError::NoState { .. } => hs_result::NoSuchState,
+            StateError::NoState { .. } | StateError::SwitchedOff(_) => hs_result::NoSuchState,
             StateError::FlushLog(_) => hs_result::FlushLogRefused,
             _ => hs_result::InvalidArgument,
         };
@@ -101,10 +112,10 @@ pub extern "C" fn hs_node_start(
             flush_log: c.flush_log,
             nflog_retention: c.retention,
             silences,
+            native_keys: c.native_keys.clone(),
             ..StatesConfig::alertmanager(c.retention)
         };
-        // `hs_config_add_org` refuses a repeated organisation, so none is listed twice.
-        let cluster = states.load_checked(c.storage_dir.as_deref())?;
+        let cluster = states.load(c.storage_dir.as_deref())?;
         let snapshots = c.storage_dir.as_ref().map(|dir| states.snapshots(dir.clone()));
         let mut nc = match &c.redis {
             Some((url, prefix)) => {

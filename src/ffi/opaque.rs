@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::node::node;
 use super::{Failure, boundary, bytes, copy_out, hs_node, hs_result, hs_str, out_ptr, text, write};
-use crate::node::States as _;
+use crate::node::{HostRegistration, States as _, TransportKind};
 
 /// What [`hs_node_next_state_payload`] found.
 #[repr(u32)]
@@ -20,12 +20,75 @@ pub enum hs_payload_kind {
     FullState = 2,
 }
 
-/// Register a host-owned state under `key` (`HS_RESULT_INVALID_ARGUMENT` if the key is taken;
-/// `nfl` and `sil` are the node's own). Register before joining so the first push/pull
-/// carries it. Peers' payloads for it queue, up to 4,096, until taken.
+/// What `hs_node_add_state` did with the key.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum hs_state_added {
+    /// The key was free.
+    New = 0,
+    /// A native state held the key (Alertmanager's `nfl`/`sil`, an organisation's
+    /// `silences:<org>`, ...): it is switched off, its calls return `HS_RESULT_NO_SUCH_STATE`,
+    /// and `hearsay_native_state_switched_off{key}` is 1.
+    TookNative = 1,
+    /// The host had registered the key already: its state object is replaced; payloads queued
+    /// for the key stay queued for the new one.
+    Replaced = 2,
+}
+
+/// Register a host-owned state under `key`; what happened goes to `*added_out`. The host's
+/// keys win: Alertmanager and Grafana register their states under the keys they always use,
+/// so a native state there is switched off (`HS_STATE_ADDED_TOOK_NATIVE`; keep it with
+/// `hs_config_set_state_key`). Register before joining so the first push/pull carries it.
+/// Peers' payloads for it queue, up to 4,096, until taken.
 #[unsafe(no_mangle)]
-pub extern "C" fn hs_node_add_state(node: *const hs_node, key: hs_str) -> hs_result {
-    boundary(|| Ok(self::node(node)?.add_state(text(key, "key")?)?))
+pub extern "C" fn hs_node_add_state(
+    node: *const hs_node,
+    key: hs_str,
+    added_out: *mut hs_state_added,
+) -> hs_result {
+    boundary(|| {
+        let n = self::node(node)?;
+        let out = out_ptr(added_out, "added_out")?;
+        let added = match n.add_state(text(key, "key")?)? {
+            HostRegistration::New => hs_state_added::New,
+            HostRegistration::TookNative => hs_state_added::TookNative,
+            HostRegistration::Again => hs_state_added::Replaced,
+        };
+        write(out, added);
+        Ok(())
+    })
+}
+
+/// How a node carries states' updates.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum hs_transport {
+    /// memberlist gossip: small updates are gossiped (and sent to each member over TCP by
+    /// their writer), larger ones sent over TCP.
+    Gossip = 0,
+    /// Redis pub/sub in Grafana's layout: one publish reaches every member.
+    Redis = 1,
+}
+
+/// The node's transport, to `*transport_out`: what a host's `ReliableDelivery` answer rests
+/// on (Grafana's `ClusterChannel`: on Redis every update reached every member).
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_node_transport(
+    node: *const hs_node,
+    transport_out: *mut hs_transport,
+) -> hs_result {
+    boundary(|| {
+        let n = self::node(node)?;
+        let out = out_ptr(transport_out, "transport_out")?;
+        write(
+            out,
+            match n.transport() {
+                TransportKind::Gossip => hs_transport::Gossip,
+                TransportKind::Redis => hs_transport::Redis,
+            },
+        );
+        Ok(())
+    })
 }
 
 /// Set the full state of `key` that push/pulls send to peers (the host's `MarshalBinary`);

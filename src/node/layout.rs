@@ -9,7 +9,7 @@
 //! colon can never be one of Alertmanager's, nor one of another organisation's, nor a
 //! temporary file of a write in progress (those end in `.<16 hex digits>`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -89,6 +89,14 @@ pub struct StatesConfig {
     /// How long flush-log entries live at most: Grafana's 5 days
     /// ([`flushlog::DEFAULT_RETENTION`]).
     pub flush_log_retention: Duration,
+    /// Native states moved off the layout's keys: the layout's key (`nfl`, `sil`,
+    /// `silences:<org>`, ...) → the key to register the state under instead, or `None` to
+    /// leave it out. Default empty: every state under its layout key. A host that registers
+    /// its own state under a native key takes it at run time anyway
+    /// ([`States::add_state`](super::States::add_state)); moving the native state keeps both.
+    /// A moved state keeps its snapshot file. An unknown layout key, or two states on one
+    /// key, is refused at start.
+    pub native_keys: BTreeMap<String, Option<String>>,
 }
 
 impl StatesConfig {
@@ -100,6 +108,7 @@ impl StatesConfig {
             nflog_retention: retention,
             silences: SilencesConfig { retention, ..SilencesConfig::default() },
             flush_log_retention: flushlog::DEFAULT_RETENTION,
+            native_keys: BTreeMap::new(),
         }
     }
 
@@ -111,8 +120,24 @@ impl StatesConfig {
         config
     }
 
-    /// Every state of the layout, in registration order.
+    /// Every state of the layout, in registration order, under the keys
+    /// [`native_keys`](Self::native_keys) gives them (those it switches off left out).
     pub fn states(&self) -> Vec<NativeState> {
+        self.layout_states()
+            .into_iter()
+            .filter_map(|mut s| match self.native_keys.get(&s.key) {
+                None => Some(s),
+                Some(None) => None,
+                Some(Some(key)) => {
+                    s.key.clone_from(key);
+                    Some(s)
+                }
+            })
+            .collect()
+    }
+
+    /// The states under the layout's own keys.
+    fn layout_states(&self) -> Vec<NativeState> {
         let state = |key: String, file: String, kind| NativeState { key, file, kind };
         if self.orgs.is_empty() {
             return vec![
@@ -144,7 +169,22 @@ impl StatesConfig {
         if let Some(org) = self.orgs.iter().find(|o| !seen.insert(**o)) {
             return Err(LayoutError::DuplicateOrg(org.0));
         }
+        self.check_native_keys()?;
         Ok(self.load_checked(dir)?)
+    }
+
+    /// Every key [`native_keys`](Self::native_keys) moves is the layout's, and no two
+    /// states end up under one key.
+    pub fn check_native_keys(&self) -> Result<(), LayoutError> {
+        let layout = self.layout_states();
+        if let Some(key) = self.native_keys.keys().find(|k| !layout.iter().any(|s| &s.key == *k)) {
+            return Err(LayoutError::UnknownNativeKey(key.clone()));
+        }
+        let mut keys = BTreeSet::new();
+        match self.states().into_iter().find(|s| !keys.insert(s.key.clone())) {
+            Some(s) => Err(LayoutError::KeyTwice(s.key)),
+            None => Ok(()),
+        }
     }
 
     /// [`load`](Self::load) once the organisations are known to be distinct.
@@ -203,6 +243,45 @@ pub enum LayoutError {
     /// An organisation was listed twice.
     #[error("organisation {0} is listed twice")]
     DuplicateOrg(i64),
+    /// A native state to move or switch off is not in the layout.
+    #[error("no native state is under {0:?} in this layout (nfl and sil, or an organisation's)")]
+    UnknownNativeKey(String),
+    /// Two native states would be under one key.
+    #[error("two native states would be under {0:?}")]
+    KeyTwice(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(c: &StatesConfig) -> Vec<(String, String)> {
+        c.states().into_iter().map(|s| (s.key, s.file)).collect()
+    }
+
+    #[test]
+    fn native_states_move_or_switch_off_and_keep_their_files() {
+        let mut c = StatesConfig::alertmanager(Duration::from_secs(1));
+        c.native_keys.insert("sil".into(), Some("hearsay:sil".into()));
+        c.native_keys.insert("nfl".into(), None);
+        assert_eq!(keys(&c), [("hearsay:sil".to_owned(), "silences".to_owned())]);
+        assert!(c.check_native_keys().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_collisions_are_refused() {
+        let mut c = StatesConfig::grafana(&[1], false);
+        c.native_keys.insert("sil".into(), None);
+        assert!(
+            matches!(c.check_native_keys(), Err(LayoutError::UnknownNativeKey(k)) if k == "sil")
+        );
+        let mut c = StatesConfig::grafana(&[1], false);
+        c.native_keys.insert("silences:1".into(), Some("notificationlog:1".into()));
+        assert!(
+            matches!(c.check_native_keys(), Err(LayoutError::KeyTwice(k)) if k == "notificationlog:1")
+        );
+        assert!(c.load(None).is_err());
+    }
 }
 
 /// `state` with the journal of its snapshot `file` merged on top: the writes acknowledged

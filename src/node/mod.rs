@@ -36,6 +36,7 @@ use mio::Waker;
 use parking_lot::{Condvar, Mutex, RwLock};
 use prometheus_client::registry::Registry;
 
+pub use crate::core::cluster::HostRegistration;
 use crate::core::cluster::{Cluster, Fanout, PubSubUpdate};
 use crate::core::config::{ConfigError, SwimConfig};
 use crate::core::peer::Position;

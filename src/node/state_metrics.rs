@@ -249,6 +249,15 @@ impl StateMetrics {
                 Value::Counter(stats.merge_errors),
             ));
         }
+        for key in cluster.switched_off_keys() {
+            out.push((
+                "hearsay_native_state_switched_off".into(),
+                "1 for each key whose native state was switched off because the host registered \
+                 its own state under it",
+                vec![("key", key.to_owned())],
+                Value::Gauge(1),
+            ));
+        }
         let global = cluster.global_stats();
         out.push((
             "hearsay_cluster_decode_errors".into(),

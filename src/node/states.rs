@@ -15,7 +15,7 @@ use super::layout::{NativeKind, StatesConfig};
 use super::metrics::StateKind;
 use super::snapshot::SnapshotError;
 use crate::core::UnixMillis;
-use crate::core::cluster::{Cluster, Inbound};
+use crate::core::cluster::{Cluster, HostRegistration, Inbound};
 use crate::core::state::Timestamp;
 use crate::core::state::flushlog::{FlushEntry, FlushLog, FlushLogError};
 use crate::core::state::labels::LabelSet;
@@ -43,9 +43,14 @@ pub enum StateError {
         /// `nflog`, `silences`, `flush log` or `host-owned`.
         kind: &'static str,
     },
-    /// A state is registered under the key already.
-    #[error("a state is registered under {0:?} already")]
-    KeyInUse(String),
+    /// The native state under the key was switched off when the host registered its own
+    /// state there ([`States::add_state`]): nothing changed. Host and native calls on one key
+    /// would otherwise write a state nobody else replicates.
+    #[error(
+        "the native state under {0:?} is switched off: the host registered its own state \
+         under that key (configure the native state under another key to use both)"
+    )]
+    SwitchedOff(String),
     /// The transport's outbound queue is full: the write was refused and nothing changed
     /// (counted in `alertmanager_cluster_messages_publish_failures_total{reason="buffer_overflow"}`).
     #[error("the outbound queue is full; nothing was written")]
@@ -98,16 +103,28 @@ fn missing(key: &str, kind: &'static str) -> StateError {
     StateError::NoState { key: key.to_owned(), kind }
 }
 
+/// The native state of type `S` under `key`, or why there is none.
+fn native<'c, S: 'static>(
+    c: &'c mut Cluster,
+    key: &str,
+    kind: &'static str,
+) -> Result<&'c mut S, StateError> {
+    if c.switched_off(key) {
+        return Err(StateError::SwitchedOff(key.to_owned()));
+    }
+    c.state_mut::<S>(key).ok_or_else(|| missing(key, kind))
+}
+
 fn nflog<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut Nflog, StateError> {
-    c.state_mut::<Nflog>(key).ok_or_else(|| missing(key, "nflog"))
+    native(c, key, "nflog")
 }
 
 fn flush_log<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut FlushLog, StateError> {
-    c.state_mut::<FlushLog>(key).ok_or_else(|| missing(key, "flush log"))
+    native(c, key, "flush log")
 }
 
 fn silences<'c>(c: &'c mut Cluster, key: &str) -> Result<&'c mut Silences, StateError> {
-    c.state_mut::<Silences>(key).ok_or_else(|| missing(key, "silences"))
+    native(c, key, "silences")
 }
 
 pub(crate) mod access {
@@ -329,14 +346,21 @@ pub trait States: access::StateAccess {
     /// Register a host-owned state under `key`. Peers' payloads for it queue (bounded,
     /// [`OPAQUE_INBOX_LEN`](crate::core::cluster::OPAQUE_INBOX_LEN)) until taken with
     /// [`States::next_state_payload`]. On Redis its channel is subscribed within a turn.
-    fn add_state(&self, key: &str) -> Result<(), StateError> {
-        self.write_states(|c| {
-            if c.keys().any(|k| k == key) {
-                return Err(StateError::KeyInUse(key.to_owned()));
-            }
-            c.register_opaque(key);
-            Ok(())
-        })
+    ///
+    /// The host's keys win ([`Cluster::register_host`]): a native state under `key` is
+    /// switched off (logged here, once: the key is the host's from then on; counted in
+    /// `hearsay_native_state_switched_off`), and its calls return
+    /// [`StateError::SwitchedOff`]. Registering a key the host holds again replaces the
+    /// host's state object and keeps what is queued for it.
+    fn add_state(&self, key: &str) -> Result<HostRegistration, StateError> {
+        let registered = self.write_states(|c| Ok(c.register_host(key)))?;
+        if registered == HostRegistration::TookNative {
+            log::warn!(
+                "the host registered its own state under {key:?}: hearsay's native state \
+                 there is switched off (configure it under another key to keep it)"
+            );
+        }
+        Ok(registered)
     }
 
     /// Set the full state of `key` that push/pulls send (the host's `MarshalBinary`).

@@ -321,9 +321,15 @@ int main(int argc, char **argv) {
   printf("expired on b, unmuted on a\n");
 
   /* A host-owned state: the host's bytes travel; what peers send queues for the host. */
-  OK(hs_node_add_state(a, S("host:1")));
-  OK(hs_node_add_state(b, S("host:1")));
-  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_add_state(b, S("sil")));
+  hs_state_added added = HS_STATE_ADDED_REPLACED;
+  OK(hs_node_add_state(a, S("host:1"), &added));
+  CHECK(added == HS_STATE_ADDED_NEW);
+  OK(hs_node_add_state(b, S("host:1"), &added));
+  OK(hs_node_add_state(b, S("host:1"), &added));
+  CHECK(added == HS_STATE_ADDED_REPLACED);
+  hs_transport transport = HS_TRANSPORT_REDIS;
+  OK(hs_node_transport(b, &transport));
+  CHECK(transport == HS_TRANSPORT_GOSSIP);
   const uint8_t update[] = "counter=1";
   OK(hs_node_broadcast_state(a, S("host:1"), update, sizeof update));
   uint64_t cursor = 0;
@@ -395,12 +401,27 @@ int main(int argc, char **argv) {
   CHECK(strstr(metrics, "alertmanager_cluster_members 2") != NULL);
   CHECK(strstr(metrics, "alertmanager_silences_query_duration_seconds_count") != NULL);
   CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"null_parameter\"} 5") != NULL);
-  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_argument\"} 5") != NULL);
+  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_argument\"} 4") != NULL);
   CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_silence\"} 1") != NULL);
   free(metrics);
   OK(hs_result_message(HS_RESULT_CORRUPT_SNAPSHOT, msg, sizeof msg - 1, &len));
   msg[len] = '\0';
   CHECK(strstr(msg, "corrupt snapshot") != NULL);
+
+  /* The host's keys win: b's host registers its own sil, and b's native silences are off. */
+  OK(hs_node_add_state(b, S("sil"), &added));
+  CHECK(added == HS_STATE_ADDED_TOOK_NATIVE);
+  size_t off_count = 0;
+  EXPECT(HS_RESULT_NO_SUCH_STATE, hs_node_mutes(b, ALERT, 2, now_ms(), &off_count));
+  last_error(msg, sizeof msg);
+  CHECK(strstr(msg, "switched off") != NULL);
+  EXPECT(HS_RESULT_BUFFER_TOO_SMALL, hs_node_metrics(b, small, sizeof small, &need));
+  metrics = malloc(need + 1);
+  OK(hs_node_metrics(b, metrics, need, &len));
+  metrics[len] = '\0';
+  CHECK(strstr(metrics, "hearsay_native_state_switched_off{key=\"sil\"} 1") != NULL);
+  free(metrics);
+  printf("b's host took sil: the native silences are switched off\n");
 
   /* A second silence survives a's restart from its snapshot (written when a is freed). */
   hs_silence keep = silence;

@@ -254,6 +254,19 @@ pub struct Cluster {
     /// Local writes for the host's journal, oldest first, while it keeps one
     /// ([`Cluster::keep_journal`]).
     journal: Option<Vec<(String, Vec<u8>)>>,
+    /// Keys whose native state the host's took over ([`Cluster::register_host`]).
+    switched_off: std::collections::BTreeSet<String>,
+}
+
+/// What [`Cluster::register_host`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRegistration {
+    /// The key was free.
+    New,
+    /// A native state held the key; it is switched off.
+    TookNative,
+    /// The host held the key already: its state object is replaced, the queue kept.
+    Again,
 }
 
 impl Cluster {
@@ -366,6 +379,37 @@ impl Cluster {
     pub fn register_opaque(&mut self, key: &str) {
         self.slots.insert(key.to_owned(), Slot::Opaque(OpaqueState::default()));
         self.stats.entry(key.to_owned()).or_default();
+    }
+
+    /// Hand `key` to the host: the host's keys win, since Alertmanager and Grafana register
+    /// their own states under the keys they always use (`nfl`, `sil`, `silences:<org>`, ...).
+    /// A native state under the key is switched off (its data dropped, never sent again; see
+    /// [`Self::switched_off`]). A key the host holds already keeps its queue and full copy:
+    /// the host replaced its state object (Grafana recreating an organisation's
+    /// Alertmanager), and what peers sent meanwhile is for the new object.
+    pub fn register_host(&mut self, key: &str) -> HostRegistration {
+        match self.slots.get(key) {
+            Some(Slot::Opaque(_)) => HostRegistration::Again,
+            Some(Slot::Replicated(_)) => {
+                self.switched_off.insert(key.to_owned());
+                self.register_opaque(key);
+                HostRegistration::TookNative
+            }
+            None => {
+                self.register_opaque(key);
+                HostRegistration::New
+            }
+        }
+    }
+
+    /// Whether the native state under `key` was switched off because the host took the key.
+    pub fn switched_off(&self, key: &str) -> bool {
+        self.switched_off.contains(key)
+    }
+
+    /// Keys whose native state was switched off for the host's, sorted.
+    pub fn switched_off_keys(&self) -> impl Iterator<Item = &str> {
+        self.switched_off.iter().map(String::as_str)
     }
 
     /// How many payloads were routed to host-owned states so far: a host waiting for them

@@ -244,3 +244,25 @@ fn local_writes_are_gossiped_and_sent_directly_to_every_member() {
     assert_eq!(c.stats()["sil"].oversize_sent, 2);
     assert_eq!(c.stats()["sil"].direct_sent, 2);
 }
+
+#[test]
+fn the_host_takes_a_native_key_and_may_register_it_again() {
+    let mut c = cluster();
+    c.notify_msg(Millis(0), &part("sil", numbers(&[7])));
+    assert_eq!(c.register_host("sil"), HostRegistration::TookNative);
+    assert!(c.switched_off("sil") && !c.switched_off("nfl"));
+    assert!(c.state::<Numbers>("sil").is_none(), "the native state is gone");
+    assert_eq!(c.marshal("sil"), None, "nor is it snapshotted");
+    // Peers' payloads now go to the host, and its copy is what push/pulls send.
+    c.notify_msg(Millis(0), &part("sil", b"host bytes".to_vec()));
+    c.opaque_mut("sil").expect("host-owned").set_local(b"host copy".to_vec());
+    assert_eq!(c.register_host("sil"), HostRegistration::Again);
+    let opaque = c.opaque_mut("sil").expect("still host-owned");
+    assert_eq!(opaque.poll_inbound().map(|i| i.data), Some(b"host bytes".to_vec()));
+    let full = FullState::decode(c.local_state(Millis(0), false).as_slice()).expect("decodes");
+    let sil: Vec<&[u8]> =
+        full.parts.iter().filter(|p| p.key == "sil").map(|p| p.data.as_slice()).collect();
+    assert_eq!(sil, [b"host copy".as_slice()], "the copy survives a second registration");
+    assert_eq!(c.register_host("grafana"), HostRegistration::New);
+    assert_eq!(c.switched_off_keys().collect::<Vec<_>>(), ["sil"]);
+}

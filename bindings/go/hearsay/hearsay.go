@@ -2,21 +2,19 @@
 // system (memberlist-compatible gossip, Alertmanager's notification log and silences) in a
 // Rust library reached through its C ABI.
 //
-// A *Node satisfies Alertmanager's cluster.ClusterPeer and Grafana's ClusterPeer
-// (AddState, Position, WaitReady), so a server that embeds Alertmanager's cluster package
-// adopts hearsay by changing the constructor. Alertmanager's own Go states (silences,
-// notification log) ride on it through AddState; hearsay's native states are reached with
-// ShouldNotify, LogNotification, SetSilence, ExpireSilence and Mutes, and a Grafana
-// organisation's (Config.Orgs) with the same methods on Node.Org(id), which adds the flush
-// log's LogFlush, FlushTime and DeleteFlush.
+// Go states (Alertmanager's and Grafana's silences, notification logs, ...) ride on a *Node
+// through AddState, which returns an error when it cannot register one. The interface shapes
+// servers program against are in sub-packages, so that this one needs only the standard
+// library and client_golang: hearsay/alertmanager implements upstream Alertmanager's
+// cluster.ClusterPeer, hearsay/grafana Grafana's notify.ClusterPeer. hearsay's native states
+// are reached with ShouldNotify, LogNotification, SetSilence, ExpireSilence and Mutes, and a
+// Grafana organisation's (Config.Orgs) with the same methods on Node.Org(id), which adds the
+// flush log's LogFlush, FlushTime and DeleteFlush.
 //
-// The package links target/release/libhearsay.a from this repository: build it first with
-// `cargo build --release --lib`.
+// How the package finds the library is in cgo.go alone.
 package hearsay
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libhearsay.a -lgcc_s -lpthread -lm -ldl -lrt -lutil
 #include <stdlib.h>
 #include "hearsay.h"
 */
@@ -25,13 +23,13 @@ import "C"
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 	"unsafe"
-
-	"github.com/prometheus/alertmanager/cluster"
 )
 
 // Version is the library's version.
@@ -119,6 +117,16 @@ type Config struct {
 	// FlushLog adds flushlog:<org> to every organisation (file flushlog:<org>), as Grafana's
 	// alertingSyncDispatchTimer feature toggle does. Unused without Orgs.
 	FlushLog bool
+	// NativeKeys moves hearsay's native states off their keys: a native key ("nfl", "sil",
+	// "notificationlog:<org>", "silences:<org>", "flushlog:<org>") → the key to carry that
+	// state under instead, or "" to leave it out. A host's AddState of a native key takes the
+	// key anyway (switching the native state off); moving it first keeps both. The Node's and
+	// Org's methods follow the move; a moved state keeps its snapshot file. A key not in the
+	// layout, or two states on one key, is ErrInvalidConfig from Start. Default: none moved.
+	NativeKeys map[string]string
+	// Logger takes the binding's own log lines (a native state switched off by AddState).
+	// Nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // RedisSentinelConfig holds Grafana's ha_redis_sentinel_* keys.
@@ -155,6 +163,10 @@ type RedisTLSConfig struct {
 type Node struct {
 	mu  sync.RWMutex // read: a call in flight; write: Close
 	ptr *C.hs_node
+
+	// nativeKeys is Config.NativeKeys, for the keys the Node's and Org's methods act on.
+	nativeKeys map[string]string
+	logger     *slog.Logger
 
 	states statesLoop
 	once   sync.Once
@@ -232,6 +244,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.FlushLog {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_flush_log(config, true) })
 	}
+	steps = append(steps, nativeKeySteps(&p, config, cfg.NativeKeys)...)
 	if cfg.StorageDir != "" {
 		steps = append(steps, func() C.hs_result { return C.hs_config_set_storage_dir(config, str(&p, cfg.StorageDir)) })
 	}
@@ -277,9 +290,48 @@ func Start(cfg Config) (*Node, error) {
 	if err := call(func() C.hs_result { return C.hs_node_start(config, &node) }); err != nil {
 		return nil, err
 	}
-	n := &Node{ptr: node}
+	n := &Node{ptr: node, nativeKeys: map[string]string{}, logger: cfg.Logger}
+	for from, to := range cfg.NativeKeys {
+		n.nativeKeys[from] = to
+	}
+	if n.logger == nil {
+		n.logger = slog.Default()
+	}
 	n.states.init(n)
 	return n, nil
+}
+
+// Logger is where the binding's own lines go (Config.Logger, or slog.Default()).
+func (n *Node) Logger() *slog.Logger { return n.logger }
+
+// nativeKeySteps are the calls that move or switch off native states, in key order so that
+// an error names the same key every time.
+func nativeKeySteps(p *runtime.Pinner, config *C.hs_config, moves map[string]string) []func() C.hs_result {
+	from := make([]string, 0, len(moves))
+	for k := range moves {
+		from = append(from, k)
+	}
+	sort.Strings(from)
+	steps := make([]func() C.hs_result, 0, len(from))
+	for _, k := range from {
+		to := moves[k]
+		steps = append(steps, func() C.hs_result {
+			if to == "" {
+				return C.hs_config_switch_off_state(config, str(p, k))
+			}
+			return C.hs_config_set_state_key(config, str(p, k), str(p, to))
+		})
+	}
+	return steps
+}
+
+// nativeKey is where the native state of layout key k is: moved by Config.NativeKeys, or k.
+// A state switched off there is looked for under k, which then has none.
+func (n *Node) nativeKey(k string) string {
+	if to, ok := n.nativeKeys[k]; ok && to != "" {
+		return to
+	}
+	return k
 }
 
 // redisSteps are the calls that carry cfg's Redis credentials, database and TLS settings.
@@ -514,16 +566,6 @@ func (n *Node) Members() ([]Member, error) {
 		}
 	}
 	return members, nil
-}
-
-// Peers lists the members as Alertmanager's cluster.ClusterPeer does.
-func (n *Node) Peers() []cluster.ClusterMember {
-	members, _ := n.Members()
-	out := make([]cluster.ClusterMember, len(members))
-	for i, m := range members {
-		out[i] = m
-	}
-	return out
 }
 
 // Metrics is the node's metrics in the Prometheus text format (Alertmanager's names).

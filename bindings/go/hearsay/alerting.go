@@ -161,21 +161,22 @@ type States struct {
 
 // Org is the states of Grafana organisation id, as its Alertmanager registers them:
 // notificationlog:<id>, silences:<id> and flushlog:<id>. The node carries them when started
-// with the organisation in Config.Orgs; otherwise every call returns ErrNoSuchState. Each
+// with the organisation in Config.Orgs (at the keys Config.NativeKeys moves them to);
+// otherwise, or once the host's AddState took a key, its calls return ErrNoSuchState. Each
 // organisation's states are its own: what one logs or silences never touches another.
 func (n *Node) Org(id int64) *States {
 	return &States{
 		node:     n,
-		nflog:    fmt.Sprintf("notificationlog:%d", id),
-		silences: fmt.Sprintf("silences:%d", id),
-		flushLog: fmt.Sprintf("flushlog:%d", id),
+		nflog:    n.nativeKey(fmt.Sprintf("notificationlog:%d", id)),
+		silences: n.nativeKey(fmt.Sprintf("silences:%d", id)),
+		flushLog: n.nativeKey(fmt.Sprintf("flushlog:%d", id)),
 	}
 }
 
 // alertmanager is the states under Alertmanager's keys, which a node started without
 // Config.Orgs carries. It has no flush log.
 func (n *Node) alertmanager() *States {
-	return &States{node: n, nflog: "nfl", silences: "sil"}
+	return &States{node: n, nflog: n.nativeKey("nfl"), silences: n.nativeKey("sil")}
 }
 
 // ShouldNotify is Alertmanager's Dedup stage against the replicated notification log
