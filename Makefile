@@ -8,7 +8,8 @@ SIM_SEEDS ?= 200
 export PATH := $(CURDIR)/target/go-venv/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: test deps fmt clippy doc no-async purity unit integration go sim bench fuzz fuzz-build fuzz-smoke
+.PHONY: test deps fmt clippy doc no-async purity unit integration go sim bench fuzz fuzz-build fuzz-smoke \
+  release-lib install pkgconfig
 
 test: deps fmt clippy doc no-async purity unit integration go sim fuzz-smoke
 
@@ -63,6 +64,7 @@ integration:
 	$(CARGO) test --locked --test mixed_cluster --test hearsay_api --test redis_peer \
 	  --test cluster_tls --test grafana_redis_peer --test grafana_ini --test redis_sentinel \
 	  --test redis_cluster --test faults -- --test-threads=2
+	$(CARGO) test --locked --test packaging -- --test-threads=2
 
 # The Go binding (cgo) against this build of the library, every module of it vetted,
 # gofmt-checked and tested with the race detector: the core (standard library and
@@ -126,3 +128,52 @@ fuzz-smoke: fuzz-build
 	    { tail -40 target/fuzz-smoke/$$t.log; echo "fuzz-smoke: $$t failed; the input is in fuzz/artifacts"; exit 1; }; \
 	  echo "fuzz-smoke: $$t: $$(grep -h 'stat::number_of_executed_units' target/fuzz-smoke/$$t.log)"; \
 	done
+
+# Installing the C library (`make install PREFIX=/usr/local DESTDIR=`): the header,
+# libhearsay.a, libhearsay.so.<version> with its SONAME (given by build.rs) and the links to
+# it, and pkg-config's hearsay.pc. A plain Makefile target rather than cargo-c: cargo-c is a
+# cargo plugin built from source (cargo itself as a library) on every fresh machine, for what
+# is a copy, a strip and two links here. Libraries are installed stripped; the shared one's
+# debug info goes to $(LIBDIR)/.debug/, where gdb finds it through the .gnu_debuglink.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
+RELEASE := target/release
+# What libhearsay.a needs from the system: rustc's `--print native-static-libs` for
+# x86_64-unknown-linux-gnu (tests/packaging.rs links with it).
+NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+# hearsay.pc: $(1) libdir, $(2) includedir, $(3) Libs, $(4) Libs.private.
+write_pc = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(1)' 'includedir=$(2)' '' 'Name: hearsay' \
+  'Description: The high-availability core of alerting systems (gossip, dedup, silences)' \
+  'Version: $(VERSION)' 'Libs: $(3)' 'Libs.private: $(4)' 'Cflags: -I$${includedir}'
+
+release-lib:
+	$(CARGO) build --release --lib --locked
+
+install: release-lib
+	@set -e; so=$(RELEASE)/libhearsay.so; \
+	soname=$$(readelf -d $$so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p'); \
+	test -n "$$soname" || { echo "install: $$so has no SONAME"; exit 1; }; \
+	lib=$(DESTDIR)$(LIBDIR); real=libhearsay.so.$(VERSION); \
+	install -d $$lib/pkgconfig $$lib/.debug $(DESTDIR)$(INCLUDEDIR); \
+	install -m 644 include/hearsay.h $(DESTDIR)$(INCLUDEDIR)/hearsay.h; \
+	objcopy --only-keep-debug $$so $$lib/.debug/$$real.debug; \
+	chmod 644 $$lib/.debug/$$real.debug; \
+	objcopy --strip-unneeded --add-gnu-debuglink=$$lib/.debug/$$real.debug $$so $$lib/$$real; \
+	chmod 755 $$lib/$$real; \
+	ln -sfn $$real $$lib/$$soname; \
+	ln -sfn $$soname $$lib/libhearsay.so; \
+	strip --strip-debug -o $$lib/libhearsay.a $(RELEASE)/libhearsay.a; \
+	chmod 644 $$lib/libhearsay.a; \
+	$(call write_pc,$(LIBDIR),$(INCLUDEDIR),-L$${libdir} -lhearsay,$(NATIVE_LIBS)) \
+	  >$$lib/pkgconfig/hearsay.pc; \
+	echo "installed hearsay $(VERSION) ($$soname) under $(DESTDIR)$(PREFIX)"
+
+# target/pkgconfig/hearsay.pc: this checkout's header and static library, for in-repo builds
+# (`PKG_CONFIG_PATH=$(CURDIR)/target/pkgconfig`; the Go binding's `#cgo pkg-config: hearsay`).
+pkgconfig: release-lib
+	@mkdir -p target/pkgconfig
+	@$(call write_pc,$(CURDIR)/$(RELEASE),$(CURDIR)/include,$${libdir}/libhearsay.a $(NATIVE_LIBS),) \
+	  >target/pkgconfig/hearsay.pc
+	@echo "wrote target/pkgconfig/hearsay.pc"

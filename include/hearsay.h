@@ -5,6 +5,20 @@
  * on HS_RESULT_OK. Text is UTF-8 in an hs_str (pointer + length, no NUL). Handles are opaque;
  * free them with their _free function (NULL is a no-op). After a failure,
  * hs_last_error_message() on the same thread says why. See each function for thread safety.
+ *
+ * Lengths: a length above PTRDIFF_MAX bytes is refused with HS_RESULT_LENGTH_OVERFLOW before
+ * anything is read. Durations in milliseconds are at most HS_MAX_DURATION_MS (ten years).
+ *
+ * Ownership: freeing a handle twice, or using it after its _free, is undefined behaviour (as
+ * with free(3)); the library cannot detect it. Text the library returns in an hs_str points at
+ * memory it owns, valid for as long as the function that returned it says.
+ *
+ * Structs: a struct passed to or filled by the library (hs_flush, hs_silence, hs_position,
+ * ...) is a fixed layout. Before 1.0 any minor release may change one; the shared library's
+ * SONAME (libhearsay.so.0.<minor>) changes with it, so a program built against another layout
+ * does not load. From 1.0 on no layout changes within a major version: a new field comes as a
+ * new struct and a new function taking it (hs_flush2, hs_node_should_notify2), the old ones
+ * kept. HS_VERSION_MAJOR/MINOR/PATCH give the header's version; hs_version() the library's.
  */
 
 #ifndef HEARSAY_H
@@ -15,6 +29,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+// The major version of the header (the library's semver major). A program can compare
+// these compile-time macros with `hs_version()` at run time.
+#define HS_VERSION_MAJOR 0
+
+// The minor version of the header. Before 1.0 a minor release may change the ABI, so the
+// shared library's SONAME carries it (`libhearsay.so.0.<minor>`).
+#define HS_VERSION_MINOR 1
+
+// The patch version of the header.
+#define HS_VERSION_PATCH 0
+
+// The longest duration any call takes, in milliseconds: ten years. Longer ones are refused
+// with `HS_RESULT_INVALID_ARGUMENT` — they are always a mistake (often a negative number
+// cast to an unsigned one) and, added to a timestamp, would leave the range of Go's
+// `time.Time` that Alertmanager peers decode. Timeouts are `uint32_t` (49 days at most).
+#define HS_MAX_DURATION_MS 315360000000
 
 // The longest silence ID a node creates (a UUID's text). IDs of silences created by other
 // Alertmanagers can differ in length.
@@ -68,6 +99,9 @@ enum hs_result
   // The flush log refused the entry (fingerprint 0, or a time out of Go's range); nothing
   // changed.
   HS_RESULT_FLUSH_LOG_REFUSED = 18,
+  // A length is above `PTRDIFF_MAX` (Rust's `isize::MAX`) bytes, more than any object can
+  // span: the pointer and length cannot describe real memory. Nothing was read.
+  HS_RESULT_LENGTH_OVERFLOW = 19,
   // A Rust panic was caught at the boundary. The handle stays usable, but the operation
   // may not have happened; please report it.
   HS_RESULT_PANIC = 99,
@@ -80,47 +114,24 @@ typedef uint32_t hs_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// What `hs_node_add_state` did with the key.
-enum hs_state_added
+// What changed, in an [`hs_event`].
+enum hs_event_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-  // The key was free.
-  HS_STATE_ADDED_NEW = 0,
-  // A native state held the key (Alertmanager's `nfl`/`sil`, an organisation's
-  // `silences:<org>`, ...): it is switched off, its calls return `HS_RESULT_NO_SUCH_STATE`,
-  // and `hearsay_native_state_switched_off{key}` is 1.
-  HS_STATE_ADDED_TOOK_NATIVE = 1,
-  // The host had registered the key already: its state object is replaced; payloads queued
-  // for the key stay queued for the new one.
-  HS_STATE_ADDED_REPLACED = 2,
+  // `member` became visible (alive or suspect), or changed address.
+  HS_EVENT_KIND_MEMBER_JOINED = 1,
+  // `member` is no longer visible (dead, left, or gone from Redis), or changed address.
+  HS_EVENT_KIND_MEMBER_LEFT = 2,
+  // This node's position changed to `position`.
+  HS_EVENT_KIND_POSITION_CHANGED = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
-typedef enum hs_state_added hs_state_added;
+typedef enum hs_event_kind hs_event_kind;
 #else
-typedef uint32_t hs_state_added;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-// How a node carries states' updates.
-enum hs_transport
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  // memberlist gossip: small updates are gossiped (and sent to each member over TCP by
-  // their writer), larger ones sent over TCP.
-  HS_TRANSPORT_GOSSIP = 0,
-  // Redis pub/sub in Grafana's layout: one publish reaches every member.
-  HS_TRANSPORT_REDIS = 1,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum hs_transport hs_transport;
-#else
-typedef uint32_t hs_transport;
+typedef uint32_t hs_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -142,6 +153,28 @@ enum hs_payload_kind
 typedef enum hs_payload_kind hs_payload_kind;
 #else
 typedef uint32_t hs_payload_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A silence's state at the query's `now_ms`. The numbers are bits of
+// `hs_silence_query.states` (`1 << HS_SILENCE_STATE_ACTIVE`, ...).
+enum hs_silence_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Ended (`now > ends_at`).
+  HS_SILENCE_STATE_EXPIRED = 0,
+  // Muting (`starts_at <= now <= ends_at`).
+  HS_SILENCE_STATE_ACTIVE = 1,
+  // Not started yet.
+  HS_SILENCE_STATE_PENDING = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum hs_silence_state hs_silence_state;
+#else
+typedef uint32_t hs_silence_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -207,10 +240,19 @@ typedef uint32_t hs_match_type;
 // reused) right after.
 typedef struct hs_config hs_config;
 
+// A snapshot of the members a node sees, from `hs_node_members`; free it with
+// `hs_members_free`. Immutable: any thread may read it, and it does not change as the
+// cluster does.
+typedef struct hs_members hs_members;
+
 // A running peer — on gossip, or on Redis when the config says so — with its threads and
 // the replicated notification logs and silences (and flush logs) of its configuration. Every function taking a `const hs_node *`
 // may be called from any thread at the same time; `hs_node_free` must not race with them.
 typedef struct hs_node hs_node;
+
+// The answer to a silence query; free it with `hs_silences_free`. Immutable: any thread
+// may read it.
+typedef struct hs_silences hs_silences;
 
 // Borrowed UTF-8 text: `len` bytes at `data`, not NUL-terminated. `data` may be NULL when
 // `len` is 0.
@@ -220,6 +262,15 @@ typedef struct hs_str {
   // How many.
   size_t len;
 } hs_str;
+
+// A member this node sees, in an [`hs_members`] list: views into the list, valid until it
+// is freed.
+typedef struct hs_member {
+  // Its name; on Redis its heartbeat key (prefix included), as positions use it.
+  struct hs_str name;
+  // Its gossip address, `ip:port`; empty on Redis.
+  struct hs_str address;
+} hs_member;
 
 // Where this node stands among its peers.
 typedef struct hs_position {
@@ -233,6 +284,17 @@ typedef struct hs_position {
   bool blind;
 } hs_position;
 
+// One change since the previous `hs_node_poll_events`. Its views are valid until the next
+// `hs_node_poll_events` on the same node (from any thread) or `hs_node_free`.
+typedef struct hs_event {
+  // What changed.
+  hs_event_kind kind;
+  // The member, for member events; empty views for a position event.
+  struct hs_member member;
+  // The node's position after the change, for a position event; zero otherwise.
+  struct hs_position position;
+} hs_event;
+
 // One label of an alert.
 typedef struct hs_label {
   // Label name.
@@ -240,6 +302,63 @@ typedef struct hs_label {
   // Label value.
   struct hs_str value;
 } hs_label;
+
+// Which silences `hs_node_query_silences` returns: those passing every filter given.
+typedef struct hs_silence_query {
+  // Only these IDs (`ids_len` of them); none: any ID.
+  const struct hs_str *ids;
+  // How many IDs.
+  size_t ids_len;
+  // Only these states, as bits `1 << hs_silence_state`; 0: any state.
+  uint32_t states;
+  // Only silences that would mute an alert with these labels (`labels_len` of them), when
+  // `match_labels` is true (an empty label set then matches only label-less matchers).
+  const struct hs_label *labels;
+  // How many labels.
+  size_t labels_len;
+  // Whether `labels` filters.
+  bool match_labels;
+} hs_silence_query;
+
+// One label matcher of a silence.
+typedef struct hs_matcher {
+  // Label name.
+  struct hs_str name;
+  // Value, or the regex as written (unanchored).
+  struct hs_str value;
+  // An `hs_match_type` number; any other is `HS_RESULT_INVALID_ARGUMENT`.
+  uint32_t match_type;
+} hs_matcher;
+
+// One AND-list of matchers; a silence mutes an alert when any of its sets matches.
+typedef struct hs_matcher_set {
+  // The matchers (`matchers_len` of them).
+  const struct hs_matcher *matchers;
+  // How many.
+  size_t matchers_len;
+} hs_matcher_set;
+
+// A silence as stored, in an `hs_silences` list: views valid until the list is freed.
+typedef struct hs_silence_info {
+  // Its ID.
+  struct hs_str id;
+  // Its state at the query's `now_ms`.
+  hs_silence_state state;
+  // Its matcher sets (`matcher_sets_len`; one for silences written through this ABI).
+  const struct hs_matcher_set *matcher_sets;
+  // How many matcher sets.
+  size_t matcher_sets_len;
+  // Start of the muting window, Unix milliseconds.
+  int64_t starts_at_ms;
+  // End of the muting window, Unix milliseconds.
+  int64_t ends_at_ms;
+  // Last change, Unix milliseconds.
+  int64_t updated_at_ms;
+  // Author.
+  struct hs_str created_by;
+  // Free text.
+  struct hs_str comment;
+} hs_silence_info;
 
 // Who a notification goes to: Alertmanager's `nflogpb.Receiver`.
 typedef struct hs_receiver {
@@ -267,7 +386,7 @@ typedef struct hs_flush {
   size_t resolved_len;
   // The integration's `send_resolved`.
   bool send_resolved;
-  // The route's `repeat_interval` in milliseconds.
+  // The route's `repeat_interval` in milliseconds, at most `HS_MAX_DURATION_MS`.
   uint64_t repeat_interval_ms;
   // Unix time in milliseconds: the wall clock when Dedup runs (0.25) or the flush tick
   // time (≥ 0.32).
@@ -281,16 +400,6 @@ typedef struct hs_decision {
   // Why.
   hs_dedup_row row;
 } hs_decision;
-
-// One label matcher of a silence.
-typedef struct hs_matcher {
-  // Label name.
-  struct hs_str name;
-  // Value, or the regex as written (unanchored).
-  struct hs_str value;
-  // An `hs_match_type` number; any other is `HS_RESULT_INVALID_ARGUMENT`.
-  uint32_t match_type;
-} hs_matcher;
 
 // A silence to create or update.
 typedef struct hs_silence {
@@ -323,9 +432,10 @@ typedef struct hs_flush_entry {
 extern "C" {
 #endif // __cplusplus
 
-// The library version, as a static NUL-terminated string (`"0.1.0"`). Never NULL; never
-// free it.
-const char *hs_version(void);
+// The library's version, `"<major>.<minor>.<patch>"` (`"0.1.0"`), as an `hs_str` over
+// static memory, like all text the ABI returns: not NUL-terminated, never NULL, never to be
+// freed. Thread-safe.
+struct hs_str hs_version(void);
 
 // Write a description of `result` into `buf` (at most `cap` bytes, not NUL-terminated) and
 // its length into `*len_out`. An unknown code is described as such. Thread-safe.
@@ -369,7 +479,8 @@ hs_result hs_config_set_push_pull_interval_ms(struct hs_config *config, uint64_t
 
 // Directory of the `nflog` and `silences` snapshot files, in Alertmanager's format
 // (`--storage.path`): loaded at start, written every maintenance interval and when the node
-// is freed. Without it nothing is written. With organisations (`hs_config_add_org`) the
+// is freed. Without it nothing is written. `hs_node_start` creates it when missing and
+// refuses (`HS_RESULT_IO`) one it cannot write. With organisations (`hs_config_add_org`) the
 // files are `nflog:<org>`, `silences:<org>` and `flushlog:<org>`, one set per organisation.
 hs_result hs_config_set_storage_dir(struct hs_config *config, struct hs_str dir);
 
@@ -390,23 +501,6 @@ hs_result hs_config_add_org(struct hs_config *config, int64_t org_id);
 // Grafana registers one with its `alertingSyncDispatchTimer` feature toggle. Unused without
 // organisations.
 hs_result hs_config_set_flush_log(struct hs_config *config, bool enabled);
-
-// Register the native state the layout puts under `native_key` (`nfl`, `sil`, or an
-// organisation's `notificationlog:<org>`, `silences:<org>`, `flushlog:<org>`) under `key`
-// instead, so that the host can register its own state under `native_key` and keep both. The
-// state keeps its snapshot file; the calls without a key (`hs_node_set_silence`, ...) still
-// act on `nfl`/`sil`, so use the `_in` forms with `key`. An empty `key` is
-// `HS_RESULT_INVALID_ARGUMENT`; a `native_key` not in the layout, or two states on one key,
-// is `HS_RESULT_INVALID_CONFIG` at `hs_node_start`.
-hs_result hs_config_set_state_key(struct hs_config *config,
-                                  struct hs_str native_key,
-                                  struct hs_str key);
-
-// Leave out the native state the layout puts under `native_key`: the node neither carries
-// nor snapshots it. A `native_key` not in the layout is `HS_RESULT_INVALID_CONFIG` at
-// `hs_node_start`. (A host's `hs_node_add_state` of a native key switches that state off by
-// itself; this does it from the start.)
-hs_result hs_config_switch_off_state(struct hs_config *config, struct hs_str native_key);
 
 // GC and snapshot period in milliseconds (`--data.maintenance-interval`, 15 min).
 hs_result hs_config_set_maintenance_interval_ms(struct hs_config *config, uint64_t ms);
@@ -444,15 +538,6 @@ hs_result hs_config_set_redis_sentinel(struct hs_config *config,
                                        struct hs_str addrs,
                                        struct hs_str username,
                                        struct hs_str password);
-
-// Redis Cluster (`ha_redis_cluster_mode_enabled`): read the slot map from the nodes at
-// `addrs`, a comma list of `host:port` (`ha_redis_address` in Cluster mode), send each key
-// to the master owning its slot and follow `MOVED`/`ASK` redirections. The URL of
-// `hs_config_set_redis` (still required) gives the scheme and credentials, its host unused;
-// its database must be 0. An empty list is `HS_RESULT_INVALID_ARGUMENT`; with Sentinel also
-// set, `hs_node_new` fails (the two are exclusive). Not thread-safe, like every
-// `hs_config_*` call.
-hs_result hs_config_set_redis_cluster(struct hs_config *config, struct hs_str addrs);
 
 // The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
 // `HS_RESULT_INVALID_ARGUMENT` when negative.
@@ -523,11 +608,40 @@ hs_result hs_config_set_cluster_tls_config_file(struct hs_config *config, struct
 hs_result hs_config_load_grafana_ini(struct hs_config *config,
                                      struct hs_str path);
 
+// The members this node sees alive or suspect, itself included, sorted by name: writes a
+// new list to `*members_out` (read it with `hs_members_array`, free it with
+// `hs_members_free`). A Redis peer lists the live heartbeat keys, with no address.
+// Thread-safe; never waits on the network.
+hs_result hs_node_members(const struct hs_node *node, struct hs_members **members_out);
+
+// The members in `members`: writes a pointer to the first of `*len_out` contiguous
+// `hs_member` structs to `*array_out` (NULL when there are none). Valid until
+// `hs_members_free(members)`. Thread-safe.
+hs_result hs_members_array(const struct hs_members *members,
+                           const struct hs_member **array_out,
+                           size_t *len_out);
+
+// Free a member list. NULL is a no-op; the list and its views must not be used afterwards.
+void hs_members_free(struct hs_members *members);
+
+// Drain the membership and position changes since the previous call: up to `cap` events
+// into `out`, their count into `*len_out` (0: nothing changed). The first call reports
+// every visible member (this node included) as joined, and the position. Changes that did
+// not fit stay for the next call, which reports them before anything newer. Events are the
+// net change between two calls, never a backlog: poll as often as the host cares to know.
+// Thread-safe, but one consumer per node: each call invalidates the views of the previous
+// call's events. Never waits on the network.
+hs_result hs_node_poll_events(const struct hs_node *node,
+                              struct hs_event *out,
+                              size_t cap,
+                              size_t *len_out);
+
 // Load the snapshots (when a storage dir is set), bind, and start a node; it starts joining
 // the configured peers in the background. Writes the node to `*node_out`; free it with
 // `hs_node_free`. `config` is only read. A corrupt snapshot file gives
 // `HS_RESULT_CORRUPT_SNAPSHOT` (the message names the file and the byte) and is left as it
-// was.
+// was; a storage dir that cannot be created or written gives `HS_RESULT_IO` naming it.
+// Either way nothing started.
 hs_result hs_node_start(const struct hs_config *config, struct hs_node **node_out);
 
 // Stop the node: its threads end and, with a storage dir, the snapshots are written once
@@ -585,18 +699,10 @@ hs_result hs_node_use_key(const struct hs_node *node, const uint8_t *key, size_t
 // installed is no error. Thread-safe.
 hs_result hs_node_remove_key(const struct hs_node *node, const uint8_t *key, size_t len);
 
-// Register a host-owned state under `key`; what happened goes to `*added_out`. The host's
-// keys win: Alertmanager and Grafana register their states under the keys they always use,
-// so a native state there is switched off (`HS_STATE_ADDED_TOOK_NATIVE`; keep it with
-// `hs_config_set_state_key`). Register before joining so the first push/pull carries it.
-// Peers' payloads for it queue, up to 4,096, until taken.
-hs_result hs_node_add_state(const struct hs_node *node,
-                            struct hs_str key,
-                            hs_state_added *added_out);
-
-// The node's transport, to `*transport_out`: what a host's `ReliableDelivery` answer rests
-// on (Grafana's `ClusterChannel`: on Redis every update reached every member).
-hs_result hs_node_transport(const struct hs_node *node, hs_transport *transport_out);
+// Register a host-owned state under `key` (`HS_RESULT_INVALID_ARGUMENT` if the key is taken;
+// `nfl` and `sil` are the node's own). Register before joining so the first push/pull
+// carries it. Peers' payloads for it queue, up to 4,096, until taken.
+hs_result hs_node_add_state(const struct hs_node *node, struct hs_str key);
 
 // Set the full state of `key` that push/pulls send to peers (the host's `MarshalBinary`);
 // `len` bytes at `data` are copied.
@@ -633,11 +739,33 @@ hs_result hs_node_wait_states(const struct hs_node *node,
                               uint32_t timeout_ms,
                               bool *arrived_out);
 
-// The members this node sees alive or suspect, itself included, as lines of
-// `name TAB address NEWLINE` sorted by name, copied into `buf` (size needed with
-// `HS_RESULT_BUFFER_TOO_SMALL`). A Redis peer lists the live heartbeat keys, with no
-// address.
-hs_result hs_node_members(const struct hs_node *node, char *buf, size_t cap, size_t *len_out);
+// The silences under `key` that `query` selects (NULL: all), with their state at `now_ms`,
+// written as a new list to `*silences_out` (read it with `hs_silences_array`, free it with
+// `hs_silences_free`). A state bit above `HS_SILENCE_STATE_PENDING` is
+// `HS_RESULT_INVALID_ARGUMENT`. Uses Alertmanager's `sil`; `hs_node_query_silences_in` names
+// the state. Thread-safe; reads only.
+hs_result hs_node_query_silences(const struct hs_node *node,
+                                 const struct hs_silence_query *query,
+                                 int64_t now_ms,
+                                 struct hs_silences **silences_out);
+
+// `hs_node_query_silences` in the silences under `key` (Grafana's `silences:<org>`, or
+// `sil`); `HS_RESULT_NO_SUCH_STATE` when there are none.
+hs_result hs_node_query_silences_in(const struct hs_node *node,
+                                    struct hs_str key,
+                                    const struct hs_silence_query *query,
+                                    int64_t now_ms,
+                                    struct hs_silences **silences_out);
+
+// The silences in `silences`: a pointer to the first of `*len_out` contiguous
+// `hs_silence_info` structs in `*array_out` (NULL when there are none), in no particular
+// order. Valid until `hs_silences_free(silences)`. Thread-safe.
+hs_result hs_silences_array(const struct hs_silences *silences,
+                            const struct hs_silence_info **array_out,
+                            size_t *len_out);
+
+// Free a silence list. NULL is a no-op; the list and its views must not be used afterwards.
+void hs_silences_free(struct hs_silences *silences);
 
 // Alertmanager's alert hash (XXH64 over the sorted labels), as the notification log stores
 // it: what `hs_flush` lists. Labels may come in any order; a repeated name keeps the last
@@ -687,8 +815,10 @@ hs_result hs_node_log_notification_in(const struct hs_node *node,
 // and send it to every peer. Copies the silence's ID into `id_buf` (at least
 // `HS_SILENCE_ID_LEN` bytes for a new one): a new ID when the update had to replace the
 // silence. A refused silence gives `HS_RESULT_INVALID_SILENCE` or `HS_RESULT_SILENCE_LIMIT`
-// with the reason in `hs_last_error_message`; a full outbound queue `HS_RESULT_QUEUE_FULL`,
-// changing nothing. Uses Alertmanager's `sil`; `hs_node_set_silence_in` names the state.
+// with the reason in `hs_last_error_message`; one whose encoding exceeds the 4 MiB message
+// limit (which no peer would accept) `HS_RESULT_MESSAGE_TOO_LARGE`; a full outbound queue
+// `HS_RESULT_QUEUE_FULL`; each changes nothing. Uses Alertmanager's `sil`;
+// `hs_node_set_silence_in` names the state.
 hs_result hs_node_set_silence(const struct hs_node *node,
                               const struct hs_silence *silence,
                               int64_t now_ms,
@@ -741,7 +871,8 @@ hs_result hs_node_mutes_in(const struct hs_node *node,
 // group `group_fingerprint` was first flushed at `flush_time_ms`, in the flush log under
 // `key` (`flushlog:<org>`; `hs_config_set_flush_log`), and send the entry to every peer. It
 // expires `expiry_ms` after `now_ms` (Grafana passes `max(2 × group_interval, 24 h)`), or
-// after the log's retention (120 h) if that is shorter; 0 means the retention. Writes
+// after the log's retention (120 h) if that is shorter; 0 means the retention; above
+// `HS_MAX_DURATION_MS` is `HS_RESULT_INVALID_ARGUMENT`. Writes
 // `false` to `*written_out`, changing nothing, when the stored flush time is later.
 // `HS_RESULT_FLUSH_LOG_REFUSED` for fingerprint 0 or a time outside Go's range,
 // `HS_RESULT_NO_SUCH_STATE` without a flush log under `key`, `HS_RESULT_QUEUE_FULL` when

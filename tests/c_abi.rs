@@ -80,3 +80,43 @@ fn a_c_program_runs_a_cluster_through_the_header() {
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
+
+#[test]
+fn a_careless_c_host_under_address_and_undefined_behaviour_sanitizers() {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--lib", "--locked", "--quiet"])
+        .current_dir(root())
+        .status()
+        .expect("run cargo build --lib");
+    assert!(status.success(), "cargo build --lib failed");
+    let exe = target_dir().join("c_misuse");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
+        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .arg("-fno-omit-frame-pointer")
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join("tests/c/misuse.c"))
+        .arg(target_dir().join("libhearsay.a"))
+        .args(["-lgcc_s", "-lpthread", "-lm", "-ldl", "-lrt", "-lutil", "-o"])
+        .arg(&exe)
+        .output()
+        .unwrap_or_else(|e| panic!("the C compiler `{cc}` is required: {e}"));
+    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = Command::new(&exe)
+        // Any report ends the run with a non-zero status; leaks are reports too.
+        .env("ASAN_OPTIONS", "halt_on_error=1:detect_leaks=1:exitcode=86")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:exitcode=87")
+        .output()
+        .expect("run the misuse program");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    println!("{stdout}");
+    assert!(
+        run.status.success() && !stderr.contains("Sanitizer") && !stderr.contains("runtime error"),
+        "misuse program failed ({}):\n{stdout}\n{stderr}",
+        run.status
+    );
+    assert!(stdout.contains("misuse: all checks passed"), "{stdout}");
+}

@@ -115,11 +115,12 @@ fn address(s: hs_str, what: &str) -> FfiResult<SocketAddr> {
     })
 }
 
+/// A positive duration, at most `HS_MAX_DURATION_MS`.
 fn millis(ms: u64, what: &str) -> FfiResult<Duration> {
     if ms == 0 {
         return Err(Failure::new(hs_result::InvalidArgument, format!("{what} must be positive")));
     }
-    Ok(Duration::from_millis(ms))
+    super::duration_ms(ms, what)
 }
 
 /// Create a config with Alertmanager's defaults: a random ULID name, bind `0.0.0.0:9094`,
@@ -231,7 +232,8 @@ pub extern "C" fn hs_config_set_push_pull_interval_ms(
 
 /// Directory of the `nflog` and `silences` snapshot files, in Alertmanager's format
 /// (`--storage.path`): loaded at start, written every maintenance interval and when the node
-/// is freed. Without it nothing is written. With organisations (`hs_config_add_org`) the
+/// is freed. Without it nothing is written. `hs_node_start` creates it when missing and
+/// refuses (`HS_RESULT_IO`) one it cannot write. With organisations (`hs_config_add_org`) the
 /// files are `nflog:<org>`, `silences:<org>` and `flushlog:<org>`, one set per organisation.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_config_set_storage_dir(config: *mut hs_config, dir: hs_str) -> hs_result {

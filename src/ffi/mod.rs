@@ -21,8 +21,10 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod config;
+mod members;
 mod node;
 mod opaque;
+mod silences;
 mod state;
 
 use std::cell::RefCell;
@@ -32,8 +34,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use config::*;
+pub use members::*;
 pub use node::*;
 pub use opaque::*;
+pub use silences::*;
 pub use state::*;
 
 /// The outcome of every fallible call. The numbers are part of the ABI: they are never
@@ -82,13 +86,16 @@ pub enum hs_result {
     /// The flush log refused the entry (fingerprint 0, or a time out of Go's range); nothing
     /// changed.
     FlushLogRefused = 18,
+    /// A length is above `PTRDIFF_MAX` (Rust's `isize::MAX`) bytes, more than any object can
+    /// span: the pointer and length cannot describe real memory. Nothing was read.
+    LengthOverflow = 19,
     /// A Rust panic was caught at the boundary. The handle stays usable, but the operation
     /// may not have happened; please report it.
     Panic = 99,
 }
 
 /// Every result, for the per-result error counters (order irrelevant, all listed once).
-const RESULTS: [hs_result; 20] = [
+const RESULTS: [hs_result; 21] = [
     hs_result::Ok,
     hs_result::NullParameter,
     hs_result::InvalidUtf8,
@@ -108,6 +115,7 @@ const RESULTS: [hs_result; 20] = [
     hs_result::BufferTooSmall,
     hs_result::NoSuchState,
     hs_result::FlushLogRefused,
+    hs_result::LengthOverflow,
     hs_result::Panic,
 ];
 
@@ -134,6 +142,7 @@ impl hs_result {
             Self::BufferTooSmall => "output buffer too small",
             Self::NoSuchState => "no such state under that key",
             Self::FlushLogRefused => "the flush log refused the entry",
+            Self::LengthOverflow => "a length exceeds PTRDIFF_MAX bytes",
             Self::Panic => "internal panic caught at the C boundary",
         }
     }
@@ -160,6 +169,7 @@ impl hs_result {
             Self::BufferTooSmall => "buffer_too_small",
             Self::NoSuchState => "no_such_state",
             Self::FlushLogRefused => "flush_log_refused",
+            Self::LengthOverflow => "length_overflow",
             Self::Panic => "panic",
         }
     }
@@ -263,6 +273,14 @@ pub(crate) fn bytes<'a, T>(ptr: *const T, len: usize, what: &str) -> FfiResult<&
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
+    // `from_raw_parts` requires the span to fit in `isize`; a larger length is a caller's bug
+    // (often a negative number cast to size_t) and would be undefined behaviour to trust.
+    if len.checked_mul(size_of::<T>()).is_none_or(|n| n > isize::MAX as usize) {
+        return Err(Failure::new(
+            hs_result::LengthOverflow,
+            format!("{what}: {len} elements exceed PTRDIFF_MAX bytes"),
+        ));
+    }
     // SAFETY: the caller passes `len` valid, initialised elements at `ptr`, alive for the
     // call (the documented contract of every function taking a pointer and a length).
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
@@ -314,11 +332,41 @@ pub(crate) fn copy_out(src: &[u8], buf: *mut c_char, cap: usize, len_out: *mut u
     Ok(())
 }
 
-/// The library version, as a static NUL-terminated string (`"0.1.0"`). Never NULL; never
-/// free it.
+/// The major version of the header (the library's semver major). A program can compare
+/// these compile-time macros with `hs_version()` at run time.
+pub const HS_VERSION_MAJOR: u32 = 0;
+/// The minor version of the header. Before 1.0 a minor release may change the ABI, so the
+/// shared library's SONAME carries it (`libhearsay.so.0.<minor>`).
+pub const HS_VERSION_MINOR: u32 = 1;
+/// The patch version of the header.
+pub const HS_VERSION_PATCH: u32 = 0;
+
+/// The longest duration any call takes, in milliseconds: ten years. Longer ones are refused
+/// with `HS_RESULT_INVALID_ARGUMENT` — they are always a mistake (often a negative number
+/// cast to an unsigned one) and, added to a timestamp, would leave the range of Go's
+/// `time.Time` that Alertmanager peers decode. Timeouts are `uint32_t` (49 days at most).
+// A literal, not `10 * 365 * ...`: cbindgen copies the expression into C, where it would be
+// evaluated in `int` and overflow.
+pub const HS_MAX_DURATION_MS: u64 = 315_360_000_000;
+
+/// A duration in milliseconds from C, refused above [`HS_MAX_DURATION_MS`].
+pub(crate) fn duration_ms(ms: u64, what: &str) -> FfiResult<std::time::Duration> {
+    if ms > HS_MAX_DURATION_MS {
+        return Err(Failure::new(
+            hs_result::InvalidArgument,
+            format!("{what} of {ms} ms exceeds the {HS_MAX_DURATION_MS} ms (ten years) bound"),
+        ));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+/// The library's version, `"<major>.<minor>.<patch>"` (`"0.1.0"`), as an `hs_str` over
+/// static memory, like all text the ABI returns: not NUL-terminated, never NULL, never to be
+/// freed. Thread-safe.
 #[unsafe(no_mangle)]
-pub extern "C" fn hs_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+pub extern "C" fn hs_version() -> hs_str {
+    let v = env!("CARGO_PKG_VERSION");
+    hs_str { data: v.as_ptr().cast(), len: v.len() }
 }
 
 /// Write a description of `result` into `buf` (at most `cap` bytes, not NUL-terminated) and
@@ -367,6 +415,42 @@ mod tests {
             assert_eq!(RESULTS.iter().filter(|x| *x == r).count(), 1, "{r:?}");
             assert!(!r.label().is_empty() && !r.describe().is_empty(), "{i}");
         }
+    }
+
+    #[test]
+    fn the_version_macros_are_the_crate_version() {
+        let v = hs_version();
+        // SAFETY: hs_version points at `len` bytes of static UTF-8.
+        let text = unsafe { std::slice::from_raw_parts(v.data.cast::<u8>(), v.len) };
+        let want = format!("{HS_VERSION_MAJOR}.{HS_VERSION_MINOR}.{HS_VERSION_PATCH}");
+        assert_eq!(
+            std::str::from_utf8(text),
+            Ok(want.as_str()),
+            "update the HS_VERSION_* constants"
+        );
+        assert_eq!(env!("CARGO_PKG_VERSION"), want);
+    }
+
+    #[test]
+    fn lengths_beyond_isize_are_refused_before_any_read() {
+        // A dangling but non-NULL pointer: the length check must come first.
+        let p = std::ptr::NonNull::<u64>::dangling().as_ptr().cast_const();
+        let r = boundary(|| bytes(p, usize::MAX, "hashes").map(drop));
+        assert_eq!(r, hs_result::LengthOverflow);
+        let r = boundary(|| bytes(p, isize::MAX as usize / 8 + 1, "hashes").map(drop));
+        assert_eq!(r, hs_result::LengthOverflow);
+        let s = hs_str { data: c"x".as_ptr(), len: isize::MAX as usize + 1 };
+        assert_eq!(boundary(|| text(s, "key").map(drop)), hs_result::LengthOverflow);
+        assert!(LAST_ERROR.with(|l| l.borrow().contains("PTRDIFF_MAX")));
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(HS_MAX_DURATION_MS, 10 * 365 * 24 * 3600 * 1000);
+        assert!(duration_ms(HS_MAX_DURATION_MS, "d").is_ok());
+        let e = duration_ms(HS_MAX_DURATION_MS + 1, "retention").unwrap_err();
+        assert_eq!(e.code, hs_result::InvalidArgument);
+        assert!(e.message.contains("retention"), "{}", e.message);
     }
 
     #[test]

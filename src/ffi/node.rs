@@ -21,6 +21,8 @@ use crate::node::{
 #[derive(Debug)]
 pub struct hs_node {
     pub(crate) node: Node,
+    /// `hs_node_poll_events`' cursor.
+    pub(crate) events: parking_lot::Mutex<super::members::Events>,
 }
 
 impl From<NodeError> for Failure {
@@ -70,6 +72,9 @@ impl From<StateError> for Failure {
             StateError::Nflog(_) => hs_result::NflogRefused,
             StateError::Silence(SilenceError::Invalid { .. }) => hs_result::InvalidSilence,
             StateError::Silence(SilenceError::NotFound) => hs_result::SilenceNotFound,
+            StateError::Silence(SilenceError::ExceedsMessageLimit { .. }) => {
+                hs_result::MessageTooLarge
+            }
             StateError::Silence(_) => hs_result::SilenceLimit,
             StateError::QueueFull => hs_result::QueueFull,
             StateError::NoState { .. } | StateError::SwitchedOff(_) => hs_result::NoSuchState,
@@ -92,7 +97,8 @@ fn timeout(ms: u32) -> Duration {
 /// the configured peers in the background. Writes the node to `*node_out`; free it with
 /// `hs_node_free`. `config` is only read. A corrupt snapshot file gives
 /// `HS_RESULT_CORRUPT_SNAPSHOT` (the message names the file and the byte) and is left as it
-/// was.
+/// was; a storage dir that cannot be created or written gives `HS_RESULT_IO` naming it.
+/// Either way nothing started.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_start(
     config: *const hs_config,
@@ -149,7 +155,7 @@ pub extern "C" fn hs_node_start(
         nc.maintenance_interval = c.maintenance_interval;
         nc.tls = c.cluster_tls.clone();
         let node = Node::start_cluster(nc, cluster, snapshots)?;
-        write(out, Box::into_raw(Box::new(hs_node { node })));
+        write(out, Box::into_raw(Box::new(hs_node { node, events: Default::default() })));
         Ok(())
     })
 }
@@ -242,7 +248,7 @@ pub extern "C" fn hs_node_address(
 
 /// Where this node stands among its peers.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct hs_position {
     /// Index of our name among alive and suspect members sorted by name: this node waits
     /// `index × peer_timeout` before notifying (Alertmanager's `Position()`).
@@ -254,6 +260,13 @@ pub struct hs_position {
     pub blind: bool,
 }
 
+impl From<crate::core::peer::Position> for hs_position {
+    fn from(p: crate::core::peer::Position) -> Self {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self { index: clamp(p.index), visible: clamp(p.visible), blind: p.blind }
+    }
+}
+
 /// The node's position, written to `*position_out`.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_position(
@@ -262,12 +275,7 @@ pub extern "C" fn hs_node_position(
 ) -> hs_result {
     boundary(|| {
         let p = self::node(node)?.position();
-        let out = out_ptr(position_out, "position_out")?;
-        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        write(
-            out,
-            hs_position { index: clamp(p.index), visible: clamp(p.visible), blind: p.blind },
-        );
+        write(out_ptr(position_out, "position_out")?, p.into());
         Ok(())
     })
 }

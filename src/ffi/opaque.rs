@@ -192,27 +192,3 @@ pub extern "C" fn hs_node_wait_states(
         Ok(())
     })
 }
-
-/// The members this node sees alive or suspect, itself included, as lines of
-/// `name TAB address NEWLINE` sorted by name, copied into `buf` (size needed with
-/// `HS_RESULT_BUFFER_TOO_SMALL`). A Redis peer lists the live heartbeat keys, with no
-/// address.
-#[unsafe(no_mangle)]
-pub extern "C" fn hs_node_members(
-    node: *const hs_node,
-    buf: *mut c_char,
-    cap: usize,
-    len_out: *mut usize,
-) -> hs_result {
-    boundary(|| {
-        let text: String = self::node(node)?
-            .visible_members()
-            .iter()
-            .map(|m| match m.addr {
-                Some(addr) => format!("{}\t{addr}\n", m.name),
-                None => format!("{}\t\n", m.name),
-            })
-            .collect();
-        copy_out(text.as_bytes(), buf, cap, len_out)
-    })
-}

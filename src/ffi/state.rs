@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::c_char;
-use std::time::Duration;
 
 use super::node::node;
 use super::{
@@ -61,7 +60,7 @@ pub struct hs_flush {
     pub resolved_len: usize,
     /// The integration's `send_resolved`.
     pub send_resolved: bool,
-    /// The route's `repeat_interval` in milliseconds.
+    /// The route's `repeat_interval` in milliseconds, at most `HS_MAX_DURATION_MS`.
     pub repeat_interval_ms: u64,
     /// Unix time in milliseconds: the wall clock when Dedup runs (0.25) or the flush tick
     /// time (≥ 0.32).
@@ -168,7 +167,7 @@ pub struct hs_silence {
 /// Alertmanagers can differ in length.
 pub const HS_SILENCE_ID_LEN: usize = 36;
 
-fn label_set(labels: *const hs_label, len: usize) -> FfiResult<LabelSet> {
+pub(super) fn label_set(labels: *const hs_label, len: usize) -> FfiResult<LabelSet> {
     let mut set = LabelSet::new();
     for l in bytes(labels, len, "labels")? {
         set.insert(
@@ -194,7 +193,7 @@ fn flush<'a>(f: *const hs_flush) -> FfiResult<(ReceiverRef<'a>, &'a str, Flush<'
         firing: bytes(f.firing, f.firing_len, "firing")?,
         resolved: bytes(f.resolved, f.resolved_len, "resolved")?,
         send_resolved: f.send_resolved,
-        repeat_interval: Duration::from_millis(f.repeat_interval_ms),
+        repeat_interval: super::duration_ms(f.repeat_interval_ms, "repeat_interval_ms")?,
         now: UnixMillis(f.now_ms),
     };
     Ok((receiver(&f.receiver)?, text(f.group_key, "group_key")?, flush))
@@ -333,8 +332,10 @@ fn matcher(m: &hs_matcher) -> FfiResult<Matcher> {
 /// and send it to every peer. Copies the silence's ID into `id_buf` (at least
 /// `HS_SILENCE_ID_LEN` bytes for a new one): a new ID when the update had to replace the
 /// silence. A refused silence gives `HS_RESULT_INVALID_SILENCE` or `HS_RESULT_SILENCE_LIMIT`
-/// with the reason in `hs_last_error_message`; a full outbound queue `HS_RESULT_QUEUE_FULL`,
-/// changing nothing. Uses Alertmanager's `sil`; `hs_node_set_silence_in` names the state.
+/// with the reason in `hs_last_error_message`; one whose encoding exceeds the 4 MiB message
+/// limit (which no peer would accept) `HS_RESULT_MESSAGE_TOO_LARGE`; a full outbound queue
+/// `HS_RESULT_QUEUE_FULL`; each changes nothing. Uses Alertmanager's `sil`;
+/// `hs_node_set_silence_in` names the state.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_node_set_silence(
     node: *const hs_node,
@@ -486,7 +487,8 @@ pub struct hs_flush_entry {
 /// group `group_fingerprint` was first flushed at `flush_time_ms`, in the flush log under
 /// `key` (`flushlog:<org>`; `hs_config_set_flush_log`), and send the entry to every peer. It
 /// expires `expiry_ms` after `now_ms` (Grafana passes `max(2 × group_interval, 24 h)`), or
-/// after the log's retention (120 h) if that is shorter; 0 means the retention. Writes
+/// after the log's retention (120 h) if that is shorter; 0 means the retention; above
+/// `HS_MAX_DURATION_MS` is `HS_RESULT_INVALID_ARGUMENT`. Writes
 /// `false` to `*written_out`, changing nothing, when the stored flush time is later.
 /// `HS_RESULT_FLUSH_LOG_REFUSED` for fingerprint 0 or a time outside Go's range,
 /// `HS_RESULT_NO_SUCH_STATE` without a flush log under `key`, `HS_RESULT_QUEUE_FULL` when
@@ -505,7 +507,10 @@ pub extern "C" fn hs_node_log_flush(
         let n = self::node(node)?;
         let key = text(key, "key")?;
         let out = out_ptr(written_out, "written_out")?;
-        let expiry = (expiry_ms > 0).then(|| Duration::from_millis(expiry_ms));
+        let expiry = match expiry_ms {
+            0 => None,
+            ms => Some(super::duration_ms(ms, "expiry_ms")?),
+        };
         let flushed = Timestamp::from(UnixMillis(flush_time_ms));
         let written = n.log_flush(key, group_fingerprint, flushed, expiry, UnixMillis(now_ms))?;
         write(out, written);

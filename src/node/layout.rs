@@ -163,7 +163,7 @@ impl StatesConfig {
 
     /// The states, each holding what its snapshot in `dir` holds (empty on a first start,
     /// or without `dir`). A corrupt file stops the start with an error naming the file and
-    /// byte; the file is left as it was. An organisation listed twice is refused.
+    /// byte; the file is left as it was. So does a `dir` that cannot be created or written. An organisation listed twice is refused.
     pub fn load(&self, dir: Option<&Path>) -> Result<Cluster, LayoutError> {
         let mut seen = BTreeSet::new();
         if let Some(org) = self.orgs.iter().find(|o| !seen.insert(**o)) {
@@ -189,6 +189,9 @@ impl StatesConfig {
 
     /// [`load`](Self::load) once the organisations are known to be distinct.
     pub(crate) fn load_checked(&self, dir: Option<&Path>) -> Result<Cluster, SnapshotError> {
+        if let Some(dir) = dir {
+            snapshot::check_writable(dir)?;
+        }
         let mut cluster = Cluster::new();
         for s in self.states() {
             match s.kind {

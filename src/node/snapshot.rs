@@ -13,7 +13,7 @@ use crate::core::state::DecodeError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
-    /// Reading failed.
+    /// Reading failed, or (at start) the directory cannot be written.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -51,6 +51,17 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<u64> {
     result.map(|()| bytes.len() as u64)
 }
 
+/// Check at start that snapshots can be written to `dir` (created if missing): a probe file
+/// is created and removed. Without this an unwritable directory shows only later, as a
+/// failed maintenance run, and every change since start is lost at the next restart.
+pub fn check_writable(dir: &Path) -> Result<(), SnapshotError> {
+    let io = |source| SnapshotError::Io { path: dir.to_path_buf(), source };
+    fs::create_dir_all(dir).map_err(io)?;
+    let probe = dir.join(format!(".hearsay-write-check.{:016x}", rand::random::<u64>()));
+    OpenOptions::new().write(true).create_new(true).open(&probe).map_err(io)?;
+    fs::remove_file(&probe).map_err(io)
+}
+
 /// Read `dir/name`; `None` when it does not exist (a first start).
 pub fn read(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, SnapshotError> {
     let path = dir.join(name);
@@ -80,6 +91,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hearsay-snap-{:016x}", rand::random::<u64>()));
         fs::create_dir_all(&dir).expect("temp dir");
         dir
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_written_is_refused() {
+        let dir = scratch();
+        check_writable(&dir.join("new/sub")).expect("created when missing");
+        assert!(dir.join("new/sub").is_dir());
+        assert_eq!(fs::read_dir(dir.join("new/sub")).expect("dir").count(), 0, "probe removed");
+        // Under a regular file: refused even for root, who ignores permission bits.
+        fs::write(dir.join("file"), b"x").expect("file");
+        let e = check_writable(&dir.join("file/sub")).unwrap_err();
+        assert!(matches!(e, SnapshotError::Io { ref path, .. } if path.ends_with("file/sub")));
+        fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]

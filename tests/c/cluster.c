@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "hearsay.h"
@@ -18,6 +19,10 @@ static int failures = 0;
 static hs_str S(const char *s) {
   hs_str out = {s, strlen(s)};
   return out;
+}
+
+static bool same(hs_str s, const char *want) {
+  return s.len == strlen(want) && (s.len == 0 || memcmp(s.data, want, s.len) == 0);
 }
 
 static void last_error(char *buf, size_t cap) {
@@ -220,18 +225,24 @@ static void redis_mode(const char *url) {
   OK(hs_node_wait_ready(r[1], 10000));
   size_t joined = 0;
   EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_join(r[0], S("127.0.0.1:9094"), 100, &joined));
-  char members[256];
   size_t len = 0;
   /* Each re-reads the members every 5 s. */
   hs_position pos;
+  hs_members *list = NULL;
+  const hs_member *array = NULL;
+  size_t count = 0;
   for (int i = 0; i < 1500; i++) {
-    OK(hs_node_members(r[0], members, sizeof members - 1, &len));
-    members[len] = '\0';
+    hs_members_free(list);
+    list = NULL;
+    OK(hs_node_members(r[0], &list));
+    OK(hs_members_array(list, &array, &count));
     OK(hs_node_position(r[1], &pos));
-    if (strstr(members, "c-test:redis-b") != NULL && pos.visible == 2) break;
+    if (count == 2 && pos.visible == 2) break;
     pause_ms(10);
   }
-  CHECK(strcmp(members, "c-test:redis-a\t\nc-test:redis-b\t\n") == 0);
+  CHECK(count == 2 && same(array[0].name, "c-test:redis-a") &&
+        same(array[1].name, "c-test:redis-b") && array[0].address.len == 0);
+  hs_members_free(list);
   CHECK(pos.index == 1 && pos.visible == 2 && !pos.blind);
   hs_matcher matchers[] = {{S("alertname"), S("DiskFull"), HS_MATCH_TYPE_EQUAL}};
   int64_t t0 = now_ms();
@@ -244,13 +255,83 @@ static void redis_mode(const char *url) {
   hs_node_free(r[1]);
 }
 
+/* What the ABI refuses up front: lengths no object can have, absurd durations, a storage dir
+   that cannot be written, a silence no peer would accept. */
+static void refusals(const char *dir, const hs_silence *silence) {
+  hs_config *config = NULL;
+  OK(hs_config_new(&config));
+  hs_str huge = {"x", SIZE_MAX};
+  EXPECT(HS_RESULT_LENGTH_OVERFLOW, hs_config_set_label(config, huge));
+  hs_str negative = {"x", (size_t)PTRDIFF_MAX + 1};
+  EXPECT(HS_RESULT_LENGTH_OVERFLOW, hs_config_set_name(config, negative));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_config_set_retention_ms(config, HS_MAX_DURATION_MS + 1));
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_config_set_gossip_interval_ms(config, UINT64_MAX));
+  OK(hs_config_set_retention_ms(config, HS_MAX_DURATION_MS));
+  OK(hs_config_set_bind_address(config, S("127.0.0.1:0")));
+
+  /* A regular file where the storage dir should be: refused at start, even for root. */
+  char path[4096];
+  snprintf(path, sizeof path, "%s/not-a-dir", dir);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+  snprintf(path, sizeof path, "%s/not-a-dir/sub", dir);
+  OK(hs_config_set_storage_dir(config, S(path)));
+  hs_node *node = NULL;
+  EXPECT(HS_RESULT_IO, hs_node_start(config, &node));
+  CHECK(node == NULL);
+  char msg[512];
+  last_error(msg, sizeof msg);
+  CHECK(strstr(msg, "not-a-dir/sub") != NULL);
+  hs_config_free(config);
+
+  node = start("refusals", NULL);
+  uint64_t hash = 1;
+  hs_flush flush = {{S("r"), S("webhook"), 0}, S("{}"), &hash, 1, NULL, 0, false, 1000, now_ms()};
+  hs_decision d;
+  flush.firing_len = SIZE_MAX / 8 + 1;
+  EXPECT(HS_RESULT_LENGTH_OVERFLOW, hs_node_should_notify(node, &flush, &d));
+  flush.firing_len = 1;
+  flush.repeat_interval_ms = UINT64_MAX;
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_should_notify(node, &flush, &d));
+  bool written = false;
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_log_flush(node, S("flushlog:1"), 1, now_ms(),
+                                                       HS_MAX_DURATION_MS + 1, now_ms(),
+                                                       &written));
+
+  /* Over the 4 MiB message limit: refused, not accepted and then never replicated. */
+  size_t big_len = (4u << 20) + 1;
+  char *big = malloc(big_len);
+  memset(big, 'x', big_len);
+  hs_silence too_big = *silence;
+  too_big.id = S("");
+  too_big.comment = (hs_str){big, big_len};
+  too_big.starts_at_ms = now_ms();
+  too_big.ends_at_ms = too_big.starts_at_ms + 3600 * 1000;
+  char id[HS_SILENCE_ID_LEN];
+  size_t id_len = 0;
+  EXPECT(HS_RESULT_MESSAGE_TOO_LARGE,
+         hs_node_set_silence(node, &too_big, now_ms(), id, sizeof id, &id_len));
+  size_t muted = 0;
+  OK(hs_node_mutes(node, ALERT, 2, now_ms(), &muted));
+  CHECK(muted == 0);
+  free(big);
+  hs_node_free(node);
+  printf("refused: overlong lengths, absurd durations, an unwritable dir, a 4 MiB silence\n");
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: %s <scratch dir> <redis url>\n", argv[0]);
     return 2;
   }
   const char *dir = argv[1];
-  printf("hearsay %s\n", hs_version());
+  hs_str version = hs_version();
+  printf("hearsay %.*s\n", (int)version.len, version.data);
+  char macros[64];
+  snprintf(macros, sizeof macros, "%d.%d.%d", HS_VERSION_MAJOR, HS_VERSION_MINOR,
+           HS_VERSION_PATCH);
+  CHECK(same(version, macros));
 
   /* Two nodes; b joins a. */
   hs_node *a = start("a", dir);
@@ -273,6 +354,31 @@ int main(int argc, char **argv) {
   printf("a at %s: position %u of %u, b: position %u\n", addr, pa.index, pa.visible, pb.index);
   CHECK(pb.visible == 2 && pa.index + pb.index == 1 && !pb.blind);
   OK(hs_node_wait_ready(b, 10000));
+  /* The members as structs, sorted by name. */
+  hs_members *list = NULL;
+  const hs_member *array = NULL;
+  size_t count = 0;
+  OK(hs_node_members(b, &list));
+  OK(hs_members_array(list, &array, &count));
+  CHECK(count == 2 && same(array[0].name, "a") && same(array[0].address, addr) &&
+        same(array[1].name, "b") && array[1].address.len > 0);
+  hs_members_free(list);
+  hs_members_free(NULL);
+  EXPECT(HS_RESULT_NULL_PARAMETER, hs_node_members(b, NULL));
+  /* Events: the first poll tells everything visible and the position; then nothing. */
+  hs_event events[8];
+  size_t n_events = 0;
+  OK(hs_node_poll_events(b, events, 1, &n_events));
+  CHECK(n_events == 1 && events[0].kind == HS_EVENT_KIND_MEMBER_JOINED &&
+        same(events[0].member.name, "a") && same(events[0].member.address, addr));
+  OK(hs_node_poll_events(b, events, 8, &n_events));
+  CHECK(n_events == 2 && events[0].kind == HS_EVENT_KIND_MEMBER_JOINED &&
+        same(events[0].member.name, "b") && events[1].kind == HS_EVENT_KIND_POSITION_CHANGED &&
+        events[1].position.visible == 2 && events[1].position.index == pb.index);
+  OK(hs_node_poll_events(b, events, 8, &n_events));
+  CHECK(n_events == 0);
+  OK(hs_node_poll_events(b, NULL, 0, &n_events));
+  CHECK(n_events == 0);
   bool ready = false;
   OK(hs_node_is_ready(b, &ready));
   CHECK(ready);
@@ -288,6 +394,46 @@ int main(int argc, char **argv) {
   CHECK(id_len == HS_SILENCE_ID_LEN);
   CHECK(wait_mutes(b, 1) == 1);
   printf("silence %s mutes the alert on b\n", id);
+
+  /* Reading it back on b: by ID, by state, by the alert it mutes. */
+  hs_str ids[] = {{id, id_len}};
+  hs_silence_query by_id = {ids, 1, 0, NULL, 0, false};
+  hs_silences *found = NULL;
+  const hs_silence_info *info = NULL;
+  size_t n_found = 0;
+  OK(hs_node_query_silences(b, &by_id, now_ms(), &found));
+  OK(hs_silences_array(found, &info, &n_found));
+  CHECK(n_found == 1 && same(info[0].id, id) && info[0].state == HS_SILENCE_STATE_ACTIVE &&
+        info[0].starts_at_ms == t0 && same(info[0].comment, "maintenance") &&
+        same(info[0].created_by, "c-test") && info[0].matcher_sets_len == 1 &&
+        info[0].matcher_sets[0].matchers_len == 1 &&
+        same(info[0].matcher_sets[0].matchers[0].value, "Disk.*") &&
+        info[0].matcher_sets[0].matchers[0].match_type == HS_MATCH_TYPE_REGEXP);
+  hs_silences_free(found);
+  hs_silence_query expired = {NULL, 0, 1u << HS_SILENCE_STATE_EXPIRED, NULL, 0, false};
+  OK(hs_node_query_silences(b, &expired, now_ms(), &found));
+  OK(hs_silences_array(found, &info, &n_found));
+  CHECK(n_found == 0 && info == NULL);
+  hs_silences_free(found);
+  hs_silence_query muting = {NULL, 0, 0, ALERT, 2, true};
+  OK(hs_node_query_silences(b, &muting, now_ms(), &found));
+  OK(hs_silences_array(found, &info, &n_found));
+  CHECK(n_found == 1);
+  hs_silences_free(found);
+  hs_label other[] = {{S("alertname"), S("CpuHot")}};
+  hs_silence_query not_muting = {NULL, 0, 0, other, 1, true};
+  OK(hs_node_query_silences(b, &not_muting, now_ms(), &found));
+  OK(hs_silences_array(found, &info, &n_found));
+  CHECK(n_found == 0);
+  hs_silences_free(found);
+  OK(hs_node_query_silences(b, NULL, now_ms(), &found));
+  OK(hs_silences_array(found, &info, &n_found));
+  CHECK(n_found == 1);
+  hs_silences_free(found);
+  hs_silences_free(NULL);
+  hs_silence_query bad_states = {NULL, 0, 1u << 5, NULL, 0, false};
+  EXPECT(HS_RESULT_INVALID_ARGUMENT, hs_node_query_silences(b, &bad_states, now_ms(), &found));
+  printf("b lists the silence by ID, state and alert\n");
 
   /* Dedup: b would notify first; once a logs the notification, b skips. */
   uint64_t firing[1];
@@ -400,8 +546,8 @@ int main(int argc, char **argv) {
   metrics[len] = '\0';
   CHECK(strstr(metrics, "alertmanager_cluster_members 2") != NULL);
   CHECK(strstr(metrics, "alertmanager_silences_query_duration_seconds_count") != NULL);
-  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"null_parameter\"} 5") != NULL);
-  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_argument\"} 4") != NULL);
+  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"null_parameter\"} 6") != NULL);
+  CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_argument\"} 5") != NULL);
   CHECK(strstr(metrics, "hearsay_ffi_errors_total{result=\"invalid_silence\"} 1") != NULL);
   free(metrics);
   OK(hs_result_message(HS_RESULT_CORRUPT_SNAPSHOT, msg, sizeof msg - 1, &len));
@@ -430,6 +576,19 @@ int main(int argc, char **argv) {
   OK(hs_node_set_silence(a, &keep, now_ms(), id, sizeof id, &id_len));
   OK(hs_node_leave(a, 2000));
   hs_node_free(a);
+  /* b sees a go: a member event, then its position among one. */
+  bool left = false, alone = false;
+  for (int i = 0; i < 1000 && !(left && alone); i++) {
+    OK(hs_node_poll_events(b, events, 8, &n_events));
+    for (size_t e = 0; e < n_events; e++) {
+      left |= events[e].kind == HS_EVENT_KIND_MEMBER_LEFT && same(events[e].member.name, "a");
+      alone |= events[e].kind == HS_EVENT_KIND_POSITION_CHANGED &&
+               events[e].position.visible == 1;
+    }
+    if (!(left && alone)) pause_ms(10);
+  }
+  CHECK(left && alone);
+  printf("b was told a left\n");
   hs_node_free(b);
   a = start("a", dir);
   size_t muted = 0;
@@ -438,6 +597,7 @@ int main(int argc, char **argv) {
   printf("a restarted from %s with %zu muting silence\n", dir, muted);
   hs_node_free(a);
 
+  refusals(dir, &silence);
   redis_mode(argv[2]);
   organisations();
 

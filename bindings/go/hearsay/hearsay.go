@@ -33,7 +33,7 @@ import (
 )
 
 // Version is the library's version.
-func Version() string { return C.GoString(C.hs_version()) }
+func Version() string { v := C.hs_version(); return C.GoStringN(v.data, C.int(v.len)) }
 
 // Config says how a node starts. Zero fields take Alertmanager's defaults, or with
 // GrafanaConfigFile what that file says; fields set here override the file.
@@ -553,17 +553,28 @@ func (m Member) Address() string { return m.address }
 
 // Members lists the alive and suspect members, this node included, sorted by name.
 func (n *Node) Members() ([]Member, error) {
-	s, err := n.text(func(node *C.hs_node, b *C.char, c C.size_t, l *C.size_t) C.hs_result {
-		return C.hs_node_members(node, b, c, l)
+	var members []Member
+	err := n.with(func(node *C.hs_node) C.hs_result {
+		var list *C.hs_members
+		if r := C.hs_node_members(node, &list); r != C.HS_RESULT_OK {
+			return r
+		}
+		defer C.hs_members_free(list)
+		var array *C.hs_member
+		var count C.size_t
+		if r := C.hs_members_array(list, &array, &count); r != C.HS_RESULT_OK {
+			return r
+		}
+		for _, m := range unsafe.Slice(array, int(count)) {
+			members = append(members, Member{
+				name:    C.GoStringN(m.name.data, C.int(m.name.len)),
+				address: C.GoStringN(m.address.data, C.int(m.address.len)),
+			})
+		}
+		return C.HS_RESULT_OK
 	})
 	if err != nil {
 		return nil, err
-	}
-	var members []Member
-	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
-		if name, addr, ok := strings.Cut(line, "\t"); ok {
-			members = append(members, Member{name: name, address: addr})
-		}
 	}
 	return members, nil
 }

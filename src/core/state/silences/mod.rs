@@ -167,6 +167,17 @@ pub enum SilenceError {
         /// The limit.
         limit: usize,
     },
+    /// The encoded silence exceeds the per-message limit every peer and snapshot reader
+    /// enforces ([`delimited::MAX_MESSAGE_LEN`], 4 MiB as Alertmanager ≥ 0.32): accepted, it
+    /// would never replicate nor load back. Checked whatever `max_silence_size_bytes` says.
+    /// State unchanged.
+    #[error("silence of {size} bytes exceeds the {limit}-byte message limit")]
+    ExceedsMessageLimit {
+        /// Its encoded size, as gossip and snapshots carry it.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Why GC reports a problem. The state *has* changed: everything due was removed.
@@ -796,6 +807,15 @@ impl Silences {
         let size = proto::mesh_size(silence, expires_at);
         if limit > 0 && size > limit {
             return Err(SilenceError::TooLarge { size, limit });
+        }
+        // The wire form repeats the first matcher set, so it is larger than `size`; encoding
+        // it is the exact measure, and a write is rare next to the reads.
+        let wire = proto::encode_mesh(silence, expires_at).len();
+        if wire > delimited::MAX_MESSAGE_LEN {
+            return Err(SilenceError::ExceedsMessageLimit {
+                size: wire,
+                limit: delimited::MAX_MESSAGE_LEN,
+            });
         }
         Ok(())
     }

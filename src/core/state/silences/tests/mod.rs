@@ -435,6 +435,22 @@ fn limits_apply_to_local_writes_only() {
     assert_eq!(s.merge(&peer(&big, ts(HOUR)), at(0)), Ok(1), "gossip is not limited");
 }
 
+#[test]
+fn a_silence_over_the_message_limit_is_refused_without_a_size_limit() {
+    let mut s = Silences::new(SilencesConfig::default(), 1);
+    let mut big = silence(vec![eq("a", "1")], 0, HOUR);
+    big.comment = "x".repeat(delimited::MAX_MESSAGE_LEN);
+    let e = s.set(big.clone(), at(0)).unwrap_err();
+    assert!(
+        matches!(e, SilenceError::ExceedsMessageLimit { size, limit: delimited::MAX_MESSAGE_LEN }
+            if size > delimited::MAX_MESSAGE_LEN),
+        "{e:?}"
+    );
+    assert_eq!(s.len(), 0, "nothing stored");
+    big.comment = "x".repeat(delimited::MAX_MESSAGE_LEN - 1024);
+    assert!(s.set(big, at(0)).is_ok(), "just under the limit fits");
+}
+
 // ---------------------------------------------------------------------------------------
 // Merge.
 
