@@ -135,6 +135,50 @@ typedef uint32_t hs_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What `hs_node_add_state` did with the key.
+enum hs_state_added
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The key was free.
+  HS_STATE_ADDED_NEW = 0,
+  // A native state held the key (Alertmanager's `nfl`/`sil`, an organisation's
+  // `silences:<org>`, ...): it is switched off, its calls return `HS_RESULT_NO_SUCH_STATE`,
+  // and `hearsay_native_state_switched_off{key}` is 1.
+  HS_STATE_ADDED_TOOK_NATIVE = 1,
+  // The host had registered the key already: its state object is replaced; payloads queued
+  // for the key stay queued for the new one.
+  HS_STATE_ADDED_REPLACED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum hs_state_added hs_state_added;
+#else
+typedef uint32_t hs_state_added;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// How a node carries states' updates.
+enum hs_transport
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // memberlist gossip: small updates are gossiped (and sent to each member over TCP by
+  // their writer), larger ones sent over TCP.
+  HS_TRANSPORT_GOSSIP = 0,
+  // Redis pub/sub in Grafana's layout: one publish reaches every member.
+  HS_TRANSPORT_REDIS = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum hs_transport hs_transport;
+#else
+typedef uint32_t hs_transport;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // What [`hs_node_next_state_payload`] found.
 enum hs_payload_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -502,6 +546,23 @@ hs_result hs_config_add_org(struct hs_config *config, int64_t org_id);
 // organisations.
 hs_result hs_config_set_flush_log(struct hs_config *config, bool enabled);
 
+// Register the native state the layout puts under `native_key` (`nfl`, `sil`, or an
+// organisation's `notificationlog:<org>`, `silences:<org>`, `flushlog:<org>`) under `key`
+// instead, so that the host can register its own state under `native_key` and keep both. The
+// state keeps its snapshot file; the calls without a key (`hs_node_set_silence`, ...) still
+// act on `nfl`/`sil`, so use the `_in` forms with `key`. An empty `key` is
+// `HS_RESULT_INVALID_ARGUMENT`; a `native_key` not in the layout, or two states on one key,
+// is `HS_RESULT_INVALID_CONFIG` at `hs_node_start`.
+hs_result hs_config_set_state_key(struct hs_config *config,
+                                  struct hs_str native_key,
+                                  struct hs_str key);
+
+// Leave out the native state the layout puts under `native_key`: the node neither carries
+// nor snapshots it. A `native_key` not in the layout is `HS_RESULT_INVALID_CONFIG` at
+// `hs_node_start`. (A host's `hs_node_add_state` of a native key switches that state off by
+// itself; this does it from the start.)
+hs_result hs_config_switch_off_state(struct hs_config *config, struct hs_str native_key);
+
 // GC and snapshot period in milliseconds (`--data.maintenance-interval`, 15 min).
 hs_result hs_config_set_maintenance_interval_ms(struct hs_config *config, uint64_t ms);
 
@@ -538,6 +599,15 @@ hs_result hs_config_set_redis_sentinel(struct hs_config *config,
                                        struct hs_str addrs,
                                        struct hs_str username,
                                        struct hs_str password);
+
+// Redis Cluster (`ha_redis_cluster_mode_enabled`): read the slot map from the nodes at
+// `addrs`, a comma list of `host:port` (`ha_redis_address` in Cluster mode), send each key
+// to the master owning its slot and follow `MOVED`/`ASK` redirections. The URL of
+// `hs_config_set_redis` (still required) gives the scheme and credentials, its host unused;
+// its database must be 0. An empty list is `HS_RESULT_INVALID_ARGUMENT`; with Sentinel also
+// set, `hs_node_new` fails (the two are exclusive). Not thread-safe, like every
+// `hs_config_*` call.
+hs_result hs_config_set_redis_cluster(struct hs_config *config, struct hs_str addrs);
 
 // The Redis logical database to `SELECT` (`ha_redis_db`, default 0), over the URL's path.
 // `HS_RESULT_INVALID_ARGUMENT` when negative.
@@ -699,10 +769,18 @@ hs_result hs_node_use_key(const struct hs_node *node, const uint8_t *key, size_t
 // installed is no error. Thread-safe.
 hs_result hs_node_remove_key(const struct hs_node *node, const uint8_t *key, size_t len);
 
-// Register a host-owned state under `key` (`HS_RESULT_INVALID_ARGUMENT` if the key is taken;
-// `nfl` and `sil` are the node's own). Register before joining so the first push/pull
-// carries it. Peers' payloads for it queue, up to 4,096, until taken.
-hs_result hs_node_add_state(const struct hs_node *node, struct hs_str key);
+// Register a host-owned state under `key`; what happened goes to `*added_out`. The host's
+// keys win: Alertmanager and Grafana register their states under the keys they always use,
+// so a native state there is switched off (`HS_STATE_ADDED_TOOK_NATIVE`; keep it with
+// `hs_config_set_state_key`). Register before joining so the first push/pull carries it.
+// Peers' payloads for it queue, up to 4,096, until taken.
+hs_result hs_node_add_state(const struct hs_node *node,
+                            struct hs_str key,
+                            hs_state_added *added_out);
+
+// The node's transport, to `*transport_out`: what a host's `ReliableDelivery` answer rests
+// on (Grafana's `ClusterChannel`: on Redis every update reached every member).
+hs_result hs_node_transport(const struct hs_node *node, hs_transport *transport_out);
 
 // Set the full state of `key` that push/pulls send to peers (the host's `MarshalBinary`);
 // `len` bytes at `data` are copied.
