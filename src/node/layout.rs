@@ -254,6 +254,25 @@ pub enum LayoutError {
     KeyTwice(String),
 }
 
+/// `state` with the journal of its snapshot `file` merged on top: the writes acknowledged
+/// after that snapshot was taken, by a process that did not live to write the next one.
+fn replayed<S: Replicated>(
+    dir: Option<&Path>,
+    file: &str,
+    mut state: S,
+) -> Result<S, SnapshotError> {
+    let Some(dir) = dir else { return Ok(state) };
+    let now = super::wall_clock();
+    let merged = journal::replay(dir, file, |data| {
+        state.merge(data, now).map(drop).map_err(|e| e.to_string())
+    })
+    .map_err(|source| SnapshotError::Io { path: dir.join(file), source })?;
+    if merged > 0 {
+        log::info!("{file}: merged {merged} journaled writes made after its last snapshot");
+    }
+    Ok(state)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,23 +304,4 @@ mod tests {
         );
         assert!(c.load(None).is_err());
     }
-}
-
-/// `state` with the journal of its snapshot `file` merged on top: the writes acknowledged
-/// after that snapshot was taken, by a process that did not live to write the next one.
-fn replayed<S: Replicated>(
-    dir: Option<&Path>,
-    file: &str,
-    mut state: S,
-) -> Result<S, SnapshotError> {
-    let Some(dir) = dir else { return Ok(state) };
-    let now = super::wall_clock();
-    let merged = journal::replay(dir, file, |data| {
-        state.merge(data, now).map(drop).map_err(|e| e.to_string())
-    })
-    .map_err(|source| SnapshotError::Io { path: dir.join(file), source })?;
-    if merged > 0 {
-        log::info!("{file}: merged {merged} journaled writes made after its last snapshot");
-    }
-    Ok(state)
 }
