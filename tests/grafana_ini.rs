@@ -363,7 +363,10 @@ fn a_bad_key_is_a_clear_error() {
     let e = refused("[unified_alerting]\nha_peer = 10.0.0.5:9094\n", &[]);
     assert!(e.contains("line 2") && e.contains("did you mean ha_peers"), "{e}");
     let e = refused("[unified_alerting]\nha_redis_cluster_mode_enabled = true\n", &[]);
-    assert!(e.contains("ha_redis_cluster_mode_enabled") && e.contains("not supported yet"), "{e}");
+    assert!(
+        e.contains("ha_redis_cluster_mode_enabled") && e.contains("needs ha_redis_address"),
+        "{e}"
+    );
     let e = refused("[unified_alerting]\n", &[("GF_UNIFIED_ALERTING_HA_PEERS", "no-port")]);
     assert!(e.contains("environment variable GF_UNIFIED_ALERTING_HA_PEERS"), "{e}");
 }

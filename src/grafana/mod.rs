@@ -547,6 +547,14 @@ impl Keys<'_> {
                        (ha_redis_sentinel_mode_enabled is on too)";
             return Err(self.error("ha_redis_cluster_mode_enabled", origin.clone(), why.into()));
         }
+        // Without addresses Grafana would fall back to memberlist on 0.0.0.0:9094: an
+        // operator who asked for Redis Cluster should hear that nothing names the cluster.
+        if let Some((true, origin)) = cluster
+            && self.string("ha_redis_address")?.is_none()
+        {
+            let why = "needs ha_redis_address, the comma list of the cluster's nodes";
+            return Err(self.error("ha_redis_cluster_mode_enabled", origin, why.into()));
+        }
         let flags = [(
             "ha_single_node_evaluation",
             "single-node evaluation (alerts broadcast from position 0) is not supported yet",
